@@ -1,0 +1,608 @@
+"""Keras 3 losses: CC label smoothing, the continuous-categorical likelihood, TRI and JSD.
+
+Thin Keras 3 wrappers over the pure-TensorFlow math of :mod:`keras_cc.ops`; they follow
+``keras.losses.CategoricalCrossentropy``'s conventions (``from_logits=False``, ``axis``,
+``reduction``, ``name``, ``dtype``) and need the TensorFlow backend of Keras 3.
+
+Equation numbers: "CC paper" is Gordon-Rodriguez et al., "Uses and Abuses of the
+Cross-Entropy Loss"; "correlations paper" is Connor et al., Entropy 26 (2024) 491.
+
+Conventions shared by every loss and function here:
+
+* Predictions are probabilities by default (the output of a softmax layer). As in Keras'
+  cross-entropy they are renormalized to sum to 1 and clipped to
+  ``[epsilon, 1 - epsilon]`` (``epsilon = keras.config.epsilon()``) before logs are
+  taken, so ``log C⁻¹(log f)`` and every gradient stay finite. When the probabilities
+  come straight out of a softmax in a compiled model, the logits behind it are used
+  instead, again exactly as Keras' cross-entropy does. ``from_logits=True`` takes logits.
+* float16 / bfloat16 inputs are computed in float32 (mixed precision); the per-example
+  values come back in float32 (float64 inputs stay float64).
+* Shapes of ``y_true`` and ``y_pred`` must agree (a ``ValueError`` names both).
+"""
+
+import warnings
+
+import keras
+import tensorflow as tf
+from tensorflow.python.framework import ops as tf_framework_ops
+from tensorflow.python.ops import control_flow_util
+
+from keras_cc import ops as cc_ops
+from keras_cc.ops import divergences
+from keras_cc.ops.softmax import check_temperature
+
+__all__ = [
+    "CCLabelSmoothing",
+    "SparseCCLabelSmoothing",
+    "ContinuousCategoricalLoss",
+    "TriangularDivergence",
+    "JensenShannonDivergence",
+    "cc_label_smoothing",
+    "sparse_cc_label_smoothing",
+    "continuous_categorical_nll",
+    "triangular_divergence",
+    "jensen_shannon_divergence",
+    "validate_simplex",
+]
+
+_PACKAGE = "keras_cc"
+_HALF_PRECISION = (tf.float16, tf.bfloat16)
+# Tolerance on |Σ y - 1| when targets are validated (float32 one-hots from a softmax
+# teacher are typically within 1e-6; 1e-3 also admits rounded, stored targets).
+SIMPLEX_ATOL = 1e-3
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _require_tensorflow_backend(what):
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{what} computes with TensorFlow (keras_cc.ops) and needs Keras 3's "
+            f"TensorFlow backend; the active backend is {backend!r}. "
+            "Set KERAS_BACKEND=tensorflow before importing keras."
+        )
+
+
+def _check_label_smoothing(label_smoothing):
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
+        raise ValueError(
+            "`label_smoothing` must be a float in [0, 1); received "
+            f"label_smoothing={label_smoothing!r}."
+        )
+    if not 0.0 <= float(label_smoothing) < 1.0:
+        raise ValueError(
+            "`label_smoothing` must lie in [0, 1) (1 would erase the label); received "
+            f"label_smoothing={label_smoothing!r}."
+        )
+    return float(label_smoothing)
+
+
+def _check_axis(axis):
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise ValueError(f"`axis` must be an int; received axis={axis!r}.")
+    return axis
+
+
+def _in_xla_context():
+    return control_flow_util.GraphOrParentsInXlaContext(tf_framework_ops.get_default_graph())
+
+
+# ----------------------------------------------------------------------- conversions
+
+
+def _compute_dtype(x):
+    x = tf.convert_to_tensor(x)
+    if x.dtype in _HALF_PRECISION or not x.dtype.is_floating:
+        return tf.float32
+    return x.dtype
+
+
+def _move_axis_last(x, axis):
+    rank = x.shape.rank
+    if rank is None:
+        raise ValueError(f"Inputs need a known rank; received shape {x.shape}.")
+    axis = axis % rank if rank else 0
+    if axis == rank - 1:
+        return x
+    perm = [i for i in range(rank) if i != axis] + [axis]
+    return tf.transpose(x, perm)
+
+
+def _softmax_logits(y_pred):
+    """The logits behind a softmax output, or None (mirrors Keras' cross-entropy)."""
+    logits = getattr(y_pred, "_keras_logits", None)
+    if logits is not None:
+        return logits
+    if (
+        hasattr(y_pred, "op")
+        and not isinstance(y_pred, tf.__internal__.EagerTensor | tf.Variable)
+        and y_pred.op.type == "Softmax"
+        and len(y_pred.op.inputs) == 1
+    ):
+        return y_pred.op.inputs[0]
+    return None
+
+
+def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
+    """Log-probabilities (float32 or float64), event axis last, from ``y_pred``.
+
+    Logits go through ``log_softmax``; probabilities are renormalized and clipped to
+    ``[epsilon, 1 - epsilon]`` as in Keras' cross-entropy, unless they came out of a
+    softmax whose logits can be recovered.
+    """
+    y_pred = tf.convert_to_tensor(y_pred)
+    dtype = _compute_dtype(y_pred)
+    hidden_logits = _softmax_logits(y_pred)
+    if hidden_logits is not None:
+        if from_logits:
+            warnings.warn(
+                f"`{fn_name}` received `from_logits=True`, but `y_pred` was produced "
+                "by a softmax and thus does not hold logits. Was this intended?",
+                stacklevel=3,
+            )
+        # Softmax over the last axis is Keras' default; anything else keeps probabilities.
+        if axis in (-1, y_pred.shape.rank - 1):
+            y_pred, from_logits = hidden_logits, True
+    y_pred = _move_axis_last(tf.cast(y_pred, dtype), axis)
+    if from_logits:
+        return tf.nn.log_softmax(y_pred, axis=-1)
+    y_pred = y_pred / tf.reduce_sum(y_pred, axis=-1, keepdims=True)
+    epsilon = keras.config.epsilon()
+    return tf.math.log(tf.clip_by_value(y_pred, epsilon, 1.0 - epsilon))
+
+
+def _targets(y_true, dtype, axis):
+    return _move_axis_last(tf.cast(tf.convert_to_tensor(y_true), dtype), axis)
+
+
+def _check_same_shape(y_true, y_pred, fn_name):
+    y_true_shape = tf.convert_to_tensor(y_true).shape
+    y_pred_shape = tf.convert_to_tensor(y_pred).shape
+    if not y_true_shape.is_compatible_with(y_pred_shape):
+        raise ValueError(
+            f"`{fn_name}`: `y_true` and `y_pred` must have the same shape; received "
+            f"y_true.shape={y_true_shape}, y_pred.shape={y_pred_shape}."
+        )
+
+
+def _smooth(one_hot, label_smoothing):
+    """``y_LS = (1 - ε) y + ε / K`` (CC paper eq. 5)."""
+    if not label_smoothing:
+        return one_hot
+    num_classes = tf.cast(tf.shape(one_hot)[-1], one_hot.dtype)
+    return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
+def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
+    """Asserts that ``y_true`` lies on the probability simplex along ``axis``.
+
+    Raises ``tf.errors.InvalidArgumentError`` naming ``name``, the offending values and
+    the tolerance if any entry is negative or a row does not sum to 1 within ``atol``.
+    XLA ignores assertions, so inside an XLA-compiled function (``jit_compile=True``)
+    this raises a ``ValueError`` at trace time instead: validate the data beforehand
+    (eagerly) or compile with ``jit_compile=False``. Returns ``y_true`` (float).
+    """
+    if _in_xla_context():
+        raise ValueError(
+            f"Validating that `{name}` lies on the simplex cannot run inside an "
+            "XLA-compiled function (XLA drops assertions). Compile the model with "
+            "jit_compile=False, or call keras_cc.losses.validate_simplex(targets) on the "
+            "data before training and keep validate=False."
+        )
+    y_true = tf.convert_to_tensor(y_true)
+    if not y_true.dtype.is_floating:
+        y_true = tf.cast(y_true, tf.float32)
+    y_true = _move_axis_last(y_true, axis)
+    totals = tf.reduce_sum(y_true, axis=-1)
+    checks = [
+        tf.debugging.assert_non_negative(
+            y_true, message=f"`{name}` must lie on the simplex: it has negative entries"
+        ),
+        tf.debugging.assert_near(
+            totals,
+            tf.ones_like(totals),
+            atol=atol,
+            rtol=0.0,
+            message=f"`{name}` must lie on the simplex: its rows must sum to 1 (atol={atol})",
+            summarize=8,
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(y_true)
+
+
+# --------------------------------------------------------------- functional forms
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+def continuous_categorical_nll(
+    y_true, y_pred, from_logits=False, temperature=1.0, validate=False, axis=-1
+):
+    """Negative log-likelihood of soft targets under a continuous-categorical (CC).
+
+    CC paper eq. 2: with natural parameter ``η = log f / t`` (``f`` the predicted
+    probabilities, ``t`` the temperature; ``η = z / t`` for logits ``z``),
+    ``-log p(y; η) = -Σ y_k η_k + log C⁻¹(η)`` where ``log C⁻¹`` is
+    :func:`keras_cc.ops.cc_log_normalizer`. For ``t = 1`` this is
+    ``CE(y, f) + log C⁻¹(log f)`` (CC paper eq. 7). Returns one value per example.
+
+    Args:
+        y_true: targets on the simplex, same shape as ``y_pred``.
+        y_pred: probabilities (default) or logits (``from_logits=True``).
+        from_logits: whether ``y_pred`` holds logits.
+        temperature: ``t > 0`` dividing the natural parameter (distillation).
+        validate: assert that ``y_true`` lies on the simplex (see
+            :func:`validate_simplex`; not available under XLA).
+        axis: the class axis.
+    """
+    _check_axis(axis)
+    temperature = check_temperature(temperature)
+    if temperature is None:
+        raise ValueError("`temperature` must be a Python float > 0.")
+    _check_same_shape(y_true, y_pred, "continuous_categorical_nll")
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, "continuous_categorical_nll")
+    if validate:
+        y_true = validate_simplex(y_true, axis=axis)
+        axis_for_targets = -1
+    else:
+        axis_for_targets = axis
+    y = _targets(y_true, log_f.dtype, axis_for_targets)
+    eta = log_f if temperature == 1.0 else log_f / temperature
+    return cc_ops.cc_log_normalizer(eta) - tf.reduce_sum(y * eta, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, axis=-1):
+    """CC label smoothing (CC paper eq. 7): the CC likelihood of label-smoothed targets.
+
+    ``CE(y_LS, f) + log C⁻¹(log f)`` with ``y_LS = (1 - ε) y + ε/K`` (eq. 5), i.e. the
+    label-smoothed cross-entropy plus the CC log-normalizer of the predicted
+    log-probabilities. One-hot ``y_true``; one value per example.
+    """
+    _check_axis(axis)
+    label_smoothing = _check_label_smoothing(label_smoothing)
+    _check_same_shape(y_true, y_pred, "cc_label_smoothing")
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, "cc_label_smoothing")
+    y = _smooth(_targets(y_true, log_f.dtype, axis), label_smoothing)
+    return cc_ops.cc_log_normalizer(log_f) - tf.reduce_sum(y * log_f, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, axis=-1):
+    """:func:`cc_label_smoothing` with integer class labels ``y_true``.
+
+    ``y_true`` has the shape of ``y_pred`` without the class axis (a trailing axis of
+    size 1 is accepted). Labels outside ``[0, K)`` raise ``InvalidArgumentError`` (in
+    eager and graph mode; under XLA such rows give NaN, as Keras' sparse cross-entropy
+    does on GPUs).
+    """
+    _check_axis(axis)
+    label_smoothing = _check_label_smoothing(label_smoothing)
+    y_pred = tf.convert_to_tensor(y_pred)
+    y_true = tf.convert_to_tensor(y_true)
+    rank = y_pred.shape.rank
+    if y_true.shape.rank == rank and y_true.shape[axis] == 1:
+        y_true = tf.squeeze(y_true, axis=axis)
+    expected = y_pred.shape[: axis % rank] + y_pred.shape[axis % rank + 1 :]
+    if not y_true.shape.is_compatible_with(expected):
+        raise ValueError(
+            "`sparse_cc_label_smoothing`: `y_true` must hold one integer label per "
+            f"example, shape {expected}; received y_true.shape={y_true.shape}, "
+            f"y_pred.shape={y_pred.shape}."
+        )
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, "sparse_cc_label_smoothing")
+    num_classes = tf.shape(log_f)[-1]
+    labels = tf.cast(y_true, tf.int32)
+    valid = tf.logical_and(labels >= 0, labels < num_classes)
+    if not _in_xla_context():
+        with tf.control_dependencies(
+            [
+                tf.debugging.Assert(
+                    tf.reduce_all(valid),
+                    ["`y_true` labels must lie in [0, num_classes); num_classes =", num_classes],
+                )
+            ]
+        ):
+            labels = tf.identity(labels)
+    y = _smooth(tf.one_hot(labels, num_classes, dtype=log_f.dtype), label_smoothing)
+    loss = cc_ops.cc_log_normalizer(log_f) - tf.reduce_sum(y * log_f, axis=-1)
+    return tf.where(valid, loss, tf.constant(float("nan"), loss.dtype))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1):
+    """Triangular divergence ``TRI(y, f)`` (correlations paper eq. 5), one value per example."""
+    _check_axis(axis)
+    _check_same_shape(y_true, y_pred, "triangular_divergence")
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, "triangular_divergence")
+    y = _targets(y_true, log_f.dtype, axis)
+    return divergences.triangular_divergence(y, tf.exp(log_f))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1):
+    """Jensen–Shannon divergence ``JSD(y, f)`` in ``[0, 1]`` (correlations paper eq. 4, base 2)."""
+    _check_axis(axis)
+    _check_same_shape(y_true, y_pred, "jensen_shannon_divergence")
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, "jensen_shannon_divergence")
+    y = _targets(y_true, log_f.dtype, axis)
+    return divergences.jensen_shannon_divergence(y, tf.exp(log_f))
+
+
+# -------------------------------------------------------------------------- classes
+
+
+class _KerasCCLoss(keras.losses.Loss):
+    """Shared plumbing: a per-example function, backend check, config with dtype."""
+
+    def __init__(self, fn, fn_kwargs, reduction, name, dtype, **kwargs):
+        _require_tensorflow_backend(type(self).__name__)
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}."
+            )
+        super().__init__(reduction=reduction, name=name, dtype=dtype)
+        self.fn = fn
+        self._fn_kwargs = fn_kwargs
+        self._dtype_argument = dtype
+
+    def call(self, y_true, y_pred):
+        # Shapes are checked by the function itself; no silent squeeze/expand.
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def get_config(self):
+        config = keras.losses.Loss.get_config(self)
+        dtype = self._dtype_argument
+        if dtype is not None and not isinstance(dtype, str):
+            dtype = keras.dtype_policies.serialize(dtype)
+        config["dtype"] = dtype
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CCLabelSmoothing(_KerasCCLoss):
+    """Continuous-categorical label smoothing (CC-LS, CC paper eq. 7).
+
+    The CC negative log-likelihood of label-smoothed one-hot targets:
+    ``CE(y_LS, f) + log C⁻¹(log f)`` with ``y_LS = (1 - ε) y + ε/K``. A drop-in
+    replacement for ``keras.losses.CategoricalCrossentropy(label_smoothing=ε)``; needs
+    Keras 3's TensorFlow backend. Half-precision predictions are computed in float32.
+
+    Args:
+        label_smoothing: ``ε`` in ``[0, 1)``.
+        from_logits: whether ``y_pred`` holds logits (default: probabilities).
+        axis: the class axis.
+        reduction, name, dtype: as in ``keras.losses.Loss``.
+
+    Example:
+
+    ```python
+    import keras, keras_cc
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(10, "softmax")])
+    model.compile("adam", loss=keras_cc.CCLabelSmoothing(0.1))
+    ```
+    """
+
+    def __init__(
+        self,
+        label_smoothing=0.1,
+        from_logits=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="cc_label_smoothing",
+        dtype=None,
+        **kwargs,
+    ):
+        label_smoothing = _check_label_smoothing(label_smoothing)
+        _check_axis(axis)
+        super().__init__(
+            cc_label_smoothing,
+            {"from_logits": from_logits, "label_smoothing": label_smoothing, "axis": axis},
+            reduction,
+            name,
+            dtype,
+            **kwargs,
+        )
+        self.label_smoothing = label_smoothing
+        self.from_logits = from_logits
+        self.axis = axis
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            label_smoothing=self.label_smoothing, from_logits=self.from_logits, axis=self.axis
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SparseCCLabelSmoothing(_KerasCCLoss):
+    """:class:`CCLabelSmoothing` for integer class labels (like ``SparseCategoricalCrossentropy``).
+
+    Example:
+
+    ```python
+    model.compile("adam", loss=keras_cc.SparseCCLabelSmoothing(0.1, from_logits=True))
+    ```
+    """
+
+    def __init__(
+        self,
+        label_smoothing=0.1,
+        from_logits=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="sparse_cc_label_smoothing",
+        dtype=None,
+        **kwargs,
+    ):
+        label_smoothing = _check_label_smoothing(label_smoothing)
+        _check_axis(axis)
+        super().__init__(
+            sparse_cc_label_smoothing,
+            {"from_logits": from_logits, "label_smoothing": label_smoothing, "axis": axis},
+            reduction,
+            name,
+            dtype,
+            **kwargs,
+        )
+        self.label_smoothing = label_smoothing
+        self.from_logits = from_logits
+        self.axis = axis
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            label_smoothing=self.label_smoothing, from_logits=self.from_logits, axis=self.axis
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ContinuousCategoricalLoss(_KerasCCLoss):
+    """CC negative log-likelihood of soft targets on the simplex (CC paper eqs. 2, 7).
+
+    For distillation or actor-mimic targets ``y`` (teacher probabilities): the loss is
+    ``-log p(y; η)`` with ``η = log f / temperature`` (``z / temperature`` for logits),
+    equal to ``mean(-keras_cc.ContinuousCategorical(logits=η).log_prob(y))``. Soften the
+    teacher's targets yourself (e.g. ``softmax(teacher_logits / t)``); ``temperature``
+    only scales the student's natural parameter.
+
+    Args:
+        from_logits: whether ``y_pred`` holds logits (default: probabilities).
+        temperature: ``t > 0``.
+        validate: assert that targets lie on the simplex (entries >= 0, rows summing to 1
+            within ``keras_cc.losses.SIMPLEX_ATOL``); raises ``InvalidArgumentError``. Not
+            available inside XLA (``jit_compile=True``), where it raises ``ValueError``.
+        axis, reduction, name, dtype: as in ``keras.losses.CategoricalCrossentropy``.
+
+    Example:
+
+    ```python
+    model.compile("adam", loss=keras_cc.ContinuousCategoricalLoss(from_logits=True))
+    ```
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        temperature=1.0,
+        validate=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="continuous_categorical_loss",
+        dtype=None,
+        **kwargs,
+    ):
+        temperature = check_temperature(temperature)
+        if temperature is None:
+            raise ValueError("`temperature` must be a Python float > 0.")
+        _check_axis(axis)
+        super().__init__(
+            continuous_categorical_nll,
+            {
+                "from_logits": from_logits,
+                "temperature": temperature,
+                "validate": bool(validate),
+                "axis": axis,
+            },
+            reduction,
+            name,
+            dtype,
+            **kwargs,
+        )
+        self.from_logits = from_logits
+        self.temperature = temperature
+        self.validate = bool(validate)
+        self.axis = axis
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            from_logits=self.from_logits,
+            temperature=self.temperature,
+            validate=self.validate,
+            axis=self.axis,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TriangularDivergence(_KerasCCLoss):
+    """Triangular divergence loss (correlations paper eq. 5), in ``[0, 1]``.
+
+    ``(1/2) Σ (y_i - f_i)² / (y_i + f_i)``: symmetric, the square of a metric, tightly
+    correlated with cross-entropy at high temperature and cheaper (no logarithm).
+
+    Example:
+
+    ```python
+    model.compile("adam", loss=keras_cc.TriangularDivergence())
+    ```
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="triangular_divergence",
+        dtype=None,
+        **kwargs,
+    ):
+        _check_axis(axis)
+        super().__init__(
+            triangular_divergence,
+            {"from_logits": from_logits, "axis": axis},
+            reduction,
+            name,
+            dtype,
+            **kwargs,
+        )
+        self.from_logits = from_logits
+        self.axis = axis
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(from_logits=self.from_logits, axis=self.axis)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class JensenShannonDivergence(_KerasCCLoss):
+    """Jensen–Shannon divergence loss in ``[0, 1]`` (correlations paper eq. 4, base 2).
+
+    Example:
+
+    ```python
+    model.compile("adam", loss=keras_cc.JensenShannonDivergence(from_logits=True))
+    ```
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="jensen_shannon_divergence",
+        dtype=None,
+        **kwargs,
+    ):
+        _check_axis(axis)
+        super().__init__(
+            jensen_shannon_divergence,
+            {"from_logits": from_logits, "axis": axis},
+            reduction,
+            name,
+            dtype,
+            **kwargs,
+        )
+        self.from_logits = from_logits
+        self.axis = axis
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(from_logits=self.from_logits, axis=self.axis)
+        return config

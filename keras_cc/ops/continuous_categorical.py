@@ -1,0 +1,266 @@
+"""Pure-TensorFlow numerics of the continuous-categorical (CC) distribution.
+
+Notation (NUMERICS.md, CC paper eqs. 2-4). For natural parameters (logits) eta in R^K the
+CC density on the simplex is ``p(y) = exp(eta . y) / C^{-1}(eta)`` with
+
+    C^{-1}(eta) = integral over the simplex of exp(eta . y) dy = exp[eta_1, ..., eta_K],
+
+the divided difference of ``exp`` at the nodes eta (Hermite-Genocchi). With
+``m = min(eta)`` and ``w = eta - m >= 0``:
+
+    exp[eta] = e^m * sum_{n>=0} h_n(w) / (n + K - 1)!                       (S1)
+
+where ``h_n`` is the complete homogeneous symmetric polynomial of degree n. Every term is
+non-negative, so the sum has no cancellation. The terms come from a first-order recurrence
+on ``G_n[k] = h_n(w with node k doubled) = dh_{n+1}/dw_k``:
+
+    n h_n = sum_k w_k G_{n-1}[k]         (Euler's identity for homogeneous h_n)      (R1)
+    G_n   = w * G_{n-1} + h_n                                                         (R2)
+
+and the same pass gives the moments, since derivatives of divided differences repeat nodes:
+
+    E[y_k]       = sum_n G_n[k] / (n + K)!        / sum_n h_n / (n + K - 1)!          (M1)
+    E[y_k y_l]   = (1 + [k = l]) sum_n G2_n[k, l] / (n + K + 1)!  / (same)            (M2)
+    G2_n[k, l]   = w_l G2_{n-1}[k, l] + G_n[k]    (= h_n(w with nodes k and l added))
+
+The loop keeps ``G_n / h_n`` (between 1 and n + 1) and the log of each term, so nothing
+overflows for any spread, and stops once the remaining tail is below the working precision:
+consecutive terms satisfy t_{n+1} / t_n <= max(w) / (n + 1) (from R1), so after
+n + 1 > 2 max(w) the tail is bounded by the last term.
+"""
+
+import tensorflow as tf
+
+__all__ = [
+    "cc_closed_form_failure",
+    "cc_closed_form_log_normalizer",
+    "cc_covariance",
+    "cc_log_normalizer",
+    "cc_log_prob",
+    "cc_mean",
+    "cc_sample",
+]
+
+# Inputs of lower precision are computed in float32.
+_COMPUTE_DTYPES = (tf.float32, tf.float64)
+
+
+def _compute_dtype(dtype):
+    return dtype if dtype in _COMPUTE_DTYPES else tf.float32
+
+
+def _relative_tolerance(dtype):
+    """Truncation tolerance of the series: a tenth of the unit roundoff."""
+    return 0.1 * (2.0**-24 if dtype == tf.float32 else 2.0**-53)
+
+
+def _flatten_batch(x):
+    """[..., K] -> ([B, K], batch shape)."""
+    batch_shape = tf.shape(x)[:-1]
+    return tf.reshape(x, [-1, tf.shape(x)[-1]]), batch_shape
+
+
+def _unflatten_batch(x, batch_shape, event_shape=()):
+    return tf.reshape(x, tf.concat([batch_shape, tf.constant(event_shape, tf.int32)], 0))
+
+
+def _positive_series(w, second_moment=False):
+    """Sums the positive series (S1) and its moments (M1, M2) for rows ``w >= 0``.
+
+    Args:
+      w: [B, K] non-negative nodes (logits minus their row minimum).
+      second_moment: also return E[y y^T] ([B, K, K]).
+
+    Returns:
+      ``(log_sum, mean, second)``: log of sum_n h_n(w)/(n+K-1)! (float64, [B]), E[y]
+      ([B, K], dtype of w) and E[y y^T] (or None).
+    """
+    dtype = w.dtype
+    num_classes = tf.cast(tf.shape(w)[-1], dtype)
+    num_classes64 = tf.cast(num_classes, tf.float64)
+    spread = tf.reduce_max(w, axis=-1)
+    spread64 = tf.cast(spread, tf.float64)
+    log_tolerance = tf.constant(float(tf.math.log(_relative_tolerance(dtype))), tf.float64)
+    # A bound the loop never reaches in practice: the Poisson(q) tail beyond it is < 1e-40.
+    max_terms = tf.cast(
+        tf.math.ceil(tf.reduce_max(spread64) + 14.0 * tf.sqrt(tf.reduce_max(spread64)) + 80.0),
+        tf.int32,
+    )
+
+    batch = tf.shape(w)[0]
+    ratio_g = tf.ones_like(w)  # G_n / h_n
+    log_term = tf.fill([batch], -tf.math.lgamma(num_classes64))  # log t_0 = -log (K-1)!
+    log_max = log_term
+    sum_terms = tf.ones([batch], tf.float64)  # sum_i exp(log t_i - log_max)
+    sum_first = ratio_g / num_classes  # sum_i exp(.) G_i / (h_i (i + K))
+    state = [tf.constant(1), ratio_g, log_term, log_max, sum_terms, sum_first]
+    if second_moment:
+        ratio_g2 = tf.ones_like(w)[:, :, None] * tf.ones_like(w)[:, None, :]
+        sum_second = ratio_g2 / (num_classes * (num_classes + 1.0))
+        state += [ratio_g2, sum_second]
+
+    def not_converged(n, ratio_g, log_term, log_max, sum_terms, *unused):
+        n_float = tf.cast(n, tf.float64)
+        tail_small = log_term - log_max - tf.math.log(sum_terms) < log_tolerance
+        decaying = n_float > 2.0 * spread64 + 1.0
+        return tf.logical_and(n < max_terms, tf.logical_not(tf.reduce_all(tail_small & decaying)))
+
+    def step(n, ratio_g, log_term, log_max, sum_terms, sum_first, *second):
+        n_float = tf.cast(n, dtype)
+        ratio_h = tf.reduce_sum(w * ratio_g, axis=-1) / n_float  # h_n / h_{n-1}   (R1)
+        safe_ratio_h = tf.where(ratio_h > 0, ratio_h, tf.ones_like(ratio_h))
+        ratio_g_next = w * ratio_g / safe_ratio_h[:, None] + 1.0  # (R2) divided by h_n
+        log_term_next = log_term + tf.math.log(
+            tf.cast(ratio_h, tf.float64) / (tf.cast(n, tf.float64) + num_classes64 - 1.0)
+        )
+        log_max_next = tf.maximum(log_max, log_term_next)
+        rescale = tf.exp(log_max - log_max_next)
+        weight = tf.exp(log_term_next - log_max_next)
+        sum_terms_next = sum_terms * rescale + weight
+        rescale_c = tf.cast(rescale, dtype)[:, None]
+        weight_c = tf.cast(weight, dtype)[:, None]
+        sum_first_next = sum_first * rescale_c + weight_c * ratio_g_next / (n_float + num_classes)
+        out = [n + 1, ratio_g_next, log_term_next, log_max_next, sum_terms_next, sum_first_next]
+        if second:
+            ratio_g2, sum_second = second
+            ratio_g2_next = (
+                w[:, None, :] * ratio_g2 / safe_ratio_h[:, None, None] + ratio_g_next[:, :, None]
+            )
+            denominator = (n_float + num_classes) * (n_float + num_classes + 1.0)
+            sum_second_next = (
+                sum_second * rescale_c[:, :, None]
+                + weight_c[:, :, None] * ratio_g2_next / denominator
+            )
+            out += [ratio_g2_next, sum_second_next]
+        return out
+
+    final = tf.while_loop(not_converged, step, state)
+    sum_terms = final[4]
+    log_sum = final[3] + tf.math.log(sum_terms)
+    mean = final[5] / tf.cast(sum_terms, dtype)[:, None]
+    second = None
+    if second_moment:
+        diagonal_factor = 1.0 + tf.eye(tf.shape(w)[-1], dtype=dtype)
+        second = diagonal_factor * final[7] / tf.cast(sum_terms, dtype)[:, None, None]
+    return log_sum, mean, second
+
+
+def _centered(logits):
+    """Splits logits [B, K] into their row minimum and the non-negative nodes w."""
+    minimum = tf.reduce_min(logits, axis=-1)
+    return minimum, logits - minimum[:, None]
+
+
+def _log_normalizer_and_mean(logits):
+    """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits, by (S1) and (M1)."""
+    minimum, w = _centered(logits)
+    log_sum, mean, _ = _positive_series(w)
+    return tf.cast(log_sum, logits.dtype) + minimum, mean
+
+
+@tf.custom_gradient
+def _log_normalizer_with_mean_gradient(logits):
+    value, mean = _log_normalizer_and_mean(logits)
+
+    def gradient(upstream):
+        # d log C^{-1} / d eta = E[y]  (NUMERICS.md: mean = gradient).
+        return upstream[:, None] * mean
+
+    return value, gradient
+
+
+def _as_compute_tensor(logits, name="logits"):
+    logits = tf.convert_to_tensor(logits, name=name)
+    if not logits.dtype.is_floating:
+        logits = tf.cast(logits, tf.float32)
+    return logits, _compute_dtype(logits.dtype)
+
+
+def cc_log_normalizer(logits):
+    """log C^{-1}(eta) = log of the integral of exp(eta . y) over the simplex (CC paper eq. 3).
+
+    Exact for any number of classes K, including near-uniform and sparse parameters, by the
+    cancellation-free series (S1). The gradient is the mean E[y] (computed in the same pass,
+    so no loop tape is stored). Shift-invariant up to the shift: f(eta + c) = f(eta) + c.
+
+    Args:
+      logits: [..., K] floating tensor of natural parameters (log-probabilities or logits).
+
+    Returns:
+      [...] tensor of the input's dtype.
+    """
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
+    value = _log_normalizer_with_mean_gradient(flat)
+    return tf.cast(_unflatten_batch(value, batch_shape), logits.dtype)
+
+
+def cc_log_prob(x, logits):
+    """CC log-density of points x on the simplex: x . eta - log C^{-1}(eta) (CC paper eq. 2).
+
+    The density is with respect to the Lebesgue measure on the first K - 1 coordinates.
+    """
+    logits, compute_dtype = _as_compute_tensor(logits)
+    x = tf.cast(tf.convert_to_tensor(x, name="x"), compute_dtype)
+    eta = tf.cast(logits, compute_dtype)
+    eta = tf.broadcast_to(eta, tf.broadcast_dynamic_shape(tf.shape(eta), tf.shape(x)))
+    value = tf.reduce_sum(x * eta, axis=-1) - cc_log_normalizer(eta)
+    return tf.cast(value, logits.dtype)
+
+
+def cc_mean(logits):
+    """E[y] of CC(eta) = gradient of log C^{-1} (NUMERICS.md; series M1). Shape [..., K]."""
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
+    _, mean = _log_normalizer_and_mean(flat)
+    return tf.cast(tf.reshape(mean, tf.shape(logits)), logits.dtype)
+
+
+def cc_covariance(logits):
+    """Cov[y] of CC(eta) = Hessian of log C^{-1}, from E[y y^T] (series M2) minus E[y]E[y]^T.
+
+    Returns a [..., K, K] tensor.
+    """
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
+    minimum, w = _centered(flat)
+    _, mean, second = _positive_series(w, second_moment=True)
+    covariance = second - mean[:, :, None] * mean[:, None, :]
+    num_classes = tf.shape(logits)[-1]
+    shape = tf.concat([batch_shape, [num_classes, num_classes]], 0)
+    return tf.cast(tf.reshape(covariance, shape), logits.dtype)
+
+
+def cc_closed_form_log_normalizer(logits):
+    """The CC paper's closed form (eq. 4): log sum_k e^{eta_k} / prod_{i != k} (eta_k - eta_i).
+
+    Evaluated as published, in the input's precision (after subtracting the row maximum
+    against overflow). It cancels catastrophically near uniform parameters and for more
+    than about 10 classes; returns NaN or inf where the sum is not positive or not finite.
+    For comparisons only: use :func:`cc_log_normalizer`.
+    """
+    logits = tf.convert_to_tensor(logits, name="logits")
+    num_classes = tf.shape(logits)[-1]
+    maximum = tf.reduce_max(logits, axis=-1, keepdims=True)
+    eta = logits - maximum
+    differences = eta[..., :, None] - eta[..., None, :]
+    differences += tf.eye(num_classes, dtype=logits.dtype)  # i == k contributes a factor 1
+    terms = tf.exp(eta) / tf.reduce_prod(differences, axis=-1)
+    return tf.math.log(tf.reduce_sum(terms, axis=-1)) + maximum[..., 0]
+
+
+def cc_closed_form_failure(logits, rtol=1e-3):
+    """True where eq. 4 in the input's precision is non-finite or off by more than rtol.
+
+    The error is measured against :func:`cc_log_normalizer`, relative to max(1, |log C^{-1}|).
+    """
+    logits = tf.convert_to_tensor(logits, name="logits")
+    closed = cc_closed_form_log_normalizer(logits)
+    exact = cc_log_normalizer(logits)
+    error = tf.abs(closed - exact) / tf.maximum(tf.ones_like(exact), tf.abs(exact))
+    return tf.logical_or(tf.logical_not(tf.math.is_finite(closed)), error > rtol)
+
+
+def cc_sample(logits, sample_shape=(), seed=None):
+    """Exact samples of CC(eta): a placeholder replaced below."""
+    raise NotImplementedError

@@ -1,0 +1,401 @@
+"""Information divergences between points of the probability simplex.
+
+Pure TensorFlow, batched over leading axes, event (class) axis last, float32 or
+float64, XLA-compilable and differentiable. Equation numbers refer to Connor et al.,
+"Correlations of Cross-Entropy Loss in Machine Learning", Entropy 26 (2024) 491 (the
+correlations paper).
+
+Every divergence comes in two forms:
+
+* an *elementwise-paired* form ``f(q, p)``: ``q`` and ``p`` broadcast against each
+  other over the leading axes, so ``f(q[None, :], P)`` is already the one-against-many
+  form of the paper's Table 3 (one query against ``N`` others, ``[N, K]`` materialized,
+  which is the size of the input);
+* an *all-pairs* form ``pairwise_f(Q, P)`` for ``Q`` of shape ``[M, K]`` (or ``[K]``)
+  and ``P`` of shape ``[N, K]``, returning ``[M, N]`` (or ``[N]``). Divergences that are
+  bilinear in one argument (CED, KLD, EUC, COS) use one matrix product and never
+  materialize ``[M, N, K]``; the others (JSD, TRI) walk over blocks of rows of ``Q`` so
+  at most ``[block_size, N, K]`` exists at a time.
+
+Normalizations (documented because the paper mixes several):
+
+* CED and KLD use the natural logarithm, as Keras' cross-entropy does.
+* JSD is eq. 4: base-2 logarithms, normalized to ``[0, 1]``; it equals
+  ``scipy.spatial.distance.jensenshannon(q, p, base=2) ** 2``, and ``1/(2 ln 2)``
+  times Topsøe's capacitory discrimination ``C = KL(q:m) + KL(p:m)``, ``m = (q+p)/2``.
+* TRI is eq. 5: ``(1/2) Σ (q-p)²/(q+p)`` in ``[0, 1]``, half of Topsøe's triangular
+  discrimination ``Δ``.
+* In these normalizations Topsøe's bounds ``Δ/2 <= C <= ln 2 · Δ`` (the paper's eq. 22,
+  printed there in another normalization) read ``TRI / (2 ln 2) <= JSD <= TRI``.
+* ``TRI_v`` (eq. 27) is Topsøe's ``Δ_v = Σ |q-p|^{2v} / (q+p)^{2v-1}`` (so
+  ``TRI_1 = 2 TRI``), and eq. 28 in this normalization reads
+  ``JSD = (1 / (2 ln 2)) Σ_{v>=1} TRI_v / (2v(2v-1))``.
+"""
+
+import math
+
+import tensorflow as tf
+
+__all__ = [
+    "cross_entropy_divergence",
+    "kullback_leibler_divergence",
+    "jensen_shannon_divergence",
+    "triangular_divergence",
+    "triangular_divergence_rewritten",
+    "triangular_divergence_v",
+    "jensen_shannon_series_terms",
+    "jensen_shannon_series",
+    "squared_euclidean_distance",
+    "cosine_distance",
+    "one_against_many",
+    "pairwise_divergence",
+    "pairwise_cross_entropy_divergence",
+    "pairwise_kullback_leibler_divergence",
+    "pairwise_jensen_shannon_divergence",
+    "pairwise_triangular_divergence",
+    "pairwise_triangular_divergence_rewritten",
+    "pairwise_squared_euclidean_distance",
+    "pairwise_cosine_distance",
+    "DIVERGENCES",
+    "PAIRWISE_DIVERGENCES",
+]
+
+_LN2 = math.log(2.0)
+# |x| below this uses the series-stable JSD branch (see _jsd_coordinate_sum).
+_JSD_SMALL_RATIO = 0.5
+# Default memory budget, in elements, of one block of an all-pairs computation.
+_BLOCK_ELEMENTS = 1 << 23
+
+
+def _float_pair(q, p, name):
+    """Converts ``q`` and ``p`` to tensors of one float dtype with matching event size."""
+    p = tf.convert_to_tensor(p)
+    if not p.dtype.is_floating:
+        p = tf.cast(p, tf.float32)
+    q = tf.convert_to_tensor(q)
+    if q.dtype != p.dtype:
+        q = tf.cast(q, p.dtype)
+    q_size, p_size = q.shape[-1:], p.shape[-1:]
+    if q.shape.rank == 0 or p.shape.rank == 0:
+        raise ValueError(
+            f"{name}: arguments must have an event axis (rank >= 1). "
+            f"Received shapes {q.shape} and {p.shape}."
+        )
+    if q_size[0] is not None and p_size[0] is not None and q_size[0] != p_size[0]:
+        raise ValueError(
+            f"{name}: the event (last) axes of the two arguments differ: "
+            f"shapes {q.shape} and {p.shape}."
+        )
+    try:
+        tf.broadcast_static_shape(q.shape, p.shape)
+    except ValueError as error:
+        raise ValueError(
+            f"{name}: argument shapes {q.shape} and {p.shape} do not broadcast."
+        ) from error
+    return q, p
+
+
+def cross_entropy_divergence(q, p):
+    """Cross-entropy ``CED(q : p) = -Σ q_i log p_i`` (eq. 2), natural log.
+
+    ``0 log 0`` is taken as 0; ``q_i > 0`` with ``p_i = 0`` gives ``+inf``.
+
+    Example:
+    >>> keras_cc.ops.cross_entropy_divergence([0.5, 0.5], [0.25, 0.75])
+    """
+    q, p = _float_pair(q, p, "cross_entropy_divergence")
+    return -tf.reduce_sum(tf.math.xlogy(q, p), axis=-1)
+
+
+def kullback_leibler_divergence(q, p):
+    """Kullback–Leibler ``KLD(q : p) = Σ q_i log(q_i / p_i)`` (eq. 3), natural log.
+
+    Equals ``CED(q : p) - H(q)`` (eq. 9).
+    """
+    q, p = _float_pair(q, p, "kullback_leibler_divergence")
+    return tf.reduce_sum(tf.math.xlogy(q, q) - tf.math.xlogy(q, p), axis=-1)
+
+
+def _jsd_coordinate_sum(q, p):
+    """Σ_i of ``q ln(2q/(q+p)) + p ln(2p/(q+p))`` (Topsøe's C), accurate near q = p.
+
+    With ``s = q + p`` and ``x = (q - p) / s`` each summand is
+    ``(s/2) [(1+x) ln(1+x) + (1-x) ln(1-x)]``. For small ``|x|`` the naive form cancels
+    catastrophically (relative error ~ eps/|x|); there we use the equal expression
+    ``(s/2) [2x atanh(x) + log1p(-x²)]`` whose two parts cancel only by a factor 2.
+    For larger ``|x|`` the direct ``xlogy`` form is exact enough and handles ``x = ±1``.
+    """
+    s = q + p
+    x = tf.math.divide_no_nan(q - p, s)
+    small = tf.abs(x) < _JSD_SMALL_RATIO
+    x_small = tf.where(small, x, tf.zeros_like(x))  # keeps atanh away from ±1
+    near = 2.0 * x_small * tf.math.atanh(x_small) + tf.math.log1p(-tf.square(x_small))
+    a = tf.math.divide_no_nan(2.0 * q, s)
+    b = tf.math.divide_no_nan(2.0 * p, s)
+    a = tf.where(small, tf.ones_like(a), a)
+    b = tf.where(small, tf.ones_like(b), b)
+    far = tf.math.xlogy(a, a) + tf.math.xlogy(b, b)
+    return tf.reduce_sum(0.5 * s * tf.where(small, near, far), axis=-1)
+
+
+def jensen_shannon_divergence(q, p):
+    """Jensen–Shannon divergence normalized to ``[0, 1]`` with base-2 logs (eq. 4).
+
+    ``JSD(q, p) = 1 - (1/2) Σ h(q_i) + h(p_i) - h(q_i + p_i)``, ``h(x) = -x log2 x``,
+    computed in the equivalent cancellation-free form ``C(q, p) / (2 ln 2)`` with
+    ``C = KL(q : m) + KL(p : m)``, ``m = (q + p)/2`` (eqs. 10–15). Equals
+    ``scipy.spatial.distance.jensenshannon(q, p, base=2) ** 2`` on the simplex.
+    """
+    q, p = _float_pair(q, p, "jensen_shannon_divergence")
+    return _jsd_coordinate_sum(q, p) / (2.0 * _LN2)
+
+
+def triangular_divergence(q, p):
+    """Triangular divergence ``TRI(q, p) = (1/2) Σ (q_i - p_i)² / (q_i + p_i)`` (eq. 5).
+
+    Coordinates with ``q_i = p_i = 0`` contribute 0. In ``[0, 1]`` on the simplex.
+    """
+    q, p = _float_pair(q, p, "triangular_divergence")
+    return 0.5 * tf.reduce_sum(tf.math.divide_no_nan(tf.square(q - p), q + p), axis=-1)
+
+
+def triangular_divergence_rewritten(q, p):
+    """The cheap rewrite of eq. 5 for points on the simplex: ``1 - Σ 2 p_i q_i/(p_i + q_i)``.
+
+    Eq. 23. Equal to :func:`triangular_divergence` only when ``Σq = Σp = 1``.
+    """
+    q, p = _float_pair(q, p, "triangular_divergence_rewritten")
+    return 1.0 - 2.0 * tf.reduce_sum(tf.math.divide_no_nan(q * p, q + p), axis=-1)
+
+
+def _check_order(v, name):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive integer; received {v!r}.")
+
+
+def triangular_divergence_v(q, p, v):
+    """Topsøe's triangular divergence of order ``v``: ``Σ |q_i - p_i|^{2v} / (q_i + p_i)^{2v-1}``.
+
+    Eq. 27 (summed over coordinates). ``v = 1`` gives ``2 · TRI`` (eq. 5). Computed as
+    ``Σ s_i x_i^{2v}`` with ``s = q + p`` and ``x = (q - p)/s`` so high orders neither
+    overflow nor underflow before the final product.
+    """
+    _check_order(v, "triangular_divergence_v: v")
+    q, p = _float_pair(q, p, "triangular_divergence_v")
+    s = q + p
+    x2 = tf.square(tf.math.divide_no_nan(q - p, s))
+    return tf.reduce_sum(s * tf.pow(x2, tf.cast(v, s.dtype)), axis=-1)
+
+
+def jensen_shannon_series_terms(q, p, num_terms):
+    """The terms ``TRI_v / (2v(2v-1)) / (2 ln 2)``, ``v = 1..num_terms``, of eq. 28.
+
+    Returns shape ``[..., num_terms]``; their sum over ``v`` converges to
+    :func:`jensen_shannon_divergence` (normalized, base 2). The first term is
+    ``TRI / (2 ln 2)``, the lower bound of eq. 22 in this normalization.
+    """
+    _check_order(num_terms, "jensen_shannon_series_terms: num_terms")
+    q, p = _float_pair(q, p, "jensen_shannon_series_terms")
+    s = q + p
+    x2 = tf.square(tf.math.divide_no_nan(q - p, s))
+    orders = tf.range(1, num_terms + 1, dtype=s.dtype)
+    # [..., K, num_terms]: small, num_terms is a handful.
+    tri_v = tf.reduce_sum(s[..., None] * tf.pow(x2[..., None], orders), axis=-2)
+    return tri_v / (2.0 * orders * (2.0 * orders - 1.0) * 2.0 * _LN2)
+
+
+def jensen_shannon_series(q, p, num_terms):
+    """Partial sums of eq. 28, shape ``[..., num_terms]``: the ``n``-th entry sums v = 1..n.
+
+    Increases monotonically to :func:`jensen_shannon_divergence` as ``num_terms`` grows.
+    """
+    return tf.cumsum(jensen_shannon_series_terms(q, p, num_terms), axis=-1)
+
+
+def squared_euclidean_distance(x, y):
+    """Euclidean divergence ``EUC(x, y) = Σ (x_i - y_i)²`` (eq. 6), the squared L2 distance."""
+    x, y = _float_pair(x, y, "squared_euclidean_distance")
+    return tf.reduce_sum(tf.square(x - y), axis=-1)
+
+
+def cosine_distance(x, y):
+    """Cosine distance ``COS(u, v) = EUC(u/‖u‖₂, v/‖v‖₂) = 2 - 2 cos(u, v)`` (Section 9).
+
+    In ``[0, 4]``. A zero vector is treated as normalized to zero (``tf.math.l2_normalize``).
+    """
+    x, y = _float_pair(x, y, "cosine_distance")
+    return squared_euclidean_distance(
+        tf.math.l2_normalize(x, axis=-1), tf.math.l2_normalize(y, axis=-1)
+    )
+
+
+DIVERGENCES = {
+    "CED": cross_entropy_divergence,
+    "KLD": kullback_leibler_divergence,
+    "JSD": jensen_shannon_divergence,
+    "TRI": triangular_divergence,
+    "TRI23": triangular_divergence_rewritten,
+    "EUC": squared_euclidean_distance,
+    "COS": cosine_distance,
+}
+"""Elementwise-paired divergences by the names the correlations paper uses."""
+
+
+def _resolve(divergence):
+    if callable(divergence):
+        return divergence
+    try:
+        return DIVERGENCES[divergence]
+    except KeyError:
+        raise ValueError(
+            f"Unknown divergence {divergence!r}; expected a callable or one of "
+            f"{sorted(DIVERGENCES)}."
+        ) from None
+
+
+def one_against_many(divergence, q, p):
+    """``divergence(q, p_j)`` for one query ``q`` of shape ``[K]`` and ``p`` of shape ``[N, K]``.
+
+    The paper's setting (Section 3 and Table 3): materializes ``[N, K]`` only.
+    ``divergence`` is a paired function or a name in :data:`DIVERGENCES`.
+    """
+    fn = _resolve(divergence)
+    q = tf.convert_to_tensor(q)
+    p = tf.convert_to_tensor(p)
+    if q.shape.rank != 1 or p.shape.rank != 2:
+        raise ValueError(
+            "one_against_many expects q of shape [K] and p of shape [N, K]; received "
+            f"q.shape={q.shape}, p.shape={p.shape}."
+        )
+    return fn(q[None, :], p)
+
+
+def _pairwise_operands(q, p, name):
+    q, p = _float_pair(q, p, name)
+    if q.shape.rank not in (1, 2) or p.shape.rank != 2:
+        raise ValueError(
+            f"{name} expects q of shape [M, K] or [K] and p of shape [N, K]; received "
+            f"q.shape={q.shape}, p.shape={p.shape}."
+        )
+    squeeze = q.shape.rank == 1
+    return (q[None, :] if squeeze else q), p, squeeze
+
+
+def _default_block_size(p):
+    n, k = p.shape
+    if n is None or k is None:
+        return 64
+    return max(1, _BLOCK_ELEMENTS // max(1, n * k))
+
+
+def pairwise_divergence(divergence, q, p, block_size=None):
+    """All pairs ``divergence(q_i, p_j)``: ``[M, K]`` × ``[N, K]`` → ``[M, N]``.
+
+    Works for any elementwise-paired divergence (a callable or a name in
+    :data:`DIVERGENCES`). Rows of ``q`` are processed ``block_size`` at a time
+    (default: as many as fit in about 8M elements), so at most
+    ``[block_size, N, K]`` is materialized. XLA-compilable (a ``tf.map_fn`` loop).
+    """
+    fn = _resolve(divergence)
+    q, p, squeeze = _pairwise_operands(q, p, "pairwise_divergence")
+    if block_size is None:
+        block_size = _default_block_size(p)
+    _check_order(block_size, "pairwise_divergence: block_size")
+
+    def block(rows):
+        return fn(rows[:, None, :], p[None, :, :])
+
+    m_static = q.shape[0]
+    if m_static is not None and m_static <= block_size:
+        result = block(q)
+    else:
+        m = tf.shape(q)[0]
+        num_blocks = (m + block_size - 1) // block_size
+        padded = tf.pad(q, [[0, num_blocks * block_size - m], [0, 0]])
+        blocks = tf.reshape(padded, [num_blocks, block_size, tf.shape(q)[1]])
+        out = tf.map_fn(block, blocks, fn_output_signature=p.dtype)
+        result = tf.reshape(out, [num_blocks * block_size, tf.shape(p)[0]])[:m]
+    return result[0] if squeeze else result
+
+
+def pairwise_cross_entropy_divergence(q, p):
+    """All pairs ``CED(q_i : p_j)`` (eq. 2) as one matrix product ``-Q · log(P)ᵀ``.
+
+    Never materializes ``[M, N, K]``. Zeros in ``p`` are honoured exactly (``0 log 0 = 0``,
+    ``q > 0`` against ``p = 0`` gives ``+inf``) at the cost of a second product, which is
+    only computed when ``p`` has zeros.
+    """
+    q, p, squeeze = _pairwise_operands(q, p, "pairwise_cross_entropy_divergence")
+    positive = p > 0
+    log_p = tf.math.log(tf.where(positive, p, tf.ones_like(p)))
+    finite = -tf.matmul(q, log_p, transpose_b=True)
+
+    def with_infinities():
+        hits = tf.matmul(
+            tf.cast(q > 0, p.dtype), tf.cast(tf.logical_not(positive), p.dtype), transpose_b=True
+        )
+        return tf.where(hits > 0, tf.constant(math.inf, p.dtype), finite)
+
+    result = tf.cond(tf.reduce_all(positive), lambda: finite, with_infinities)
+    return result[0] if squeeze else result
+
+
+def pairwise_kullback_leibler_divergence(q, p):
+    """All pairs ``KLD(q_i : p_j) = CED(q_i : p_j) - H(q_i)`` (eqs. 3, 9) via one matrix product."""
+    q, p, squeeze = _pairwise_operands(q, p, "pairwise_kullback_leibler_divergence")
+    neg_entropy = tf.reduce_sum(tf.math.xlogy(q, q), axis=-1, keepdims=True)
+    result = neg_entropy + pairwise_cross_entropy_divergence(q, p)
+    return result[0] if squeeze else result
+
+
+def pairwise_jensen_shannon_divergence(q, p, block_size=None):
+    """All pairs of :func:`jensen_shannon_divergence` (eq. 4), blocked over rows of ``q``."""
+    return pairwise_divergence(jensen_shannon_divergence, q, p, block_size)
+
+
+def pairwise_triangular_divergence(q, p, block_size=None):
+    """All pairs of :func:`triangular_divergence` (eq. 5), blocked over rows of ``q``."""
+    return pairwise_divergence(triangular_divergence, q, p, block_size)
+
+
+def pairwise_triangular_divergence_rewritten(q, p, block_size=None):
+    """All pairs of :func:`triangular_divergence_rewritten` (eq. 23), blocked over rows."""
+    return pairwise_divergence(triangular_divergence_rewritten, q, p, block_size)
+
+
+def pairwise_squared_euclidean_distance(x, y):
+    """All pairs ``EUC(x_i, y_j) = ‖x_i‖² + ‖y_j‖² - 2 x_i·y_j`` (eq. 6), clipped at 0.
+
+    One matrix product. Loses relative accuracy for nearly equal rows in float32
+    (cancellation); use float64 where small distances matter.
+    """
+    x, y, squeeze = _pairwise_operands(x, y, "pairwise_squared_euclidean_distance")
+    x_sq = tf.reduce_sum(tf.square(x), axis=-1, keepdims=True)
+    y_sq = tf.reduce_sum(tf.square(y), axis=-1)
+    result = tf.maximum(x_sq + y_sq[None, :] - 2.0 * tf.matmul(x, y, transpose_b=True), 0.0)
+    return result[0] if squeeze else result
+
+
+def pairwise_cosine_distance(x, y):
+    """All pairs ``COS(x_i, y_j) = 2 - 2 cos(x_i, y_j)`` (Section 9) via one matrix product."""
+    x, y, squeeze = _pairwise_operands(x, y, "pairwise_cosine_distance")
+    x_hat = tf.math.l2_normalize(x, axis=-1)
+    y_hat = tf.math.l2_normalize(y, axis=-1)
+    x_sq = tf.reduce_sum(tf.square(x_hat), axis=-1, keepdims=True)
+    y_sq = tf.reduce_sum(tf.square(y_hat), axis=-1)
+    result = tf.clip_by_value(
+        x_sq + y_sq[None, :] - 2.0 * tf.matmul(x_hat, y_hat, transpose_b=True), 0.0, 4.0
+    )
+    return result[0] if squeeze else result
+
+
+PAIRWISE_DIVERGENCES = {
+    "CED": pairwise_cross_entropy_divergence,
+    "KLD": pairwise_kullback_leibler_divergence,
+    "JSD": pairwise_jensen_shannon_divergence,
+    "TRI": pairwise_triangular_divergence,
+    "TRI23": pairwise_triangular_divergence_rewritten,
+    "EUC": pairwise_squared_euclidean_distance,
+    "COS": pairwise_cosine_distance,
+}
+"""All-pairs forms, keyed like :data:`DIVERGENCES`."""
