@@ -6,9 +6,11 @@ from tensorflow_probability.python.internal import (
     assert_util,
     dtype_util,
     parameter_properties,
-    prefer_static as ps,
     reparameterization,
     tensor_util,
+)
+from tensorflow_probability.python.internal import (
+    prefer_static as ps,
 )
 
 from keras_cc import ops

@@ -261,6 +261,144 @@ def cc_closed_form_failure(logits, rtol=1e-3):
     return tf.logical_or(tf.logical_not(tf.math.is_finite(closed)), error > rtol)
 
 
+def _stateless_seed(seed):
+    """A [2] int32 stateless seed from None, a Python int or a [2] tensor."""
+    if seed is None:
+        return tf.random.uniform([2], minval=-(2**31), maxval=2**31 - 1, dtype=tf.int32)
+    if isinstance(seed, int):
+        return tf.constant([0, seed], tf.int32)
+    return tf.cast(tf.convert_to_tensor(seed), tf.int32)
+
+
+def _prefix_table(w):
+    """Log prefix polynomials and log series terms for the sampler.
+
+    Returns ``(log_prefix, log_terms)`` with ``log_prefix[b, j, k] = log h_j(w_1..w_k)``
+    for k = 0..K ([B, N, K + 1]; k = 0 is the empty set) and
+    ``log_terms[b, n] = log h_n(w) / (n + K - 1)!`` ([B, N]), N terms until the tail of (S1)
+    is below the working precision. The recurrence is h_j^(k) = sum_{i<=k} w_i h_{j-1}^(i)
+    (a cumulative sum along k), each degree normalized by its full value h_j(w).
+    """
+    dtype = w.dtype
+    batch, num_classes = tf.shape(w)[0], tf.shape(w)[1]
+    num_classes64 = tf.cast(num_classes, tf.float64)
+    spread64 = tf.cast(tf.reduce_max(w), tf.float64)
+    log_tolerance = tf.constant(float(tf.math.log(_relative_tolerance(dtype))), tf.float64)
+    max_terms = tf.cast(tf.math.ceil(spread64 + 14.0 * tf.sqrt(spread64) + 80.0), tf.int32)
+
+    prefix = tf.ones_like(w)  # h_0^(k) / h_0 for k = 1..K
+    log_h = tf.zeros([batch], tf.float64)
+    tables = tf.TensorArray(dtype, size=0, dynamic_size=True)
+    terms = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
+
+    def record(n, prefix, log_h, tables, terms):
+        log_term = log_h - tf.math.lgamma(tf.cast(n, tf.float64) + num_classes64)
+        empty = tf.fill([batch, 1], tf.where(n == 0, 0.0, float("-inf")))
+        log_prefix = tf.math.log(prefix) + tf.cast(log_h, dtype)[:, None]
+        return (
+            tables.write(n, tf.concat([tf.cast(empty, dtype), log_prefix], 1)),
+            terms.write(n, log_term),
+            log_term,
+        )
+
+    tables, terms, log_term = record(0, prefix, log_h, tables, terms)
+    log_sum = log_term
+
+    def not_converged(n, prefix, log_h, log_term, log_sum, tables, terms):
+        decaying = tf.cast(n, tf.float64) > 2.0 * spread64 + 1.0
+        tail_small = tf.reduce_all(log_term - log_sum < log_tolerance)
+        return tf.logical_and(n < max_terms, tf.logical_not(decaying & tail_small))
+
+    def step(n, prefix, log_h, log_term, log_sum, tables, terms):
+        cumulative = tf.cumsum(w * prefix, axis=-1)
+        ratio = cumulative[:, -1]
+        safe_ratio = tf.where(ratio > 0, ratio, tf.ones_like(ratio))
+        prefix = cumulative / safe_ratio[:, None]
+        log_h = log_h + tf.math.log(tf.cast(ratio, tf.float64))
+        tables, terms, log_term = record(n, prefix, log_h, tables, terms)
+        return (
+            n + 1,
+            prefix,
+            log_h,
+            log_term,
+            tf.experimental.numpy.logaddexp(log_sum, log_term),
+            tables,
+            terms,
+        )
+
+    _, _, _, _, _, tables, terms = tf.while_loop(
+        not_converged, step, [tf.constant(1), prefix, log_h, log_term, log_sum, tables, terms]
+    )
+    return tf.transpose(tables.stack(), [1, 0, 2]), tf.transpose(terms.stack())
+
+
+def _sample_multi_index(w, log_prefix, total, seeds):
+    """Draws m with |m| = total and P(m) proportional to prod_k w_k^{m_k} (NUMERICS.md).
+
+    Sequentially from k = K down to 1: P(m_k = a | r left) ~ w_k^a h_{r-a}(w_1..w_{k-1}).
+    ``total`` is [B, S]; returns m as [B, S, K] (dtype of w).
+    """
+    dtype = w.dtype
+    num_terms = tf.shape(log_prefix)[1]
+    num_classes = tf.shape(w)[1]
+    batch, num_samples = tf.shape(total)[0], tf.shape(total)[1]
+    powers = tf.range(num_terms)  # candidate values a of m_k
+    log_w = tf.math.log(w)
+    counts = tf.TensorArray(tf.int32, size=num_classes)
+
+    def step(k, remaining, counts):
+        # 0-based class index k - 1; prefix column k - 1 holds h_j(w_1..w_{k-1}).
+        column = log_prefix[:, :, k - 1]  # [B, N]
+        degree = remaining[:, :, None] - powers  # r - a, [B, S, N]
+        log_rest = tf.gather(column, tf.maximum(degree, 0), batch_dims=1)
+        a = tf.cast(powers, dtype)
+        log_power = tf.where(powers == 0, tf.zeros_like(a), a * log_w[:, k - 1, None])
+        logits = tf.where(degree >= 0, log_power[:, None, :] + log_rest, float("-inf"))
+        draw = tf.random.stateless_categorical(
+            tf.reshape(logits, [-1, num_terms]), 1, seeds[k - 1], dtype=tf.int32
+        )
+        draw = tf.reshape(draw, [batch, num_samples])
+        return k - 1, remaining - draw, counts.write(k - 1, draw)
+
+    _, _, counts = tf.while_loop(lambda k, *_: k > 0, step, [num_classes, total, counts])
+    return tf.cast(tf.transpose(counts.stack(), [1, 2, 0]), dtype)
+
+
 def cc_sample(logits, sample_shape=(), seed=None):
-    """Exact samples of CC(eta): a placeholder replaced below."""
-    raise NotImplementedError
+    """Exact samples of CC(eta) as a mixture of Dirichlets (NUMERICS.md, exact sampling).
+
+    exp(w . y) = sum_n (w . y)^n / n! expands CC(w) into Dirichlet(m + 1) components with
+    weights prod_k w_k^{m_k} / (|m| + K - 1)!. So: n ~ P(n) proportional to
+    h_n(w) / (n + K - 1)!; m | n with P(m) proportional to prod_k w_k^{m_k}; y ~ Dirichlet(m + 1).
+    No rejection step: the cost is fixed by the spread of the logits.
+
+    Args:
+      logits: [..., K] natural parameters.
+      sample_shape: leading shape of the samples.
+      seed: None, a Python int or a stateless seed (shape-[2] integer tensor).
+
+    Returns:
+      [*sample_shape, ..., K] points on the simplex. Works in graph mode (tf.function);
+      its loop lengths depend on the data, so it does not compile under XLA.
+    """
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
+    _, w = _centered(flat)
+    num_classes = tf.shape(flat)[1]
+    sample_shape = tf.cast(tf.convert_to_tensor(sample_shape, tf.int32), tf.int32)
+    num_samples = tf.reduce_prod(sample_shape)
+    seeds = tf.random.experimental.stateless_split(_stateless_seed(seed), num_classes + 2)
+
+    log_prefix, log_terms = _prefix_table(w)
+    total = tf.random.stateless_categorical(
+        tf.cast(log_terms, compute_dtype), num_samples, seeds[-1], dtype=tf.int32
+    )  # [B, S]
+    counts = _sample_multi_index(w, log_prefix, total, seeds)
+    batch = tf.shape(flat)[0]
+    gammas = tf.random.stateless_gamma(
+        [batch, num_samples, num_classes], seeds[-2], alpha=counts + 1.0, dtype=compute_dtype
+    )
+    points = gammas / tf.reduce_sum(gammas, axis=-1, keepdims=True)
+    points = tf.transpose(points, [1, 0, 2])
+    shape = tf.concat([sample_shape, batch_shape, [num_classes]], 0)
+    return tf.cast(tf.reshape(points, shape), logits.dtype)
