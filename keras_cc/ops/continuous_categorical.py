@@ -29,6 +29,8 @@ consecutive terms satisfy t_{n+1} / t_n <= max(w) / (n + 1) (from R1), so after
 n + 1 > 2 max(w) the tail is bounded by the last term.
 """
 
+import math
+
 import tensorflow as tf
 
 __all__ = [
@@ -80,7 +82,7 @@ def _positive_series(w, second_moment=False):
     num_classes64 = tf.cast(num_classes, tf.float64)
     spread = tf.reduce_max(w, axis=-1)
     spread64 = tf.cast(spread, tf.float64)
-    log_tolerance = tf.constant(float(tf.math.log(_relative_tolerance(dtype))), tf.float64)
+    log_tolerance = tf.constant(math.log(_relative_tolerance(dtype)), tf.float64)
     # A bound the loop never reaches in practice: the Poisson(q) tail beyond it is < 1e-40.
     max_terms = tf.cast(
         tf.math.ceil(tf.reduce_max(spread64) + 14.0 * tf.sqrt(tf.reduce_max(spread64)) + 80.0),
@@ -283,7 +285,7 @@ def _prefix_table(w):
     batch, num_classes = tf.shape(w)[0], tf.shape(w)[1]
     num_classes64 = tf.cast(num_classes, tf.float64)
     spread64 = tf.cast(tf.reduce_max(w), tf.float64)
-    log_tolerance = tf.constant(float(tf.math.log(_relative_tolerance(dtype))), tf.float64)
+    log_tolerance = tf.constant(math.log(_relative_tolerance(dtype)), tf.float64)
     max_terms = tf.cast(tf.math.ceil(spread64 + 14.0 * tf.sqrt(spread64) + 80.0), tf.int32)
 
     prefix = tf.ones_like(w)  # h_0^(k) / h_0 for k = 1..K

@@ -1,0 +1,172 @@
+"""keras_cc.ops CC numerics against high-precision references."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cc_reference
+from keras_cc import ops
+
+CASES = json.loads(
+    (pathlib.Path(__file__).parent / "data" / "cc_log_normalizer_cases.json").read_text()
+)
+SIZES = (2, 3, 5, 10, 32, 100, 256)
+
+
+def _error(value, reference):
+    return abs(value - reference) / max(1.0, abs(reference))
+
+
+@pytest.mark.parametrize("kind", cc_reference.KINDS)
+@pytest.mark.parametrize("num_classes", SIZES)
+def test_log_normalizer_matches_reference_float64(kind, num_classes):
+    rng = np.random.default_rng(1000 * num_classes + len(kind))
+    logits = np.stack([cc_reference.make_logits(kind, num_classes, rng) for _ in range(2)])
+    values = ops.cc_log_normalizer(tf.constant(logits, tf.float64)).numpy()
+    for row, value in zip(logits, values):
+        assert _error(value, cc_reference.log_inverse_normalizer(row)) <= 1e-10
+
+
+@pytest.mark.parametrize("kind", cc_reference.KINDS)
+@pytest.mark.parametrize("num_classes", SIZES)
+def test_log_normalizer_matches_reference_float32(kind, num_classes):
+    rng = np.random.default_rng(7 + 1000 * num_classes + len(kind))
+    logits = np.stack([cc_reference.make_logits(kind, num_classes, rng) for _ in range(2)])
+    logits32 = logits.astype(np.float32)
+    values = ops.cc_log_normalizer(tf.constant(logits32)).numpy()
+    for row, value in zip(logits32, values):
+        reference = cc_reference.log_inverse_normalizer(row.astype(np.float64))
+        assert _error(float(value), reference) <= 1e-5
+
+
+def test_shared_reference_cases_float64_and_means():
+    for case in CASES:
+        logits = tf.constant([case["eta"]], tf.float64)
+        assert _error(ops.cc_log_normalizer(logits).numpy()[0], case["log_inv_norm"]) <= 1e-10
+        if case.get("mean"):
+            np.testing.assert_allclose(ops.cc_mean(logits).numpy()[0], case["mean"], atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", cc_reference.KINDS)
+@pytest.mark.parametrize("num_classes", (2, 4, 10, 24))
+def test_mean_matches_reference(kind, num_classes):
+    rng = np.random.default_rng(num_classes + 31 * len(kind))
+    logits = cc_reference.make_logits(kind, num_classes, rng)
+    np.testing.assert_allclose(
+        ops.cc_mean(tf.constant([logits], tf.float64)).numpy()[0],
+        cc_reference.mean(logits),
+        atol=1e-8,
+    )
+    logits32 = logits.astype(np.float32)
+    np.testing.assert_allclose(
+        ops.cc_mean(tf.constant([logits32])).numpy()[0],
+        cc_reference.mean(logits32.astype(np.float64)),
+        atol=1e-5,
+    )
+
+
+def test_reference_agrees_with_high_precision_closed_form():
+    rng = np.random.default_rng(3)
+    for num_classes in (3, 6, 12):
+        logits = rng.normal(0.0, 2.0, num_classes)
+        closed = cc_reference.closed_form_log_inverse_normalizer(logits, digits=80)
+        assert abs(cc_reference.log_inverse_normalizer(logits) - closed) < 1e-13
+
+
+def test_uniform_logits_give_flat_dirichlet_normalizer():
+    for num_classes in (2, 7, 300):
+        logits = tf.fill([1, num_classes], tf.constant(1.5, tf.float64))
+        expected = 1.5 - np.sum(np.log(np.arange(1, num_classes)))
+        assert abs(ops.cc_log_normalizer(logits).numpy()[0] - expected) < 1e-10
+        np.testing.assert_allclose(ops.cc_mean(logits).numpy()[0], 1.0 / num_classes, atol=1e-14)
+
+
+def test_shift_invariance_and_batch_shapes():
+    logits = tf.random.stateless_normal([2, 3, 7], seed=[1, 2], dtype=tf.float64)
+    value = ops.cc_log_normalizer(logits)
+    assert value.shape == (2, 3)
+    np.testing.assert_allclose(ops.cc_log_normalizer(logits + 4.0), value + 4.0, atol=1e-12)
+    np.testing.assert_allclose(ops.cc_mean(logits + 4.0), ops.cc_mean(logits), atol=1e-14)
+
+
+def test_gradient_is_mean_and_hessian_is_covariance():
+    logits = tf.constant([[0.3, -1.2, 2.0, 0.0], [0.0, 1e-9, 2e-9, 0.0]], tf.float64)
+    with tf.GradientTape() as outer:
+        outer.watch(logits)
+        mean = ops.cc_mean(logits)
+        with tf.GradientTape() as inner:
+            inner.watch(logits)
+            value = tf.reduce_sum(ops.cc_log_normalizer(logits))
+        gradient = inner.gradient(value, logits)
+    np.testing.assert_allclose(gradient, mean, atol=1e-14)
+    hessian = outer.batch_jacobian(mean, logits)
+    np.testing.assert_allclose(hessian, ops.cc_covariance(logits), atol=1e-9)
+
+
+def test_covariance_of_flat_dirichlet():
+    num_classes = 5
+    covariance = ops.cc_covariance(tf.zeros([1, num_classes], tf.float64)).numpy()[0]
+    # Dirichlet(1,...,1): var = (K-1)/(K^2 (K+1)), cov = -1/(K^2 (K+1)).
+    scale = num_classes**2 * (num_classes + 1)
+    expected = (num_classes * np.eye(num_classes) - 1.0) / scale
+    np.testing.assert_allclose(covariance, expected, atol=1e-14)
+
+
+def test_low_precision_inputs_are_computed_in_float32():
+    logits = tf.constant([[0.5, -0.25, 1.0]], tf.float16)
+    value = ops.cc_log_normalizer(logits)
+    assert value.dtype == tf.float16
+    reference = ops.cc_log_normalizer(tf.cast(logits, tf.float64)).numpy()
+    np.testing.assert_allclose(value.numpy().astype(np.float64), reference, rtol=1e-3)
+
+
+def test_xla_compiles_value_and_gradient():
+    @tf.function(jit_compile=True)
+    def value_and_gradient(logits):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = tf.reduce_sum(ops.cc_log_normalizer(logits))
+        return value, tape.gradient(value, logits)
+
+    logits = tf.random.stateless_normal([16, 12], seed=[3, 4])
+    value, gradient = value_and_gradient(logits)
+    np.testing.assert_allclose(value, tf.reduce_sum(ops.cc_log_normalizer(logits)), rtol=1e-6)
+    np.testing.assert_allclose(gradient, ops.cc_mean(logits), atol=1e-6)
+
+
+def test_closed_form_is_accurate_when_well_conditioned_and_fails_near_uniform():
+    good = tf.constant([[0.0, 1.0, 2.5]], tf.float64)
+    np.testing.assert_allclose(
+        ops.cc_closed_form_log_normalizer(good), ops.cc_log_normalizer(good), atol=1e-12
+    )
+    near_uniform = tf.constant([[0.0, 1e-6, 2e-6, 3e-6, 4e-6, 5e-6, 6e-6, 7e-6, 8e-6, 9e-6]])
+    assert bool(ops.cc_closed_form_failure(near_uniform).numpy()[0])
+    assert not bool(ops.cc_closed_form_failure(tf.cast(good, tf.float32)).numpy()[0])
+
+
+@tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+def _value_and_gradient(logits):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = ops.cc_log_normalizer(logits)
+    return value, tape.gradient(value, logits)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    num_classes=st.integers(2, 1000),
+    log_scale=st.floats(np.log10(1e-8), 3.0),
+    seed=st.integers(0, 2**16),
+)
+def test_any_finite_logits_give_finite_value_and_gradient(num_classes, log_scale, seed):
+    rng = np.random.default_rng(seed)
+    logits = tf.constant(10.0**log_scale * rng.standard_normal((2, num_classes)), tf.float32)
+    value, gradient = _value_and_gradient(logits)
+    assert np.all(np.isfinite(value.numpy()))
+    assert np.all(np.isfinite(gradient.numpy()))
+    np.testing.assert_allclose(gradient.numpy().sum(-1), 1.0, atol=1e-4)
