@@ -175,6 +175,15 @@ def _smooth(one_hot, label_smoothing):
     return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
+def _smooth_along(y_true, label_smoothing, axis):
+    """:func:`_smooth` along any ``axis`` of targets that are not yet converted."""
+    y = tf.convert_to_tensor(y_true)
+    if not y.dtype.is_floating:
+        y = tf.cast(y, tf.float32)
+    num_classes = tf.cast(tf.shape(y)[axis], y.dtype)
+    return y * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
 def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
     """Asserts that ``y_true`` lies on the probability simplex along ``axis``.
 

@@ -67,7 +67,7 @@ _JSD_SMALL_RATIO = 0.5
 _BLOCK_ELEMENTS = 1 << 23
 
 
-def _float_pair(q, p, name):
+def _float_pair(q, p, name, broadcast=True):
     """Converts ``q`` and ``p`` to tensors of one float dtype with matching event size."""
     p = tf.convert_to_tensor(p)
     if not p.dtype.is_floating:
@@ -86,6 +86,8 @@ def _float_pair(q, p, name):
             f"{name}: the event (last) axes of the two arguments differ: "
             f"shapes {q.shape} and {p.shape}."
         )
+    if not broadcast:
+        return q, p
     try:
         tf.broadcast_static_shape(q.shape, p.shape)
     except ValueError as error:
@@ -271,7 +273,7 @@ def one_against_many(divergence, q, p):
 
 
 def _pairwise_operands(q, p, name):
-    q, p = _float_pair(q, p, name)
+    q, p = _float_pair(q, p, name, broadcast=False)
     if q.shape.rank not in (1, 2) or p.shape.rank != 2:
         raise ValueError(
             f"{name} expects q of shape [M, K] or [K] and p of shape [N, K]; received "

@@ -1,0 +1,403 @@
+"""Keras 3 losses: the CC paper's identities, conventions, bad input, compile/fit/save/load."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special
+import tensorflow as tf
+
+import keras_cc  # noqa: I001  (configures TensorFlow's Keras routing first)
+from keras_cc import losses, ops
+
+K = 6
+LOSS_CLASSES = [
+    keras_cc.CCLabelSmoothing,
+    keras_cc.SparseCCLabelSmoothing,
+    keras_cc.ContinuousCategoricalLoss,
+    keras_cc.TriangularDivergence,
+    keras_cc.JensenShannonDivergence,
+]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+def _data(rng, n=16, k=K, scale=2.0):
+    logits = rng.normal(scale=scale, size=(n, k)).astype("float32")
+    labels = rng.integers(0, k, size=n)
+    return logits, np.eye(k, dtype="float32")[labels], labels
+
+
+def _probs(logits):
+    return scipy.special.softmax(logits.astype("float64"), axis=-1).astype("float32")
+
+
+def _keras_clipped_log(f):
+    f = f / f.sum(-1, keepdims=True)
+    eps = keras.config.epsilon()
+    return np.log(np.clip(f, eps, 1 - eps))
+
+
+# --------------------------------------------------------------- the paper's identities
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 0.4])
+def test_cc_label_smoothing_is_smoothed_ce_plus_log_normalizer_eq7(rng, label_smoothing):
+    logits, one_hot, _ = _data(rng)
+    f = _probs(logits)
+    f[0] = np.eye(K, dtype="float32")[0]  # a saturated prediction is clipped, not -inf
+    ce = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction=None)
+    expected = ce(one_hot, f).numpy() + ops.cc_log_normalizer(_keras_clipped_log(f)).numpy()
+    got = keras_cc.CCLabelSmoothing(label_smoothing, reduction=None)(one_hot, f).numpy()
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    mean = keras_cc.CCLabelSmoothing(label_smoothing)(one_hot, f).numpy()
+    assert mean == pytest.approx(expected.mean(), rel=1e-5)
+
+
+def test_cc_label_smoothing_has_the_cc_density_normalizer(rng):
+    """Independent of keras_cc.ops: log C^{-1} by numerical integration over the simplex."""
+    logits = np.array([[0.3, -1.2, 2.0]])
+    one_hot = np.array([[0.0, 0.0, 1.0]])
+    eps = 0.2
+    y = one_hot * (1 - eps) + eps / 3
+    log_f = logits - scipy.special.logsumexp(logits, axis=-1, keepdims=True)
+    integral, _ = scipy.integrate.dblquad(
+        lambda y2, y1: np.exp(log_f[0] @ np.array([y1, y2, 1 - y1 - y2])),
+        0,
+        1,
+        0,
+        lambda y1: 1 - y1,
+        epsabs=1e-13,
+        epsrel=1e-12,
+    )
+    expected = -(y * log_f).sum() + math.log(integral)
+    loss = keras_cc.CCLabelSmoothing(eps, from_logits=True, dtype="float64")
+    assert loss(one_hot, logits).numpy() == pytest.approx(expected, rel=1e-9)
+
+
+def test_gradient_wrt_logits_is_cc_mean_minus_smoothed_target(rng):
+    logits, one_hot, _ = _data(rng, n=5)
+    z = tf.Variable(logits.astype("float64"))
+    loss = keras_cc.CCLabelSmoothing(0.1, from_logits=True, reduction="sum", dtype="float64")
+    with tf.GradientTape() as tape:
+        value = loss(one_hot, z)
+    y_ls = one_hot.astype("float64") * 0.9 + 0.1 / K
+    np.testing.assert_allclose(
+        tape.gradient(value, z), ops.cc_mean(z).numpy() - y_ls, rtol=1e-8, atol=1e-10
+    )
+
+
+def test_logits_and_probabilities_agree(rng):
+    logits, one_hot, labels = _data(rng)
+    f = _probs(logits)
+    for cls in (keras_cc.CCLabelSmoothing, keras_cc.SparseCCLabelSmoothing):
+        target = labels if cls is keras_cc.SparseCCLabelSmoothing else one_hot
+        a = cls(0.2, reduction=None)(target, f).numpy()
+        b = cls(0.2, from_logits=True, reduction=None)(target, logits).numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    for cls in (
+        keras_cc.ContinuousCategoricalLoss,
+        keras_cc.TriangularDivergence,
+        keras_cc.JensenShannonDivergence,
+    ):
+        soft = _probs(rng.normal(size=f.shape).astype("float32"))
+        a = cls(reduction=None)(soft, f).numpy()
+        b = cls(from_logits=True, reduction=None)(soft, logits).numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_sparse_equals_dense_for_every_label_layout(rng):
+    logits, one_hot, labels = _data(rng)
+    dense = keras_cc.CCLabelSmoothing(0.1, from_logits=True, reduction=None)(one_hot, logits)
+    sparse = keras_cc.SparseCCLabelSmoothing(0.1, from_logits=True, reduction=None)
+    for layout in (labels, labels[:, None], labels.astype("float32")):
+        np.testing.assert_allclose(sparse(layout, logits), dense, rtol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+def test_continuous_categorical_loss_is_mean_negative_log_prob(rng, temperature):
+    logits, _, _ = _data(rng)
+    targets = _probs(rng.normal(size=logits.shape).astype("float32"))
+    dist = keras_cc.ContinuousCategorical(logits=logits / temperature)
+    expected = -tf.reduce_mean(dist.log_prob(targets)).numpy()
+    loss = keras_cc.ContinuousCategoricalLoss(from_logits=True, temperature=temperature)
+    assert loss(targets, logits).numpy() == pytest.approx(expected, rel=1e-5)
+    # probabilities: eta = log f / t
+    f = _probs(logits)
+    dist = keras_cc.ContinuousCategorical(logits=np.log(f) / temperature)
+    expected = -tf.reduce_mean(dist.log_prob(targets)).numpy()
+    got = keras_cc.ContinuousCategoricalLoss(temperature=temperature)(targets, f).numpy()
+    assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_divergence_losses_equal_the_ops(rng):
+    logits, _, _ = _data(rng)
+    f, soft = _probs(logits), _probs(rng.normal(size=logits.shape).astype("float32"))
+    np.testing.assert_allclose(
+        keras_cc.TriangularDivergence(reduction=None)(soft, f),
+        0.5 * ((soft - f) ** 2 / (soft + f)).sum(-1),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        keras_cc.JensenShannonDivergence(reduction=None)(soft, f),
+        ops.divergences.jensen_shannon_divergence(soft.astype("float64"), f.astype("float64")),
+        rtol=1e-4,
+    )
+
+
+# --------------------------------------------------------------------- conventions
+
+
+def test_axis_reductions_and_sample_weight(rng):
+    logits, one_hot, _ = _data(rng, n=12)
+    per_example = keras_cc.CCLabelSmoothing(from_logits=True, reduction=None)(one_hot, logits)
+    # channels-first layout [batch, classes, time]
+    x = np.transpose(logits.reshape(3, 4, K), (0, 2, 1))
+    y = np.transpose(one_hot.reshape(3, 4, K), (0, 2, 1))
+    axis1 = keras_cc.CCLabelSmoothing(from_logits=True, axis=1, reduction=None)(y, x)
+    np.testing.assert_allclose(axis1, per_example.numpy().reshape(3, 4), rtol=1e-6)
+    weights = rng.random(12).astype("float32")
+    summed = keras_cc.CCLabelSmoothing(from_logits=True, reduction="sum")(
+        one_hot, logits, sample_weight=weights
+    )
+    assert summed.numpy() == pytest.approx((per_example.numpy() * weights).sum(), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_is_computed_in_float32(rng, dtype):
+    logits, one_hot, _ = _data(rng)
+    f = _probs(logits)
+    reference = keras_cc.CCLabelSmoothing(reduction=None)(one_hot, f).numpy()
+    for loss in (
+        keras_cc.CCLabelSmoothing(reduction=None, dtype=dtype),
+        keras_cc.CCLabelSmoothing(reduction=None),
+    ):
+        half = tf.cast(f, dtype)
+        got = losses.cc_label_smoothing(one_hot, half)
+        assert got.dtype == tf.float32
+        np.testing.assert_allclose(got, reference, rtol=0.02, atol=0.02)
+        assert np.all(np.isfinite(loss(one_hot, half).numpy().astype("float32")))
+
+
+def test_losses_compile_with_xla(rng):
+    logits, one_hot, labels = _data(rng)
+    soft = _probs(rng.normal(size=logits.shape).astype("float32"))
+
+    @tf.function(jit_compile=True)
+    def all_losses(z):
+        f = tf.nn.softmax(z)
+        return [
+            keras_cc.CCLabelSmoothing()(one_hot, f),
+            keras_cc.SparseCCLabelSmoothing(from_logits=True)(labels, z),
+            keras_cc.ContinuousCategoricalLoss(temperature=2.0)(soft, f),
+            keras_cc.TriangularDivergence(from_logits=True)(soft, z),
+            keras_cc.JensenShannonDivergence()(soft, f),
+        ]
+
+    compiled = [v.numpy() for v in all_losses(tf.constant(logits))]
+    eager = [
+        keras_cc.CCLabelSmoothing(from_logits=True)(one_hot, logits),
+        keras_cc.SparseCCLabelSmoothing(from_logits=True)(labels, logits),
+        keras_cc.ContinuousCategoricalLoss(temperature=2.0, from_logits=True)(soft, logits),
+        keras_cc.TriangularDivergence(from_logits=True)(soft, logits),
+        keras_cc.JensenShannonDivergence(from_logits=True)(soft, logits),
+    ]
+    np.testing.assert_allclose(compiled, [v.numpy() for v in eager], rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, "0.1", True, None])
+def test_bad_label_smoothing(value):
+    for make in (keras_cc.CCLabelSmoothing, keras_cc.SparseCCLabelSmoothing):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            make(value)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.cc_label_smoothing(np.eye(3), np.eye(3), label_smoothing=value)
+
+
+@pytest.mark.parametrize("value", [0.0, -2.0, float("nan"), float("inf")])
+def test_bad_temperature(value):
+    with pytest.raises(ValueError, match="temperature"):
+        keras_cc.ContinuousCategoricalLoss(temperature=value)
+    with pytest.raises(ValueError, match="temperature"):
+        losses.continuous_categorical_nll(np.eye(3), np.eye(3), temperature=value)
+
+
+def test_mismatched_shapes_name_both_shapes():
+    for loss in (
+        keras_cc.CCLabelSmoothing(),
+        keras_cc.ContinuousCategoricalLoss(),
+        keras_cc.TriangularDivergence(),
+        keras_cc.JensenShannonDivergence(),
+    ):
+        with pytest.raises(ValueError, match=r"y_true.shape=\(4, 3\).*y_pred.shape=\(4, 5\)"):
+            loss(np.ones((4, 3)) / 3, np.ones((4, 5)) / 5)
+    with pytest.raises(ValueError, match=r"y_true.shape=\(4, 2\)"):
+        keras_cc.SparseCCLabelSmoothing()(np.zeros((4, 2)), np.ones((4, 5)) / 5)
+
+
+def test_unknown_keyword_is_rejected():
+    with pytest.raises(TypeError, match="smoothing"):
+        keras_cc.CCLabelSmoothing(smoothing=0.1)
+
+
+def test_out_of_range_sparse_labels_raise():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must lie in"):
+        keras_cc.SparseCCLabelSmoothing()(np.array([0, 5]), np.ones((2, 5)) / 5)
+
+
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        ([[0.5, 0.7, -0.2]], "negative entries"),
+        ([[0.5, 0.2, 0.2]], "sum to 1"),
+    ],
+)
+def test_validate_rejects_targets_off_the_simplex(targets, message):
+    loss = keras_cc.ContinuousCategoricalLoss(validate=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loss(np.array(targets), np.ones((1, 3)) / 3)
+    # without validation the (meaningless) value is computed silently: that is the flag's job
+    value = keras_cc.ContinuousCategoricalLoss()(np.array(targets), np.ones((1, 3)) / 3)
+    assert np.isfinite(value.numpy())
+    assert np.isfinite(loss(np.array([[0.2, 0.3, 0.5]]), np.ones((1, 3)) / 3).numpy())
+
+
+def test_validate_refuses_xla():
+    loss = keras_cc.ContinuousCategoricalLoss(validate=True)
+    with pytest.raises(ValueError, match="jit_compile=False"):
+        tf.function(loss, jit_compile=True)(tf.ones((1, 3)) / 3, tf.ones((1, 3)) / 3)
+
+
+def test_other_backends_are_refused(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(RuntimeError, match="TensorFlow backend"):
+        keras_cc.CCLabelSmoothing()
+
+
+# --------------------------------------------------------------- serialization
+
+
+def _instances():
+    return [
+        keras_cc.CCLabelSmoothing(0.2, from_logits=True, axis=1, reduction="sum", name="a"),
+        keras_cc.SparseCCLabelSmoothing(0.05, dtype="float64"),
+        keras_cc.ContinuousCategoricalLoss(True, temperature=2.5, validate=True, reduction=None),
+        keras_cc.TriangularDivergence(from_logits=True, name="tri"),
+        keras_cc.JensenShannonDivergence(reduction="mean"),
+    ]
+
+
+@pytest.mark.parametrize("loss", _instances(), ids=lambda x: type(x).__name__)
+def test_serialization_round_trip(loss):
+    config = keras.saving.serialize_keras_object(loss)
+    assert config["registered_name"] == f"keras_cc>{type(loss).__name__}"
+    restored = keras.saving.deserialize_keras_object(config)
+    assert type(restored) is type(loss)
+    assert restored.get_config() == loss.get_config()
+    assert type(loss).from_config(loss.get_config()).get_config() == loss.get_config()
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        losses.cc_label_smoothing,
+        losses.sparse_cc_label_smoothing,
+        losses.continuous_categorical_nll,
+        losses.triangular_divergence,
+        losses.jensen_shannon_divergence,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_functions_serialize(fn):
+    config = keras.saving.serialize_keras_object(fn)
+    assert keras.saving.deserialize_keras_object(config) is fn
+
+
+# -------------------------------------------------------------- compile / fit / save
+
+
+def _model(output_activation="softmax", k=K, mixed=False):
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(16, activation="relu")(inputs)
+    x = keras.layers.Dense(k)(x)
+    if output_activation:
+        x = keras.layers.Activation(output_activation, dtype="float32" if not mixed else None)(x)
+    return keras.Model(inputs, x)
+
+
+def _xy(rng, n=64, k=K):
+    x = rng.normal(size=(n, 8)).astype("float32")
+    labels = (x[:, :k].argmax(-1)).astype("int64")
+    return x, labels, np.eye(k, dtype="float32")[labels]
+
+
+@pytest.mark.parametrize(
+    "loss, activation, target, jit",
+    [
+        (keras_cc.CCLabelSmoothing(0.1), "softmax", "one_hot", True),
+        (keras_cc.SparseCCLabelSmoothing(0.1, from_logits=True), None, "labels", True),
+        (
+            keras_cc.ContinuousCategoricalLoss(from_logits=True, temperature=2.0),
+            None,
+            "soft",
+            False,
+        ),
+        (keras_cc.TriangularDivergence(), "softmax", "soft", False),
+        (keras_cc.JensenShannonDivergence(from_logits=True), None, "soft", False),
+        (losses.cc_label_smoothing, "softmax", "one_hot", False),
+    ],
+    ids=["cc_ls", "sparse_logits", "cc_soft", "tri", "jsd_logits", "function"],
+)
+def test_compile_fit_save_load(tmp_path, rng, loss, activation, target, jit):
+    x, labels, one_hot = _xy(rng)
+    y = {"one_hot": one_hot, "labels": labels, "soft": one_hot * 0.8 + 0.2 / K}[target]
+    model = _model(activation)
+    model.compile(keras.optimizers.Adam(0.01), loss=loss, jit_compile=jit)
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    predictions = model.predict(x, batch_size=64, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)  # no custom_objects
+    np.testing.assert_allclose(restored.predict(x, batch_size=64, verbose=0), predictions)
+    if isinstance(loss, keras.losses.Loss):
+        assert type(restored.loss) is type(loss)
+        assert restored.loss.get_config() == loss.get_config()
+        eager = loss(y, predictions).numpy()
+    else:
+        assert restored.loss is loss
+        eager = np.mean(loss(y, predictions))
+    assert restored.evaluate(x, y, batch_size=64, verbose=0) == pytest.approx(eager, rel=1e-4)
+
+
+def test_fit_value_matches_the_eager_loss(rng):
+    """Inside a compiled model the logits behind the softmax are used (as Keras' CE does)."""
+    x, _, one_hot = _xy(rng)
+    model = _model("softmax")
+    model.compile("sgd", loss=keras_cc.CCLabelSmoothing(0.1), jit_compile=True)
+    evaluated = model.evaluate(x, one_hot, batch_size=64, verbose=0)
+    eager = keras_cc.CCLabelSmoothing(0.1)(one_hot, model.predict(x, verbose=0)).numpy()
+    assert evaluated == pytest.approx(eager, rel=1e-4)
+
+
+def test_mixed_precision_fit(rng):
+    x, _, one_hot = _xy(rng)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = _model("softmax", mixed=True)
+        assert model.output.dtype == "float16"
+        model.compile(keras.optimizers.Adam(0.01), loss=keras_cc.CCLabelSmoothing(0.1))
+        history = model.fit(x, one_hot, batch_size=16, epochs=2, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.all(np.isfinite(history.history["loss"]))
