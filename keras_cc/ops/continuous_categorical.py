@@ -359,7 +359,7 @@ def _sample_multi_index(w, log_prefix, total, seeds):
         draw = tf.random.stateless_categorical(
             tf.reshape(logits, [-1, num_terms]), 1, seeds[k - 1], dtype=tf.int32
         )
-        draw = tf.reshape(draw, [batch, num_samples])
+        draw = tf.ensure_shape(tf.reshape(draw, [batch, num_samples]), remaining.shape)
         return k - 1, remaining - draw, counts.write(k - 1, draw)
 
     _, _, counts = tf.while_loop(lambda k, *_: k > 0, step, [num_classes, total, counts])
