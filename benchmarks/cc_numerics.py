@@ -15,15 +15,14 @@ import argparse
 import json
 import os
 import pathlib
-import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
+import tensorflow as tf  # noqa: E402
 
 import keras_cc  # noqa: F401  (configures TensorFlow's Keras routing first)
-import tensorflow as tf  # noqa: E402
 from keras_cc import ops  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))

@@ -198,9 +198,9 @@ def _assert_sums_to_one(x, message):
 
 @tfd.RegisterKL(ContinuousCategorical, ContinuousCategorical)
 def _kl_continuous_categorical(a, b, name=None):
-    """KL(CC(eta_a) || CC(eta_b)) = (eta_a - eta_b) . E_a[y] - log C^{-1}(eta_a) + log C^{-1}(eta_b).
+    """KL(CC(eta_a) || CC(eta_b)), NUMERICS.md; shift-invariant in each argument:
 
-    (NUMERICS.md; shift-invariant in each argument.)
+    (eta_a - eta_b) . E_a[y] - log C^{-1}(eta_a) + log C^{-1}(eta_b).
     """
     with tf.name_scope(name or "kl_continuous_categorical"):
         eta_a = a._natural_parameters()
