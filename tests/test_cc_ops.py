@@ -3,13 +3,13 @@
 import json
 import pathlib
 
+import cc_reference
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cc_reference
 from keras_cc import ops
 
 CASES = json.loads(
