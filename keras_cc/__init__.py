@@ -2,7 +2,9 @@
 
 from keras_cc import (
     _environment,  # noqa: F401  (must run before TensorFlow is imported)
+    analysis,
     losses,
+    metrics,
     ops,
 )
 from keras_cc.distributions import ContinuousCategorical
@@ -21,6 +23,8 @@ __all__ = [
     "ops",
     "__version__",
     "losses",
+    "metrics",
+    "analysis",
     "CCLabelSmoothing",
     "SparseCCLabelSmoothing",
     "ContinuousCategoricalLoss",
