@@ -277,6 +277,20 @@ def test_validate_refuses_xla():
         tf.function(loss, jit_compile=True)(tf.ones((1, 3)) / 3, tf.ones((1, 3)) / 3)
 
 
+def test_validate_inside_fit(rng):
+    x = rng.normal(size=(8, 8)).astype("float32")
+    off_simplex = np.full((8, K), 0.5, dtype="float32")
+    model = _model(None)
+    model.compile("sgd", loss=keras_cc.ContinuousCategoricalLoss(True, validate=True))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y_true"):
+        model.fit(x, off_simplex, epochs=1, verbose=0)
+    model.compile(
+        "sgd", loss=keras_cc.ContinuousCategoricalLoss(True, validate=True), jit_compile=True
+    )
+    with pytest.raises(ValueError, match="XLA"):
+        model.fit(x, off_simplex, epochs=1, verbose=0)
+
+
 def test_other_backends_are_refused(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(RuntimeError, match="TensorFlow backend"):

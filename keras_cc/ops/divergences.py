@@ -103,7 +103,12 @@ def cross_entropy_divergence(q, p):
     ``0 log 0`` is taken as 0; ``q_i > 0`` with ``p_i = 0`` gives ``+inf``.
 
     Example:
-    >>> keras_cc.ops.cross_entropy_divergence([0.5, 0.5], [0.25, 0.75])
+
+    ```python
+    keras_cc.ops.cross_entropy_divergence([0.5, 0.5], [0.25, 0.75])  # 0.8369
+    # one query against many: broadcasting over the leading axis
+    keras_cc.ops.cross_entropy_divergence(q[None, :], P)  # [N]
+    ```
     """
     q, p = _float_pair(q, p, "cross_entropy_divergence")
     return -tf.reduce_sum(tf.math.xlogy(q, p), axis=-1)
