@@ -430,6 +430,9 @@ class CCLabelSmoothing(_KerasCCLoss):
 class SparseCCLabelSmoothing(_KerasCCLoss):
     """:class:`CCLabelSmoothing` for integer class labels (like ``SparseCategoricalCrossentropy``).
 
+    Labels outside ``[0, K)`` raise ``InvalidArgumentError`` (NaN under XLA). Needs Keras
+    3's TensorFlow backend.
+
     Example:
 
     ```python
@@ -477,7 +480,7 @@ class ContinuousCategoricalLoss(_KerasCCLoss):
     ``-log p(y; η)`` with ``η = log f / temperature`` (``z / temperature`` for logits),
     equal to ``mean(-keras_cc.ContinuousCategorical(logits=η).log_prob(y))``. Soften the
     teacher's targets yourself (e.g. ``softmax(teacher_logits / t)``); ``temperature``
-    only scales the student's natural parameter.
+    only scales the student's natural parameter. Needs Keras 3's TensorFlow backend.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (default: probabilities).
@@ -544,6 +547,7 @@ class TriangularDivergence(_KerasCCLoss):
 
     ``(1/2) Σ (y_i - f_i)² / (y_i + f_i)``: symmetric, the square of a metric, tightly
     correlated with cross-entropy at high temperature and cheaper (no logarithm).
+    Needs Keras 3's TensorFlow backend.
 
     Example:
 
@@ -582,6 +586,9 @@ class TriangularDivergence(_KerasCCLoss):
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class JensenShannonDivergence(_KerasCCLoss):
     """Jensen–Shannon divergence loss in ``[0, 1]`` (correlations paper eq. 4, base 2).
+
+    Symmetric and bounded; computed without the cancellation of eq. 4 near ``y = f``.
+    Needs Keras 3's TensorFlow backend.
 
     Example:
 
