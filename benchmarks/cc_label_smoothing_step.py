@@ -9,7 +9,9 @@ synchronized by reading the loss) are timed alternately so machine load hits bot
 The ratio is the median over repeats of CC-LS time / LS time.
 
 A second, loss-only measurement times the value and gradient of each loss alone on
-``[batch, classes]`` logits under XLA, the part of the step that differs.
+``[batch, classes]`` random logits under XLA, the part of the step that differs, at
+small and at trained-network logit spreads (the CC normalizer's series needs more terms
+as the spread of the logits grows).
 
     python benchmarks/cc_label_smoothing_step.py
     python benchmarks/cc_label_smoothing_step.py --repeats=21 --steps_per_repeat=5
@@ -34,6 +36,12 @@ flags.DEFINE_integer("repeats", 9, "Timed repeats per loss (alternating); median
 flags.DEFINE_integer("steps_per_repeat", 3, "Training steps per timed repeat.")
 flags.DEFINE_integer("warmup_steps", 2, "Untimed steps after compilation.")
 flags.DEFINE_integer("loss_only_calls", 200, "Calls per repeat of the loss-only measurement.")
+flags.DEFINE_list(
+    "loss_only_logit_scales",
+    ["1", "20"],
+    "Standard deviations of the random logits of the loss-only measurement (the CC "
+    "normalizer's series grows with the logit spread, as logits do during training).",
+)
 flags.DEFINE_bool("from_logits", False, "Train on logits (no softmax layer) instead.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the random batch.")
 flags.DEFINE_string("json_out", None, "Also write the JSON record to this file.")
@@ -85,8 +93,11 @@ def _train_step_times(x, y):
             model.train_on_batch(x, y)
         models[name] = (model, compile_seconds)
     samples = {name: [] for name in models}
-    for _ in range(FLAGS.repeats):
-        for name, (model, _) in models.items():
+    names = list(models)
+    for repeat in range(FLAGS.repeats):
+        # ABAB... in even repeats, BABA... in odd ones: no loss always runs first.
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            model = models[name][0]
             start = time.perf_counter()
             for _ in range(FLAGS.steps_per_repeat):
                 loss = model.train_on_batch(x, y)
@@ -101,9 +112,11 @@ def _train_step_times(x, y):
     }
 
 
-def _loss_only_times(y):
+def _loss_only_times(y, logit_scale):
     logits = tf.constant(
-        np.random.default_rng(FLAGS.seed).normal(size=(FLAGS.batch_size, FLAGS.num_classes)),
+        np.random.default_rng(FLAGS.seed).normal(
+            scale=logit_scale, size=(FLAGS.batch_size, FLAGS.num_classes)
+        ),
         tf.float32,
     )
     functions = {}
@@ -120,8 +133,10 @@ def _loss_only_times(y):
         compiled(logits)[0].numpy()
         functions[name] = compiled
     samples = {name: [] for name in functions}
-    for _ in range(FLAGS.repeats):
-        for name, fn in functions.items():
+    names = list(functions)
+    for repeat in range(FLAGS.repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            fn = functions[name]
             start = time.perf_counter()
             for _ in range(FLAGS.loss_only_calls):
                 value, _ = fn(logits)
@@ -140,8 +155,12 @@ def main(argv):
     labels = rng.integers(0, FLAGS.num_classes, FLAGS.batch_size)
     y = tf.constant(np.eye(FLAGS.num_classes, dtype="float32")[labels])
 
+    try:
+        scales = [float(v) for v in FLAGS.loss_only_logit_scales]
+    except ValueError:
+        raise app.UsageError("--loss_only_logit_scales must be numbers.") from None
     steps = _train_step_times(x, y)
-    loss_only = _loss_only_times(y)
+    loss_only = {scale: _loss_only_times(y, scale) for scale in scales}
     devices = [d.device_type for d in tf.config.list_physical_devices()]
     step = steps["seconds_per_step"]
     record = {
@@ -159,11 +178,14 @@ def main(argv):
         },
         "train_step_seconds": step,
         "compile_seconds": steps["compile_seconds"],
-        "loss_only_seconds": loss_only,
+        "loss_only_seconds": {f"logits_N(0,{s:g}^2)": v for s, v in loss_only.items()},
         "ratios": {
             "train_step_CCLS_over_LS": step["CC-LS"] / step["LS"],
             "train_step_CCLS_over_LS_median_of_pairs": steps["ratio_median_of_pairs"],
-            "loss_only_CCLS_over_LS": loss_only["CC-LS"] / loss_only["LS"],
+            **{
+                f"loss_only_CCLS_over_LS_logit_scale_{s:g}": v["CC-LS"] / v["LS"]
+                for s, v in loss_only.items()
+            },
         },
         "train_step_samples": steps["samples"],
     }
@@ -178,10 +200,12 @@ def main(argv):
         f"{'train step (s)':<34} {step['LS']:>14.4e} {step['CC-LS']:>12.4e} "
         f"{record['ratios']['train_step_CCLS_over_LS']:>11.3f}"
     )
-    print(
-        f"{'loss value + gradient alone (s)':<34} {loss_only['LS']:>14.4e} "
-        f"{loss_only['CC-LS']:>12.4e} {record['ratios']['loss_only_CCLS_over_LS']:>11.3f}"
-    )
+    for scale, times in loss_only.items():
+        label = f"loss + gradient, z~N(0,{scale:g}^2) (s)"
+        print(
+            f"{label:<34} {times['LS']:>14.4e} {times['CC-LS']:>12.4e} "
+            f"{times['CC-LS'] / times['LS']:>11.3f}"
+        )
     print(
         f"{'compile + first step (s)':<34} {steps['compile_seconds']['LS']:>14.2f} "
         f"{steps['compile_seconds']['CC-LS']:>12.2f}"
