@@ -1,0 +1,56 @@
+r"""The CC paper's Table 3 (markdown) and Figure 2 (PNG) from experts' and students' runs.
+
+Reads eval_epochs.csv of the DQN experts (--experts_dir: one run per game) and of the
+AMN and CC-AMN students (--amn_dirs, --cc_amn_dirs: run directories, or directories of
+run directories, e.g. one single-game run per game or one multi-task run), and writes to
+--output_dir:
+
+    table3.md     mean (± std) evaluation score over the last --last_epochs epochs,
+                  rows DQN / AMN / CC-AMN, a column per game; then the students'
+                  numerical health: share of guidance vectors where the closed-form CC
+                  normalizer (eq. 4) would fail, and non-finite loss/gradient steps
+    figure2.png   per game, score per epoch: raw faded, moving average solid
+    report.json   the numbers of both tables
+
+    python examples/atari_report.py --experts_dir runs/dqn \
+        --amn_dirs runs/actor_mimic/ce_multitask --cc_amn_dirs runs/actor_mimic/cc_multitask \
+        --output_dir runs/report
+"""
+
+import sys
+
+from absl import app, flags
+
+from agents import actor_mimic_report as report
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("experts_dir", "runs/dqn", "DQN expert runs (one per game); '' to omit.")
+flags.DEFINE_list("amn_dirs", [], "AMN (--loss ce) student runs or directories of runs.")
+flags.DEFINE_list("cc_amn_dirs", [], "CC-AMN (--loss cc) student runs or directories of runs.")
+flags.DEFINE_list("games", [], "Games (columns) in order; default: every game found.")
+flags.DEFINE_integer("last_epochs", 20, "Evaluation epochs averaged in Table 3 (the paper: 20).")
+flags.DEFINE_integer("window", 5, "Moving-average window of Figure 2, in epochs.")
+flags.DEFINE_string("output_dir", "runs/report", "Where table3.md, figure2.png, report.json go.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        markdown = report.build_report(
+            FLAGS.experts_dir,
+            FLAGS.amn_dirs,
+            FLAGS.cc_amn_dirs,
+            FLAGS.output_dir,
+            FLAGS.last_epochs,
+            FLAGS.window,
+            FLAGS.games,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"atari_report: {error}")
+    print(markdown)
+    print(f"wrote {FLAGS.output_dir}/table3.md, figure2.png, report.json")
+
+
+if __name__ == "__main__":
+    app.run(main)
