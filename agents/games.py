@@ -70,9 +70,9 @@ def _registry() -> dict[str, GameSpec]:
 
 
 def available_games() -> list[str]:
-    """Short names of every known game: the paper's games first, then the rest sorted."""
-    rest = sorted(name for name in _registry() if name not in PAPER_GAMES)
-    return [*PAPER_GAMES, *rest]
+    """Short names of every known game: the paper's, the classic-control ones, then ALE's."""
+    first = [*PAPER_GAMES, *_CLASSIC_GAMES]
+    return first + sorted(name for name in _registry() if name not in first)
 
 
 def get_game(name: str) -> GameSpec:

@@ -1,0 +1,230 @@
+"""End-to-end DQN training throughput on an Atari game: ours against a plain TF-Agents loop.
+
+Both sides run the same Nature-DQN agent (same Q-network, RMSProp, batch 32, Huber loss) and
+take one gradient step per 4 agent steps (an agent step is one environment transition):
+
+* ours: `agents.dqn_expert.DqnExpertTrainer.step` -- `--num_envs` games in ale-py's native
+  `AtariVectorEnv`, one batched `PyTFEagerPolicy` call per step of all of them, the
+  frame-deduplicating `FrameStackReplay`, a traced train step (one target-network pass);
+* plain TF-Agents: the loop of the TF-Agents DQN tutorial -- a `DynamicStepDriver` over one
+  gymnasium game (`AtariPreprocessing` + `FrameStackObservation`, through our adapter and
+  `TFPyEnvironment`) writing stacked observations into a `TFUniformReplayBuffer`, sampled as
+  a `tf.data` pipeline, and the stock `DqnAgent.train` wrapped in `common.function`.
+
+After a warm-up (replay filled with random play, functions traced), the two loops run
+`--steps` agent steps each, alternately, `--repeats` times. The table reports the median
+agent steps per second, the ratio, the share of wall time spent inside the environments,
+and the replay's bytes per transition. `--json` also writes the figures to a file.
+
+    python benchmarks/dqn_throughput.py                 # Pong, about 1-2 minutes on 2 CPU cores
+    python benchmarks/dqn_throughput.py --steps 2000 --repeats 5 --game Breakout
+
+The same script runs on a GPU (TensorFlow places the networks there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+
+from absl import app, flags
+
+import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("game", "Pong", "Atari game (short name, e.g. Pong, Breakout).")
+flags.DEFINE_integer("steps", 400, "Agent steps timed per repeat and per loop.")
+flags.DEFINE_integer("repeats", 3, "Alternating repeats; the table shows medians.")
+flags.DEFINE_integer("warmup_steps", 400, "Random agent steps that fill each replay first.")
+flags.DEFINE_integer("num_envs", 4, "Parallel games of our loop (AtariVectorEnv).")
+flags.DEFINE_integer("replay_capacity", 20_000, "Replay capacity (transitions) of both loops.")
+flags.DEFINE_integer("train_every", 4, "Agent steps per gradient step (both loops).")
+flags.DEFINE_integer("batch_size", 32, "Transitions per gradient step (both loops).")
+flags.DEFINE_integer("seed", 0, "Seed of both loops.")
+flags.DEFINE_string("json", None, "Optional path of a JSON file with the results.")
+
+
+def _ours(config, run_dir):
+    """Our loop; returns a function that runs n agent steps and reports (seconds, env secs)."""
+    from agents.dqn_expert import DqnExpertTrainer
+
+    trainer = DqnExpertTrainer(config, run_dir, overwrite=True, progress=None)
+    while trainer.replay.num_transitions < config.learning_starts:
+        trainer.step()
+    trainer.step()  # traces the policy and the train step
+
+    def run(num_steps):
+        env_before, start, done = trainer.env.seconds, time.perf_counter(), 0
+        while done < num_steps:
+            done += trainer.step()
+        return done, time.perf_counter() - start, trainer.env.seconds - env_before
+
+    return run, trainer
+
+
+def _plain_tf_agents(config):
+    """The TF-Agents tutorial loop over one gymnasium game; same runner interface."""
+    import tensorflow as tf
+    from tf_agents.agents.dqn import dqn_agent
+    from tf_agents.drivers import dynamic_step_driver
+    from tf_agents.environments import tf_py_environment
+    from tf_agents.policies import random_tf_policy
+    from tf_agents.replay_buffers import tf_uniform_replay_buffer
+    from tf_agents.utils import common
+
+    from agents import dqn_expert, environments, networks
+
+    py_env = dqn_expert.TimedPyEnvironment(
+        environments.make_atari_env(config.game, config.atari_options, seed=config.seed)
+    )
+    env = tf_py_environment.TFPyEnvironment(py_env)
+    q_network = networks.make_q_network(env.observation_spec(), env.action_spec())
+    agent = dqn_agent.DqnAgent(
+        env.time_step_spec(),
+        env.action_spec(),
+        q_network=q_network,
+        optimizer=dqn_expert.make_optimizer(config),
+        epsilon_greedy=0.1,
+        target_update_period=config.target_update_period,
+        td_errors_loss_fn=common.element_wise_huber_loss,
+        gamma=config.gamma,
+        train_step_counter=tf.Variable(0, dtype=tf.int64),
+    )
+    agent.initialize()
+    buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+        agent.collect_data_spec, batch_size=env.batch_size, max_length=config.replay_capacity
+    )
+    random_policy = random_tf_policy.RandomTFPolicy(env.time_step_spec(), env.action_spec())
+    dynamic_step_driver.DynamicStepDriver(
+        env, random_policy, observers=[buffer.add_batch], num_steps=config.learning_starts
+    ).run()
+    dataset = buffer.as_dataset(
+        num_parallel_calls=3, sample_batch_size=config.batch_size, num_steps=2
+    ).prefetch(3)
+    iterator = iter(dataset)
+    driver = dynamic_step_driver.DynamicStepDriver(
+        env, agent.collect_policy, observers=[buffer.add_batch], num_steps=config.train_every
+    )
+    driver_run = common.function(driver.run)
+    train = common.function(agent.train)
+    state = {"time_step": env.reset(), "policy_state": agent.collect_policy.get_initial_state(1)}
+
+    def iteration():
+        state["time_step"], state["policy_state"] = driver_run(
+            state["time_step"], state["policy_state"]
+        )
+        experience, _ = next(iterator)
+        train(experience)
+
+    iteration()  # traces
+
+    def run(num_steps):
+        env_before, start, done = py_env.seconds, time.perf_counter(), 0
+        while done < num_steps:
+            iteration()
+            done += config.train_every
+        return done, time.perf_counter() - start, py_env.seconds - env_before
+
+    return run, buffer
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from agents.dqn_expert import DqnExpertConfig
+    from agents.replay import FrameStackReplay
+
+    config = DqnExpertConfig(
+        game=FLAGS.game,
+        seed=FLAGS.seed,
+        num_envs=FLAGS.num_envs,
+        replay_capacity=FLAGS.replay_capacity,
+        learning_starts=FLAGS.warmup_steps,
+        train_every=FLAGS.train_every,
+        batch_size=FLAGS.batch_size,
+        checkpoint_replay=False,
+    )
+    if not config.game_spec.is_atari:
+        raise app.UsageError(f"--game must be an Atari game, got {config.game}.")
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    print(f"DQN throughput on {config.game} ({device}, {os.cpu_count()} CPU cores visible)")
+    with tempfile.TemporaryDirectory() as run_dir:
+        setup = time.perf_counter()
+        ours, trainer = _ours(config, run_dir)
+        plain, _ = _plain_tf_agents(config)
+        print(f"setup, warm-up and tracing: {time.perf_counter() - setup:.1f} s")
+        rows = {"ours": [], "plain_tf_agents": []}
+        for repeat in range(FLAGS.repeats):
+            for name, run in (("ours", ours), ("plain_tf_agents", plain)):
+                steps, seconds, env_seconds = run(FLAGS.steps)
+                rows[name].append(
+                    {
+                        "agent_steps_per_second": steps / seconds,
+                        "environment_time_fraction": env_seconds / seconds,
+                        "seconds": seconds,
+                    }
+                )
+            ratio = (
+                rows["ours"][-1]["agent_steps_per_second"]
+                / rows["plain_tf_agents"][-1]["agent_steps_per_second"]
+            )
+            print(f"repeat {repeat + 1}/{FLAGS.repeats}: ratio {ratio:.2f}")
+        trainer.env.close()
+
+    def median(name, key):
+        return statistics.median(row[key] for row in rows[name])
+
+    ours_rate = median("ours", "agent_steps_per_second")
+    plain_rate = median("plain_tf_agents", "agent_steps_per_second")
+    ours_bytes = FrameStackReplay.bytes_per_transition(
+        trainer.replay.observation_shape, mean_episode_length=800
+    )
+    naive_bytes = 2 * 84 * 84 * 4
+    results = {
+        "game": config.game,
+        "device": device,
+        "steps_per_repeat": FLAGS.steps,
+        "repeats": FLAGS.repeats,
+        "num_envs_ours": config.num_envs,
+        "train_every": config.train_every,
+        "batch_size": config.batch_size,
+        "ours": {
+            "agent_steps_per_second": ours_rate,
+            "environment_time_fraction": median("ours", "environment_time_fraction"),
+            "replay_bytes_per_transition": ours_bytes,
+            "repeats": rows["ours"],
+        },
+        "plain_tf_agents": {
+            "agent_steps_per_second": plain_rate,
+            "environment_time_fraction": median("plain_tf_agents", "environment_time_fraction"),
+            "replay_bytes_per_transition": naive_bytes,
+            "repeats": rows["plain_tf_agents"],
+        },
+        "speedup": ours_rate / plain_rate,
+    }
+    header = f"{'loop':<18}{'agent steps/s':>15}{'env time':>10}{'replay B/transition':>21}"
+    print(header)
+    print("-" * len(header))
+    for name in ("ours", "plain_tf_agents"):
+        r = results[name]
+        print(
+            f"{name:<18}{r['agent_steps_per_second']:>15.1f}"
+            f"{100 * r['environment_time_fraction']:>9.1f}%"
+            f"{r['replay_bytes_per_transition']:>21,.0f}"
+        )
+    print(f"speedup (ours / plain TF-Agents): {results['speedup']:.2f}x")
+    summary = {key: value for key, value in results.items() if not isinstance(value, dict)}
+    for name in ("ours", "plain_tf_agents"):
+        summary[name] = {k: v for k, v in results[name].items() if k != "repeats"}
+    print(json.dumps(summary))
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
