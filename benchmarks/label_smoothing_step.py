@@ -1,0 +1,142 @@
+r"""Training-step time of the ablation CNN with CC-LS against LS (and no LS), side by side.
+
+The CC paper's CIFAR-10 CNN (32×32×3 inputs, 32/64/128 filters, dropout + weight decay +
+batch norm by default), batch 128, Adam, XLA on. Each loss gets its own compiled model;
+after warm-up the losses are timed in interleaved rounds (so drifting machine load hits
+all of them alike) and the median step time per loss is reported with the ratios
+CC-LS / LS and LS / no LS, as a table and as JSON.
+
+    python benchmarks/label_smoothing_step.py
+    python benchmarks/label_smoothing_step.py --jit_compile=false --json_out=step.json
+"""
+
+import json
+import os
+import platform
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+import keras_cc  # noqa: F401  (configures TensorFlow before it is imported)
+from keras_cc.experiments import model as model_lib
+from keras_cc.experiments.records import atomic_write_json
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("batch_size", 128, "Batch size.")
+flags.DEFINE_integer("image_size", 32, "Height and width of the (random) input images.")
+flags.DEFINE_integer("channels", 3, "Image channels.")
+flags.DEFINE_integer("num_classes", 10, "Classes (K of the CC distribution).")
+flags.DEFINE_float("width", 1.0, "Multiplier on the 32/64/128 filters.")
+flags.DEFINE_string("row", "dropout+weight_decay+batch_norm", "Regularizers of the CNN.")
+flags.DEFINE_list("losses", ["none", "ls", "cc_ls"], "Losses to time.")
+flags.DEFINE_float("label_smoothing", 0.1, "epsilon of LS and CC-LS.")
+flags.DEFINE_enum("jit_compile", "true", ["true", "false"], "XLA-compile the train step.")
+flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per loss after compiling.")
+flags.DEFINE_integer("steps", 5, "Timed steps per loss and round.")
+flags.DEFINE_integer("repeats", 5, "Rounds; each loss's median step time over rounds is kept.")
+flags.DEFINE_string("json_out", None, "Also write the results to this JSON file.")
+
+
+def build(loss_name, row, input_shape):
+    model = model_lib.build_ablation_cnn(
+        input_shape, FLAGS.num_classes, row, width=FLAGS.width, pixel_max=255.0
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=model_lib.make_loss(loss_name, FLAGS.label_smoothing),
+        jit_compile=FLAGS.jit_compile == "true",
+    )
+    return model
+
+
+def time_steps(function, iterator, steps):
+    """Seconds per step over ``steps`` calls, synchronized on the last loss."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        logs = function(iterator)
+    float(logs["loss"])  # waits for the device
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv):
+    del argv
+    row = model_lib.Regularizers.parse(FLAGS.row)
+    shape = (FLAGS.image_size, FLAGS.image_size, FLAGS.channels)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (FLAGS.batch_size,) + shape).astype("float32")
+    y = tf.one_hot(rng.integers(0, FLAGS.num_classes, FLAGS.batch_size), FLAGS.num_classes)
+    batches = tf.data.Dataset.from_tensors((x, y)).repeat()
+
+    steppers = {}
+    for name in FLAGS.losses:
+        keras.utils.set_random_seed(0)
+        model = build(name, row, shape)
+        model.make_train_function()
+        iterator = iter(batches)
+        start = time.perf_counter()
+        time_steps(model.train_function, iterator, 1)
+        compile_s = time.perf_counter() - start
+        time_steps(model.train_function, iterator, FLAGS.warmup_steps)
+        steppers[name] = (model, iterator, compile_s)
+
+    samples = {name: [] for name in FLAGS.losses}
+    for _ in range(FLAGS.repeats):
+        for name in FLAGS.losses:
+            model, iterator, _ = steppers[name]
+            samples[name].append(time_steps(model.train_function, iterator, FLAGS.steps))
+
+    median_ms = {name: 1000 * statistics.median(v) for name, v in samples.items()}
+    ratios = {}
+    if "cc_ls" in median_ms and "ls" in median_ms:
+        ratios["cc_ls/ls"] = median_ms["cc_ls"] / median_ms["ls"]
+    if "ls" in median_ms and "none" in median_ms:
+        ratios["ls/none"] = median_ms["ls"] / median_ms["none"]
+    if "cc_ls" in median_ms and "none" in median_ms:
+        ratios["cc_ls/none"] = median_ms["cc_ls"] / median_ms["none"]
+
+    devices = [d.device_type for d in tf.config.list_logical_devices()]
+    device = "GPU" if "GPU" in devices else "CPU"
+    print(
+        f"Train step of the ablation CNN ({row.key}, width {FLAGS.width}), input {shape}, "
+        f"batch {FLAGS.batch_size}, XLA {FLAGS.jit_compile}, {device} "
+        f"({os.cpu_count()} CPUs); median of {FLAGS.repeats} rounds x {FLAGS.steps} steps"
+    )
+    print(f"{'loss':<8}{'median ms/step':>16}{'min':>10}{'max':>10}{'first call s':>14}")
+    for name in FLAGS.losses:
+        values = [1000 * v for v in samples[name]]
+        print(
+            f"{model_lib.LOSS_LABELS[name]:<8}{median_ms[name]:>16.2f}{min(values):>10.2f}"
+            f"{max(values):>10.2f}{steppers[name][2]:>14.1f}"
+        )
+    for key, value in ratios.items():
+        print(f"ratio {key}: {value:.3f}")
+    result = {
+        "benchmark": "label_smoothing_step",
+        "row": row.key,
+        "input_shape": list(shape),
+        "batch_size": FLAGS.batch_size,
+        "width": FLAGS.width,
+        "jit_compile": FLAGS.jit_compile == "true",
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "steps": FLAGS.steps,
+        "repeats": FLAGS.repeats,
+        "median_ms": median_ms,
+        "samples_ms": {k: [1000 * v for v in s] for k, s in samples.items()},
+        "first_call_s": {k: s[2] for k, s in steppers.items()},
+        "ratios": ratios,
+    }
+    print(json.dumps(result))
+    if FLAGS.json_out:
+        atomic_write_json(FLAGS.json_out, result)
+
+
+if __name__ == "__main__":
+    app.run(main)

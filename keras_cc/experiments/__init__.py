@@ -1,0 +1,56 @@
+"""The label-smoothing experiments of the CC paper (section 3): data, CNN, grid, analysis.
+
+* :mod:`~keras_cc.experiments.data`: scikit-learn's bundled digits; CIFAR-10 from disk.
+* :mod:`~keras_cc.experiments.model`: the ablation CNN, the three losses, input pipelines.
+* :mod:`~keras_cc.experiments.training`: one grid cell, trained, checkpointed, recorded.
+* :mod:`~keras_cc.experiments.grid`: the grid in-process, in worker processes or on Ray.
+* :mod:`~keras_cc.experiments.tables` and :mod:`~keras_cc.experiments.figures`: Tables 1
+  and 2, and the figures.
+* :mod:`~keras_cc.experiments.representations`: template-plane projections and cluster
+  sums of squares (Table 2, Figure 1).
+
+The scripts ``examples/label_smoothing_ablation.py`` and
+``examples/label_smoothing_representations.py`` drive them.
+"""
+
+from keras_cc.experiments.data import (
+    DatasetNotFoundError,
+    ImageDataset,
+    load_cifar10,
+    load_dataset,
+    load_digits,
+)
+from keras_cc.experiments.grid import ConfigMismatchError, enumerate_cells, run_grid
+from keras_cc.experiments.model import (
+    LOSS_LABELS,
+    LOSSES,
+    Regularizers,
+    build_ablation_cnn,
+    make_loss,
+    paper_rows,
+)
+from keras_cc.experiments.tables import format_table1, format_table2, summarize_grid
+from keras_cc.experiments.training import Cell, TrainingConfig, run_cell
+
+__all__ = [
+    "LOSSES",
+    "LOSS_LABELS",
+    "Cell",
+    "ConfigMismatchError",
+    "DatasetNotFoundError",
+    "ImageDataset",
+    "Regularizers",
+    "TrainingConfig",
+    "build_ablation_cnn",
+    "enumerate_cells",
+    "format_table1",
+    "format_table2",
+    "load_cifar10",
+    "load_dataset",
+    "load_digits",
+    "make_loss",
+    "paper_rows",
+    "run_cell",
+    "run_grid",
+    "summarize_grid",
+]

@@ -1,0 +1,221 @@
+"""absl flags shared by the label-smoothing scripts in ``examples/``.
+
+:func:`define_training_flags` declares the data, model, optimization and engine flags;
+:func:`training_config_from_flags` turns them into a :class:`TrainingConfig`, filling
+per-dataset defaults for flags left unset.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from keras_cc.experiments import data as data_lib
+from keras_cc.experiments import model as model_lib
+from keras_cc.experiments.training import TrainingConfig
+
+__all__ = [
+    "DATASET_DEFAULTS",
+    "default_output_dir",
+    "define_training_flags",
+    "parse_float_list",
+    "parse_int_list",
+    "parse_losses",
+    "parse_rows",
+    "training_config_from_flags",
+]
+
+# Per-dataset defaults of flags left unset. digits: the README's main job (8 rows × 3
+# losses × 3 seeds in minutes on 2 CPU cores). cifar10: the CC paper's protocol.
+DATASET_DEFAULTS = {
+    "digits": {
+        "epochs": 10,
+        "batch_size": 64,
+        "width": 0.5,
+        "augment": False,
+        "log_epochs": False,
+    },
+    "cifar10": {
+        "epochs": 100,
+        "batch_size": 128,
+        "width": 1.0,
+        "augment": True,
+        "log_epochs": True,
+    },
+}
+
+
+def _defaults_help(name: str) -> str:
+    return ", ".join(f"{d}: {DATASET_DEFAULTS[d][name]}" for d in DATASET_DEFAULTS)
+
+
+def define_training_flags() -> None:
+    """Declares the flags of one training cell (data, model, optimizer, engine)."""
+    flags.DEFINE_enum(
+        "dataset",
+        "digits",
+        list(data_lib.DATASETS),
+        "digits: scikit-learn's bundled 8x8 digits (no download). cifar10: CIFAR-10 from "
+        "--data_dir, Keras' cache (~/.keras/datasets) or a TensorFlow Datasets data_dir.",
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "CIFAR-10 location: a directory holding the original pickled batches "
+        "(data_batch_1..5, test_batch, batches.meta) or 'cifar-10-batches-py', or a "
+        "TensorFlow Datasets data_dir with a prepared cifar10. Default: search the caches.",
+    )
+    flags.DEFINE_bool(
+        "download",
+        False,
+        "Allow downloading CIFAR-10 (~170 MB, keras.datasets.cifar10) when no local copy "
+        "is found. Without it a missing data set stops the run at once.",
+    )
+    flags.DEFINE_integer(
+        "train_examples", None, "Use a class-stratified subset of this many training images."
+    )
+    flags.DEFINE_integer(
+        "test_examples", None, "Use a class-stratified subset of this many test images."
+    )
+    flags.DEFINE_integer("epochs", None, f"Training epochs per cell ({_defaults_help('epochs')}).")
+    flags.DEFINE_integer("batch_size", None, f"Global batch size ({_defaults_help('batch_size')}).")
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_float(
+        "label_smoothing", 0.1, "epsilon of label smoothing, for LS and CC-LS (CC paper eq. 5)."
+    )
+    flags.DEFINE_float(
+        "width",
+        None,
+        f"Multiplier on the CNN's 32/64/128 filters ({_defaults_help('width')}).",
+    )
+    flags.DEFINE_list(
+        "dropout_rates",
+        [str(r) for r in model_lib.DEFAULT_DROPOUT_RATES],
+        "Dropout rate after each conv block (rows with dropout).",
+    )
+    flags.DEFINE_float(
+        "weight_decay",
+        1e-4,
+        "L2 coefficient on all kernels (rows with weight decay): loss += wd * sum(w^2).",
+    )
+    flags.DEFINE_float("batch_norm_momentum", 0.9, "Momentum of the batch norms' moving averages.")
+    flags.DEFINE_enum(
+        "augment",
+        "auto",
+        ["auto", "true", "false"],
+        "Random crop (4-pixel padding) and horizontal flip of training images. auto: on "
+        "for cifar10, off for digits.",
+    )
+    flags.DEFINE_enum(
+        "jit_compile",
+        "auto",
+        ["auto", "true", "false"],
+        "XLA-compile the train step. auto: on when a GPU is visible (on CPUs XLA "
+        "convolutions are slower).",
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        ["default", "mirrored"],
+        "mirrored: train each cell on all local GPUs with tf.distribute.MirroredStrategy "
+        "(--batch_size is the global batch).",
+    )
+    flags.DEFINE_bool(
+        "log_epochs",
+        None,
+        f"Print a line per epoch of each cell ({_defaults_help('log_epochs')}).",
+    )
+    flags.DEFINE_float(
+        "checkpoint_interval_s",
+        60.0,
+        "Checkpoint a cell at the end of an epoch when this many seconds have passed since "
+        "its last checkpoint (0: every epoch); a killed cell resumes from it.",
+    )
+    flags.DEFINE_string(
+        "output_dir",
+        None,
+        "Results directory (records, TensorBoard logs, models, tables, figures). Default: "
+        "runs/<script>/<dataset>.",
+    )
+
+
+def parse_float_list(values, name: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError as error:
+        raise ValueError(f"--{name} must be a comma-separated list of numbers: {error}") from None
+
+
+def parse_int_list(values, name: str) -> tuple[int, ...]:
+    """Integers from a list of strings; ``a-b`` expands to a range (``0-9``: ten seeds)."""
+    out = []
+    for value in values:
+        value = str(value).strip()
+        try:
+            if "-" in value.lstrip("-"):
+                low, high = value.split("-", 1)
+                out.extend(range(int(low), int(high) + 1))
+            else:
+                out.append(int(value))
+        except ValueError:
+            raise ValueError(f"--{name}: {value!r} is not an integer or range a-b.") from None
+    return tuple(out)
+
+
+def parse_rows(values) -> list[model_lib.Regularizers]:
+    """``all`` (Table 1's eight rows) or '+'-joined regularizer names per row."""
+    values = [v.strip() for v in values]
+    if values == ["all"]:
+        return model_lib.paper_rows()
+    return [model_lib.Regularizers.parse(v) for v in values]
+
+
+def parse_losses(values) -> list[str]:
+    losses = [v.strip() for v in values]
+    unknown = [x for x in losses if x not in model_lib.LOSSES]
+    if unknown:
+        raise ValueError(f"--losses: unknown {unknown}; choose from {list(model_lib.LOSSES)}.")
+    return losses
+
+
+def _tri_state(value: str, default: bool) -> bool:
+    return default if value == "auto" else value == "true"
+
+
+def training_config_from_flags(
+    flag_values: flags.FlagValues, save_models: bool = True, tensorboard: bool = True
+) -> TrainingConfig:
+    """A :class:`TrainingConfig` from the flags, with per-dataset defaults filled in."""
+    defaults = DATASET_DEFAULTS[flag_values.dataset]
+
+    def pick(name):
+        value = getattr(flag_values, name)
+        return defaults[name] if value is None else value
+
+    return TrainingConfig(
+        dataset=flag_values.dataset,
+        data_dir=flag_values.data_dir,
+        download=flag_values.download,
+        train_examples=flag_values.train_examples,
+        test_examples=flag_values.test_examples,
+        epochs=pick("epochs"),
+        batch_size=pick("batch_size"),
+        learning_rate=flag_values.learning_rate,
+        label_smoothing=flag_values.label_smoothing,
+        width=pick("width"),
+        dropout_rates=parse_float_list(flag_values.dropout_rates, "dropout_rates"),
+        weight_decay=flag_values.weight_decay,
+        batch_norm_momentum=flag_values.batch_norm_momentum,
+        augment=_tri_state(flag_values.augment, defaults["augment"]),
+        jit_compile=flag_values.jit_compile,
+        strategy=flag_values.strategy,
+        save_models=save_models,
+        tensorboard=tensorboard,
+        log_epochs=pick("log_epochs"),
+        checkpoint_interval_s=flag_values.checkpoint_interval_s,
+    )
+
+
+def default_output_dir(script: str, dataset: str) -> str:
+    return os.path.join("runs", script, dataset)

@@ -1,0 +1,198 @@
+"""Figures of the label-smoothing experiments (matplotlib, written as PNG files)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from keras_cc.experiments import model as model_lib
+from keras_cc.experiments.tables import EntryStats
+
+__all__ = ["plot_ablation", "plot_curves", "plot_representations", "row_label"]
+
+LOSS_COLORS = {"none": "tab:gray", "ls": "tab:blue", "cc_ls": "tab:red"}
+# Figure 1 of the CC paper colours its three classes blue, orange and pink.
+CLASS_COLORS = ("tab:blue", "tab:orange", "tab:pink")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def row_label(row: model_lib.Regularizers) -> str:
+    names = [
+        n
+        for n, on in (("dropout", row.dropout), ("WD", row.weight_decay), ("BN", row.batch_norm))
+        if on
+    ]
+    return " + ".join(names) if names else "none"
+
+
+def _save(fig, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = os.path.join(
+        os.path.dirname(os.path.abspath(path)), ".tmp-" + os.path.basename(path)
+    )
+    fig.savefig(temporary, dpi=130, bbox_inches="tight", format="png")
+    os.replace(temporary, path)
+    return path
+
+
+def plot_ablation(
+    summary: Mapping[tuple[str, str], EntryStats],
+    rows: Sequence[model_lib.Regularizers],
+    losses: Sequence[str],
+    path: str,
+    title: str = "",
+) -> str:
+    """Table 1 as a dot plot: one line per row, mean ± std per loss, seeds as faint dots."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.6))
+    offsets = np.linspace(-0.22, 0.22, len(losses)) if len(losses) > 1 else [0.0]
+    for offset, loss in zip(offsets, losses):
+        for i, row in enumerate(rows):
+            entry = summary[(row.key, loss)]
+            if not entry.values:
+                continue
+            y = i + offset
+            ax.scatter(
+                entry.values,
+                [y] * len(entry.values),
+                s=10,
+                alpha=0.35,
+                color=LOSS_COLORS[loss],
+                linewidths=0,
+            )
+            err = entry.std if not math.isnan(entry.std) else 0.0
+            ax.errorbar(
+                entry.mean, y, xerr=err, fmt="o", color=LOSS_COLORS[loss], capsize=3, markersize=5
+            )
+    handles = [
+        plt.Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            color=LOSS_COLORS[loss],
+            label=model_lib.LOSS_LABELS[loss],
+        )
+        for loss in losses
+    ]
+    ax.legend(handles=handles, loc="best", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([row_label(r) for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy (%)  — mean ± std over seeds, dots: seeds")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(
+    records: Mapping[str, dict],
+    rows: Sequence[model_lib.Regularizers],
+    losses: Sequence[str],
+    seeds: Sequence[int],
+    path: str,
+    curve: str = "val_accuracy",
+) -> str:
+    """Per-epoch test accuracy, one panel per row, mean over seeds with min–max band."""
+    plt = _pyplot()
+    columns = min(4, len(rows))
+    panels = math.ceil(len(rows) / columns)
+    fig, axes = plt.subplots(
+        panels, columns, figsize=(3.2 * columns, 2.5 * panels), squeeze=False, sharey=True
+    )
+    for ax, row in zip(axes.flat, rows):
+        for loss in losses:
+            series = []
+            for seed in seeds:
+                record = records.get(f"{row.key}__{loss}__seed{seed}")
+                if record and record.get("status") == "done":
+                    series.append(100.0 * np.asarray(record["curves"][curve], dtype=float))
+            if not series:
+                continue
+            length = min(len(s) for s in series)
+            stack = np.stack([s[:length] for s in series])
+            epochs = np.arange(1, length + 1)
+            ax.plot(
+                epochs, stack.mean(0), color=LOSS_COLORS[loss], label=model_lib.LOSS_LABELS[loss]
+            )
+            ax.fill_between(
+                epochs, stack.min(0), stack.max(0), color=LOSS_COLORS[loss], alpha=0.15, linewidth=0
+            )
+        ax.set_title(row_label(row), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("epoch", fontsize=8)
+    for ax in axes.flat[len(rows) :]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("test accuracy (%)", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    # Zoom on the interesting range: the top of all curves after the first epochs.
+    finals = [
+        100.0 * r["final_test_accuracy"] for r in records.values() if r.get("status") == "done"
+    ]
+    if finals:
+        axes[0, 0].set_ylim(max(0.0, min(finals) - 10.0), 100.0)
+    fig.tight_layout()
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_representations(
+    projections: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    losses: Sequence[str],
+    class_names: Sequence[str],
+    classes: Sequence[int],
+    path: str,
+    title: str = "",
+) -> str:
+    """CC paper Figure 1: rows train/test, one column per loss, points coloured by class.
+
+    ``projections[loss][split]`` is ``(points [N, 2], labels [N])``.
+    """
+    plt = _pyplot()
+    splits = [s for s in ("train", "test") if all(s in projections[x] for x in losses)]
+    fig, axes = plt.subplots(
+        len(splits), len(losses), figsize=(3.3 * len(losses), 3.1 * len(splits)), squeeze=False
+    )
+    for j, loss in enumerate(losses):
+        for i, split in enumerate(splits):
+            ax = axes[i, j]
+            points, labels = projections[loss][split]
+            for color, label in zip(CLASS_COLORS, classes):
+                members = points[labels == label]
+                ax.scatter(
+                    members[:, 0],
+                    members[:, 1],
+                    s=5,
+                    alpha=0.6,
+                    color=color,
+                    linewidths=0,
+                    label=class_names[label],
+                )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(model_lib.LOSS_LABELS[loss], fontsize=10)
+            if j == 0:
+                ax.set_ylabel("training" if split == "train" else "test", fontsize=10)
+    axes[0, -1].legend(fontsize=7, markerscale=2, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = _save(fig, path)
+    plt.close(fig)
+    return path

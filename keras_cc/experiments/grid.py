@@ -1,0 +1,340 @@
+"""The ablation grid: cells run in-process, in local worker processes, or as Ray tasks.
+
+Every cell (row × loss × seed) is independent and leaves exactly one record file,
+``<output_dir>/cells/<cell_id>.json``, written atomically by :func:`training.run_cell`.
+The results directory is the only state: a rerun with the same settings skips every
+cell that has a record (finished or failed; ``retry_failed`` reruns the failed ones),
+and a cell killed mid-training resumes from its last epoch checkpoint. The three
+engines share these semantics:
+
+* ``workers=1``: cells run one after another in this process;
+* ``workers>1``: a pool of ``workers`` spawned processes (``concurrent.futures``), each
+  limited to its share of the CPU threads;
+* ``ray_address``: one Ray task per cell on the cluster at that address (``"local"``
+  starts a local Ray). Tasks write their records on the worker node and return them;
+  the driver writes each returned record into its own ``output_dir`` as well, so
+  results arrive even where the nodes share no file system.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from keras_cc.experiments import model as model_lib
+from keras_cc.experiments import training
+from keras_cc.experiments.records import atomic_write_json, read_json, remove_stale_temporaries
+
+__all__ = [
+    "ConfigMismatchError",
+    "GridProgress",
+    "enumerate_cells",
+    "group_by_entry",
+    "load_records",
+    "pending_cells",
+    "run_grid",
+]
+
+CONFIG_FILE = "config.json"
+
+
+class ConfigMismatchError(ValueError):
+    """The output directory holds results of a grid run with different settings."""
+
+
+def enumerate_cells(
+    rows: Sequence[model_lib.Regularizers], losses: Sequence[str], seeds: Sequence[int]
+) -> list[training.Cell]:
+    """All cells, row by row and loss by loss; the seeds of an entry are consecutive.
+
+    Consecutive cells that differ only in their seed reuse one compiled model in a
+    process (see ``training.run_cell``).
+    """
+    if not rows or not losses or not seeds:
+        raise ValueError(
+            f"The grid needs at least one row, loss and seed; received {len(rows)} rows, "
+            f"{len(losses)} losses, {len(seeds)} seeds."
+        )
+    for name, values in (("rows", rows), ("losses", losses), ("seeds", seeds)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} has duplicates: {list(values)}.")
+    return [
+        training.Cell(row, loss, int(seed)) for row in rows for loss in losses for seed in seeds
+    ]
+
+
+def group_by_entry(cells: Sequence[training.Cell]) -> list[list[training.Cell]]:
+    """Consecutive runs of cells sharing row and loss (one table entry, many seeds)."""
+    groups: list[list[training.Cell]] = []
+    for cell in cells:
+        if groups and (groups[-1][0].regularizers, groups[-1][0].loss) == (
+            cell.regularizers,
+            cell.loss,
+        ):
+            groups[-1].append(cell)
+        else:
+            groups.append([cell])
+    return groups
+
+
+def load_records(output_dir: str, cells: Iterable[training.Cell]) -> dict[str, dict]:
+    """The records present in ``output_dir`` for ``cells``, keyed by cell id."""
+    records = {}
+    for cell in cells:
+        record = read_json(training.cell_paths(output_dir, cell)["record"])
+        if record is not None:
+            records[cell.cell_id] = record
+    return records
+
+
+def _check_fingerprints(records: dict[str, dict], config: training.TrainingConfig) -> None:
+    expected = config.fingerprint()
+    ours = config.result_settings()
+    for cell_id, record in records.items():
+        if record.get("config_fingerprint") == expected:
+            continue
+        theirs = record.get("config", {})
+        differences = [
+            f"{name}: {theirs.get(name)!r} there, {ours[name]!r} now"
+            for name in ours
+            if _normalized(theirs.get(name)) != _normalized(ours[name])
+        ]
+        raise ConfigMismatchError(
+            f"The output directory already holds results made with other settings "
+            f"(cell {cell_id}: {'; '.join(differences) or 'different fingerprint'}). "
+            "Use another --output_dir, or the same settings to resume."
+        )
+
+
+def _normalized(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def pending_cells(
+    cells: Sequence[training.Cell], records: dict[str, dict], retry_failed: bool = False
+) -> list[training.Cell]:
+    """Cells without a record (and failed ones when ``retry_failed``)."""
+    pending = []
+    for cell in cells:
+        record = records.get(cell.cell_id)
+        if record is None or (retry_failed and record.get("status") != training.STATUS_DONE):
+            pending.append(cell)
+    return pending
+
+
+class GridProgress:
+    """Prints one line per finished cell with counts, elapsed time and an estimate to go."""
+
+    def __init__(self, total: int, printer: Callable[[str], None] = print):
+        self.total, self.printer = total, printer
+        self.done = 0
+        self.failed = 0
+        self.start = time.perf_counter()
+
+    @staticmethod
+    def _clock(seconds: float) -> str:
+        seconds = int(round(seconds))
+        return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+    def started(self, cell: training.Cell) -> None:
+        self.printer(f"[{self.done + self.failed + 1}/{self.total}] {cell.cell_id} ...")
+
+    def finished(self, record: dict) -> None:
+        if record.get("status") == training.STATUS_DONE:
+            self.done += 1
+            outcome = (
+                f"test acc {100 * record['final_test_accuracy']:.2f}% "
+                f"(best {100 * record['best_test_accuracy']:.2f}%)"
+            )
+        else:
+            self.failed += 1
+            outcome = f"FAILED: {record.get('reason')}"
+        finished = self.done + self.failed
+        elapsed = time.perf_counter() - self.start
+        remaining = elapsed / finished * (self.total - finished)
+        self.printer(
+            f"[{finished}/{self.total}] {record['cell_id']}: {outcome} in "
+            f"{record.get('wall_time_s', 0):.1f}s | elapsed {self._clock(elapsed)}, "
+            f"~{self._clock(remaining)} to go"
+        )
+
+
+# ------------------------------------------------------------------------------ engines
+
+
+def _worker_init(threads: int | None) -> None:
+    training.configure_threads(threads)
+
+
+def _run_in_process(cells, config, output_dir, progress, cell_fn, printer):
+    try:
+        for cell in cells:
+            progress.started(cell)
+            progress.finished(cell_fn(cell, config, output_dir, printer))
+    finally:
+        training.release_models()
+
+
+def _run_group(cell_fn, cells, config, output_dir):
+    """Runs one entry's cells in a worker process; returns their records."""
+    try:
+        return [cell_fn(cell, config, output_dir, None) for cell in cells]
+    finally:
+        training.release_models()
+
+
+def _run_in_processes(cells, config, output_dir, progress, cell_fn, workers, threads):
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
+    ) as pool:
+        futures = [
+            pool.submit(_run_group, cell_fn, group, config, output_dir)
+            for group in group_by_entry(cells)
+        ]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                for record in future.result():
+                    progress.finished(record)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _ray_cell(cell, config, output_dir, threads):
+    training.configure_threads(threads)
+    return training.run_cell(cell, config, output_dir, None, reuse_model=False)
+
+
+def _run_on_ray(cells, config, output_dir, progress, ray_address, cpus_per_cell, gpus_per_cell):
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError("--ray_address needs Ray: pip install 'keras-cc[cluster]'.") from error
+    started_here = False
+    if not ray.is_initialized():
+        if ray_address == "local":
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+            )
+        else:
+            ray.init(address=ray_address, log_to_driver=False)
+        started_here = True
+    try:
+        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_ray_cell)
+        threads = max(1, int(round(cpus_per_cell))) if cpus_per_cell else None
+        pending = {
+            task.remote(cell, config, os.path.abspath(output_dir), threads): cell for cell in cells
+        }
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except Exception as error:  # noqa: BLE001 - the worker itself died
+                    record = {
+                        "cell_id": cell.cell_id,
+                        **cell.as_dict(),
+                        "config_fingerprint": config.fingerprint(),
+                        "config": config.as_dict(),
+                        "status": training.STATUS_FAILED,
+                        "reason": f"Ray task failed: {type(error).__name__}: {error}",
+                    }
+                path = training.cell_paths(output_dir, cell)["record"]
+                if read_json(path) != record:
+                    atomic_write_json(path, record)
+                progress.finished(record)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_grid(
+    cells: Sequence[training.Cell],
+    config: training.TrainingConfig,
+    output_dir: str,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    ray_cpus_per_cell: float = 1.0,
+    ray_gpus_per_cell: float = 0.0,
+    retry_failed: bool = False,
+    cell_fn: Callable[..., dict] = training.run_cell,
+    printer: Callable[[str], None] = print,
+) -> dict[str, dict]:
+    """Runs every cell without a record; returns the records of all ``cells``.
+
+    Args:
+        cells: from :func:`enumerate_cells`.
+        config: the settings shared by all cells. A results directory made with other
+            result-changing settings raises :class:`ConfigMismatchError`.
+        output_dir: the results directory (created).
+        workers: 1 runs cells in this process; more runs a pool of spawned processes.
+        ray_address: run cells as Ray tasks (``"local"`` starts a local Ray).
+        ray_cpus_per_cell, ray_gpus_per_cell: resources each Ray task asks for.
+        retry_failed: rerun cells whose record says they failed.
+        cell_fn: trains one cell (``training.run_cell``); must be picklable for processes.
+        printer: where progress lines go.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1; received {workers!r}.")
+    if ray_address and workers > 1:
+        raise ValueError("Give either --workers > 1 or --ray_address, not both.")
+    if config.strategy == "mirrored" and (workers > 1 or ray_address):
+        raise ValueError(
+            "--strategy=mirrored trains one cell on all local GPUs; run it with --workers=1 "
+            "and without --ray_address."
+        )
+    os.makedirs(os.path.join(output_dir, "cells"), exist_ok=True)
+    for sub in ("cells", "models"):
+        remove_stale_temporaries(os.path.join(output_dir, sub))
+    remove_stale_temporaries(output_dir)
+
+    records = load_records(output_dir, cells)
+    _check_fingerprints(records, config)
+    atomic_write_json(
+        os.path.join(output_dir, CONFIG_FILE),
+        {"fingerprint": config.fingerprint(), "config": config.as_dict(), "argv": sys.argv},
+    )
+    todo = pending_cells(cells, records, retry_failed)
+    skipped = len(cells) - len(todo)
+    if skipped:
+        failed = sum(
+            1
+            for cell in cells
+            if cell not in todo and records[cell.cell_id].get("status") != training.STATUS_DONE
+        )
+        printer(
+            f"Resuming: {skipped} of {len(cells)} cells already have records"
+            + (f" ({failed} failed; --retry_failed reruns them)" if failed else "")
+            + f"; {len(todo)} to run."
+        )
+    if not todo:
+        return load_records(output_dir, cells)
+
+    if ray_address:
+        engine = f"Ray ({ray_address})"
+    elif workers > 1:
+        engine = f"{workers} local worker processes"
+    else:
+        engine = "this process"
+    printer(f"Running {len(todo)} cells in {engine}; results in {os.path.abspath(output_dir)}")
+    progress = GridProgress(len(todo), printer)
+    if ray_address:
+        _run_on_ray(
+            todo, config, output_dir, progress, ray_address, ray_cpus_per_cell, ray_gpus_per_cell
+        )
+    elif workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        _run_in_processes(todo, config, output_dir, progress, cell_fn, workers, threads)
+    else:
+        _run_in_process(todo, config, output_dir, progress, cell_fn, printer)
+    return load_records(output_dir, cells)

@@ -1,0 +1,275 @@
+"""The ablation CNN, its three losses and the input pipeline (CC paper, section 3.1).
+
+The CNN follows the CIFAR-10 classifier of the CC paper's Table 1: pairs of 3×3
+convolutions with ELU activations at 32, 64 and 128 filters, each pair followed by 2×2
+max-pooling, then a dense layer of class logits and a softmax. Three switches turn the
+regularizers of the ablation on and off:
+
+* dropout after each pooling (rates 0.2, 0.3, 0.4 by default),
+* weight decay: an L2 penalty ``weight_decay · Σ w²`` on every kernel,
+* batch normalization after every convolution.
+
+``width`` scales the filter counts (the small 8×8 digits use half width). The layer
+named ``"penultimate"`` holds the representation ``z`` and the layer ``"logits"`` the
+template vectors ``w_k`` of CC paper eq. 8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "LOSS_LABELS",
+    "LOSSES",
+    "Regularizers",
+    "build_ablation_cnn",
+    "make_loss",
+    "make_train_dataset",
+    "make_eval_dataset",
+    "paper_rows",
+]
+
+LOSSES = ("none", "ls", "cc_ls")
+LOSS_LABELS = {"none": "w/o LS", "ls": "with LS", "cc_ls": "CC-LS"}
+BASE_FILTERS = (32, 64, 128)
+DEFAULT_DROPOUT_RATES = (0.2, 0.3, 0.4)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Regularizers:
+    """One row of Table 1: which of dropout, weight decay and batch norm are on."""
+
+    dropout: bool
+    weight_decay: bool
+    batch_norm: bool
+
+    _NAMES = ("dropout", "weight_decay", "batch_norm")
+
+    @property
+    def key(self) -> str:
+        """``"dropout+weight_decay+batch_norm"`` style name; ``"none"`` for no regularizer."""
+        on = [name for name in self._NAMES if getattr(self, name)]
+        return "+".join(on) if on else "none"
+
+    @classmethod
+    def parse(cls, text: str) -> Regularizers:
+        """The inverse of :attr:`key`; also accepts ``wd``/``bn`` and ``,`` separators."""
+        aliases = {
+            "dropout": "dropout",
+            "do": "dropout",
+            "weight_decay": "weight_decay",
+            "wd": "weight_decay",
+            "batch_norm": "batch_norm",
+            "batchnorm": "batch_norm",
+            "bn": "batch_norm",
+        }
+        text = text.strip().lower()
+        if text in ("none", ""):
+            return cls(False, False, False)
+        parts = [p.strip() for p in text.replace(",", "+").split("+")]
+        unknown = [p for p in parts if p not in aliases]
+        if unknown:
+            raise ValueError(
+                f"Unknown regularizer(s) {unknown} in row {text!r}; use '+'-joined names "
+                "from dropout, weight_decay (wd), batch_norm (bn), or 'none'."
+            )
+        chosen = {aliases[p] for p in parts}
+        return cls(**{name: name in chosen for name in cls._NAMES})
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self._NAMES}
+
+
+def paper_rows() -> list[Regularizers]:
+    """All eight rows in Table 1's order: batch norm first, then weight decay, dropout."""
+    rows = []
+    for batch_norm, weight_decay, dropout in itertools.product((True, False), repeat=3):
+        rows.append(Regularizers(dropout, weight_decay, batch_norm))
+    # (bn, wd, do) runs TTT, TTF, TFT, ...: Table 1's rows, dropout varying fastest.
+    return rows
+
+
+def make_loss(name: str, label_smoothing: float = 0.1) -> keras.losses.Loss:
+    """The loss of one Table 1 column, on softmax outputs.
+
+    ``"none"``: ``CategoricalCrossentropy()``; ``"ls"``: ``CategoricalCrossentropy(
+    label_smoothing=ε)`` (CC paper eq. 6); ``"cc_ls"``: ``keras_cc.CCLabelSmoothing(ε)``
+    (eq. 7).
+    """
+    if name == "none":
+        return keras.losses.CategoricalCrossentropy()
+    if not 0.0 < label_smoothing < 1.0:
+        raise ValueError(
+            f"label_smoothing must lie in (0, 1) for the {name!r} loss; received "
+            f"{label_smoothing!r}."
+        )
+    if name == "ls":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    if name == "cc_ls":
+        from keras_cc.losses import CCLabelSmoothing
+
+        return CCLabelSmoothing(label_smoothing)
+    raise ValueError(f"Unknown loss {name!r}; choose one of {LOSSES}.")
+
+
+def _pyramid_depth(input_shape: Sequence[int], max_blocks: int) -> int:
+    """How many 2×2 poolings the input allows (down to 1×1), at most ``max_blocks``."""
+    side = min(input_shape[0], input_shape[1])
+    depth = 0
+    while depth < max_blocks and side >= 2:
+        side //= 2
+        depth += 1
+    return max(depth, 1)
+
+
+def build_ablation_cnn(
+    input_shape: Sequence[int],
+    num_classes: int,
+    regularizers: Regularizers,
+    *,
+    width: float = 1.0,
+    dropout_rates: Sequence[float] = DEFAULT_DROPOUT_RATES,
+    weight_decay: float = 1e-4,
+    batch_norm_momentum: float = 0.9,
+    pixel_max: float = 255.0,
+    channel_mean: Sequence[float] | None = None,
+    channel_variance: Sequence[float] | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """The ablation CNN (see the module docstring); takes raw pixels, outputs probabilities.
+
+    Args:
+        input_shape: ``(H, W, C)``. Inputs smaller than 8×8 get fewer blocks.
+        num_classes: size of the softmax.
+        regularizers: which of dropout / weight decay / batch norm to use.
+        width: multiplier on the 32/64/128 filters (rounded, at least 4).
+        dropout_rates: one rate per block, used when ``regularizers.dropout``.
+        weight_decay: L2 coefficient on kernels, used when ``regularizers.weight_decay``.
+        batch_norm_momentum: moving-average momentum of the batch norms.
+        pixel_max: value of a white pixel; inputs are divided by it.
+        channel_mean, channel_variance: per-channel statistics of the scaled training
+            images used to standardize inputs (none: no standardization).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (H, W, C); received {tuple(input_shape)}.")
+    if width <= 0:
+        raise ValueError(f"width must be positive; received {width!r}.")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0; received {weight_decay!r}.")
+    depth = _pyramid_depth(input_shape, len(BASE_FILTERS))
+    if regularizers.dropout and len(dropout_rates) < depth:
+        raise ValueError(
+            f"dropout_rates needs one rate per block ({depth}); received {tuple(dropout_rates)}."
+        )
+    if any(not 0.0 <= r < 1.0 for r in dropout_rates):
+        raise ValueError(f"dropout rates must lie in [0, 1); received {tuple(dropout_rates)}.")
+
+    kernel_regularizer = (
+        keras.regularizers.L2(weight_decay) if regularizers.weight_decay and weight_decay else None
+    )
+    inputs = keras.Input(shape=tuple(input_shape), name="pixels")
+    h = keras.layers.Rescaling(1.0 / pixel_max, name="rescale")(inputs)
+    if channel_mean is not None and channel_variance is not None:
+        h = keras.layers.Normalization(
+            mean=list(channel_mean), variance=list(channel_variance), name="standardize"
+        )(h)
+    for block in range(depth):
+        filters = max(4, int(round(BASE_FILTERS[block] * width)))
+        for conv in range(2):
+            h = keras.layers.Conv2D(
+                filters,
+                3,
+                padding="same",
+                use_bias=not regularizers.batch_norm,
+                kernel_regularizer=kernel_regularizer,
+                name=f"block{block + 1}_conv{conv + 1}",
+            )(h)
+            if regularizers.batch_norm:
+                h = keras.layers.BatchNormalization(
+                    momentum=batch_norm_momentum, name=f"block{block + 1}_bn{conv + 1}"
+                )(h)
+            h = keras.layers.Activation("elu", name=f"block{block + 1}_elu{conv + 1}")(h)
+        h = keras.layers.MaxPooling2D(2, name=f"block{block + 1}_pool")(h)
+        if regularizers.dropout:
+            h = keras.layers.Dropout(dropout_rates[block], name=f"block{block + 1}_dropout")(h)
+    z = keras.layers.Flatten(name="penultimate")(h)
+    logits = keras.layers.Dense(num_classes, kernel_regularizer=kernel_regularizer, name="logits")(
+        z
+    )
+    probabilities = keras.layers.Activation("softmax", name="probabilities")(logits)
+    return keras.Model(
+        inputs, probabilities, name=name or "ablation_cnn_" + regularizers.key.replace("+", "-")
+    )
+
+
+# ------------------------------------------------------------------------ input pipeline
+
+
+def _one_hot(num_classes):
+    def fn(x, y):
+        return x, tf.one_hot(y, num_classes)
+
+    return fn
+
+
+def _augment(pad: int):
+    """Random crop after zero padding by ``pad`` pixels, and random horizontal flip."""
+
+    def fn(seed, example):
+        x, y = example
+        seeds = tf.random.experimental.stateless_split(seed, num=2)
+        shape = tf.shape(x)
+        padded = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]])
+        x = tf.image.stateless_random_crop(padded, shape, seed=seeds[0])
+        x = tf.image.stateless_random_flip_left_right(x, seed=seeds[1])
+        return x, y
+
+    return fn
+
+
+def make_train_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    batch_size: int,
+    seed: int,
+    augment: bool = False,
+    pad: int = 4,
+) -> tf.data.Dataset:
+    """Shuffled, one-hot, batched training data (full batches only), optionally augmented.
+
+    The shuffle order and the augmentation are deterministic functions of ``seed``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; received {batch_size!r}.")
+    if batch_size > len(y):
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {len(y)} training examples; lower --batch_size."
+        )
+    images = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+    images = images.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        images = tf.data.Dataset.zip((seeds, images)).map(
+            _augment(pad), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return (
+        images.batch(batch_size, drop_remainder=True)
+        .map(_one_hot(num_classes), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def make_eval_dataset(
+    x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int = 1000
+) -> tf.data.Dataset:
+    """One-hot evaluation data in fixed order (one batch when it has <= ``batch_size``)."""
+    batch_size = max(1, min(batch_size, len(y)))
+    images = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+    return images.batch(batch_size).map(_one_hot(num_classes)).cache().prefetch(tf.data.AUTOTUNE)
