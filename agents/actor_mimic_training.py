@@ -139,6 +139,11 @@ class ActorMimicConfig:
         for name in ("learning_starts", "feature_regression_weight", "gradient_clipping"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
+        if self.replay_capacity < self.num_envs:
+            raise ValueError(
+                f"replay_capacity ({self.replay_capacity}) must hold at least one state per "
+                f"environment (num_envs={self.num_envs})."
+            )
         if self.learning_starts > self.replay_capacity:
             raise ValueError(
                 f"learning_starts ({self.learning_starts}) exceeds replay_capacity "
@@ -751,7 +756,10 @@ class ActorMimicTrainer:
                 frames[index] += taken * game.frames_per_step
                 round_steps = max(round_steps, taken)
                 window.steps += taken
-            ready = all(g.replay.size >= max(1, config.learning_starts) for g in self.games)
+            ready = all(
+                g.replay.size > 0 and g.replay.num_added >= config.learning_starts
+                for g in self.games
+            )
             pending = pending + round_steps if ready else 0
             while pending >= config.train_every:
                 pending -= config.train_every
