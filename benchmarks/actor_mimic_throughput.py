@@ -6,7 +6,8 @@ experts exported on the fly unless --experts_dir names trained ones) and measure
 alternating order, repeated --repeats times (medians reported):
 
 * student updates/s: ``agent.train`` on minibatches of --batch_size_per_game states of
-  every game, drawn from replays filled by the students' own play;
+  every game, drawn from replays filled by the students' own play; AMN and CC-AMN
+  updates alternate one by one and the median update time is reported;
 * agent steps/s: the whole training loop (acting in every game with the epsilon-greedy
   student, filling the state replays, one update every --train_every agent steps per game).
 
@@ -37,7 +38,10 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("repeats", 5, "Repeats of each measurement (the median is reported).")
 flags.DEFINE_integer("updates", 40, "Student updates per update-rate measurement.")
-flags.DEFINE_integer("loop_frames", 1_600, "Frames per game per training-loop measurement.")
+flags.DEFINE_integer("loop_frames", 400, "Frames per game per training-loop measurement.")
+flags.DEFINE_integer(
+    "loop_repeats", 16, "Training-loop measurements per loss, AMN and CC-AMN alternating."
+)
 flags.DEFINE_integer("batch_size_per_game", 32, "States of each game per update.")
 flags.DEFINE_integer("train_every", 4, "Agent steps per game per update in the loop.")
 flags.DEFINE_integer("num_envs", 4, "Environments per game.")
@@ -65,20 +69,31 @@ def _trainer(loss, experts_dir, work_dir):
     return actor_mimic_training.ActorMimicTrainer(config, log=lambda line: None)
 
 
-def _time_updates(trainer, count):
-    """Seconds per update on fresh minibatches (sampling excluded)."""
-    batches = [
+def _batches(trainer, count):
+    return [
         actor_mimic.StateBatch(
             np.concatenate([g.replay.sample(FLAGS.batch_size_per_game) for g in trainer.games]),
             trainer.batch_game_ids,
         )
         for _ in range(count)
     ]
+
+
+def _update_seconds(trainer, batch):
+    """Seconds of one update (the loss is fetched, so the step has finished)."""
     start = time.perf_counter()
-    for batch in batches:
-        info = trainer.agent.train(batch)
-    float(info.loss.numpy())
-    return (time.perf_counter() - start) / count
+    float(trainer.agent.train(batch).loss.numpy())
+    return time.perf_counter() - start
+
+
+def _time_updates(trainers, count, order):
+    """Per-update seconds of every trainer, interleaved update by update (robust to load)."""
+    batches = {loss: _batches(trainer, count) for loss, trainer in trainers.items()}
+    seconds = {loss: [] for loss in trainers}
+    for i in range(count):
+        for loss in order if i % 2 == 0 else order[::-1]:
+            seconds[loss].append(_update_seconds(trainers[loss], batches[loss][i]))
+    return seconds
 
 
 def _time_loop(trainer, epoch):
@@ -107,14 +122,15 @@ def main(argv):
         # Warm-up: fill the replays, trace and compile everything once.
         for trainer in trainers.values():
             _time_loop(trainer, 1)
-            _time_updates(trainer, 3)
+        _time_updates(trainers, 3, ("ce", "cc"))
         update_seconds = {loss: [] for loss in trainers}
         loop_rates = {loss: [] for loss in trainers}
         for repeat in range(FLAGS.repeats):
             order = ("ce", "cc") if repeat % 2 == 0 else ("cc", "ce")
-            for loss in order:
-                update_seconds[loss].append(_time_updates(trainers[loss], FLAGS.updates))
-            for loss in order:
+            for loss, seconds in _time_updates(trainers, FLAGS.updates, order).items():
+                update_seconds[loss].extend(seconds)
+        for repeat in range(FLAGS.loop_repeats):
+            for loss in ("ce", "cc") if repeat % 2 == 0 else ("cc", "ce"):
                 loop_rates[loss].append(_time_loop(trainers[loss], repeat + 2))
         for trainer in trainers.values():
             for game in trainer.games:
@@ -133,7 +149,10 @@ def main(argv):
         "num_envs_per_game": FLAGS.num_envs,
         "train_every": FLAGS.train_every,
         "jit_compile": FLAGS.jit_compile,
-        "repeats": FLAGS.repeats,
+        "update_repeats": FLAGS.repeats,
+        "updates_per_repeat": FLAGS.updates,
+        "loop_repeats": FLAGS.loop_repeats,
+        "loop_frames_per_game": FLAGS.loop_frames,
         "amn_updates_per_second": 1.0 / median_update["ce"],
         "cc_amn_updates_per_second": 1.0 / median_update["cc"],
         "amn_agent_steps_per_second": median_loop["ce"],
@@ -156,7 +175,8 @@ def main(argv):
     ]
     print(
         f"\nActor-mimic throughput on {', '.join(FLAGS.games)} ({record['device']}, "
-        f"{record['cpu_count']} cores), medians of {FLAGS.repeats}"
+        f"{record['cpu_count']} cores): medians of {FLAGS.repeats * FLAGS.updates} updates "
+        f"and {FLAGS.loop_repeats} loop runs per loss"
     )
     print(f"{'':24s}{'AMN':>12s}{'CC-AMN':>12s}{'CC/AMN time':>14s}")
     for name, amn, cc in rows:
