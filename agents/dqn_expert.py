@@ -62,8 +62,8 @@ from tf_agents.policies import (
     random_py_policy,
 )
 from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import policy_step, trajectory
 from tf_agents.trajectories import time_step as ts
-from tf_agents.trajectories import trajectory
 from tf_agents.utils import common
 
 from agents import environments, games, networks
@@ -332,7 +332,8 @@ def make_train_step(
     """A `tf.function` that trains `agent` on one `FrameStackReplay.sample` batch.
 
     The stacks s and s' are rebuilt in-graph from the sampled frames and handed to
-    `agent.train` as a TF-Agents `Trajectory` of two time steps. The optimizer's slots are
+    `agent.train` as a TF-Agents `Transition` (s, a, then r, discount and s' of the next time
+    step), which `DqnAgent` takes as it is. The optimizer's slots are
     built first, so the step is traced once (without autograph: the agent's Python control
     flow does not depend on tensors). `jit_compile` compiles it with XLA.
     """
@@ -353,22 +354,25 @@ def make_train_step(
     def train_step(frames, actions, rewards, discounts, step_types, next_step_types):
         if stack > 1:
             stacked = tf.transpose(frames, [0, *range(2, 2 + len(frame_shape)), 1])
-            observation = tf.stack([stacked[..., :-1], stacked[..., 1:]], axis=1)
+            observation, next_observation = stacked[..., :-1], stacked[..., 1:]
         else:
-            observation = frames
+            observation, next_observation = frames[:, 0], frames[:, 1]
         if clip_rewards:
             rewards = tf.clip_by_value(rewards, -1.0, 1.0)
-        actions = tf.cast(actions, action_dtype)
-        experience = trajectory.Trajectory(
-            step_type=tf.stack([step_types, next_step_types], axis=1),
-            observation=observation,
-            action=tf.stack([actions, actions], axis=1),
-            policy_info=(),
-            next_step_type=tf.stack(
-                [next_step_types, tf.fill(tf.shape(next_step_types), ts.StepType.MID)], axis=1
+        experience = trajectory.Transition(
+            time_step=ts.TimeStep(
+                step_type=step_types,
+                reward=tf.zeros_like(rewards),
+                discount=tf.ones_like(discounts),
+                observation=observation,
             ),
-            reward=tf.stack([rewards, tf.zeros_like(rewards)], axis=1),
-            discount=tf.stack([discounts, tf.ones_like(discounts)], axis=1),
+            action_step=policy_step.PolicyStep(tf.cast(actions, action_dtype), (), ()),
+            next_time_step=ts.TimeStep(
+                step_type=next_step_types,
+                reward=rewards,
+                discount=discounts,
+                observation=next_observation,
+            ),
         )
         return agent.train(experience).loss
 

@@ -58,9 +58,15 @@ def _ours(config, run_dir):
 
     def run(num_steps):
         env_before, start, done = trainer.env.seconds, time.perf_counter(), 0
+        timers_before = dict(trainer.timers)
         while done < num_steps:
             done += trainer.step()
-        return done, time.perf_counter() - start, trainer.env.seconds - env_before
+        seconds = time.perf_counter() - start
+        shares = {
+            f"{name}_time_fraction": (trainer.timers[name] - timers_before[name]) / seconds
+            for name in ("act", "replay", "train")
+        }
+        return done, seconds, trainer.env.seconds - env_before, shares
 
     return run, trainer
 
@@ -126,7 +132,7 @@ def _plain_tf_agents(config):
         while done < num_steps:
             iteration()
             done += config.train_every
-        return done, time.perf_counter() - start, py_env.seconds - env_before
+        return done, time.perf_counter() - start, py_env.seconds - env_before, {}
 
     return run, buffer
 
@@ -160,12 +166,13 @@ def main(argv):
         rows = {"ours": [], "plain_tf_agents": []}
         for repeat in range(FLAGS.repeats):
             for name, run in (("ours", ours), ("plain_tf_agents", plain)):
-                steps, seconds, env_seconds = run(FLAGS.steps)
+                steps, seconds, env_seconds, shares = run(FLAGS.steps)
                 rows[name].append(
                     {
                         "agent_steps_per_second": steps / seconds,
                         "environment_time_fraction": env_seconds / seconds,
                         "seconds": seconds,
+                        **shares,
                     }
                 )
             ratio = (
@@ -195,6 +202,9 @@ def main(argv):
         "ours": {
             "agent_steps_per_second": ours_rate,
             "environment_time_fraction": median("ours", "environment_time_fraction"),
+            "acting_time_fraction": median("ours", "act_time_fraction"),
+            "training_time_fraction": median("ours", "train_time_fraction"),
+            "replay_time_fraction": median("ours", "replay_time_fraction"),
             "replay_bytes_per_transition": ours_bytes,
             "repeats": rows["ours"],
         },
@@ -217,6 +227,12 @@ def main(argv):
             f"{r['replay_bytes_per_transition']:>21,.0f}"
         )
     print(f"speedup (ours / plain TF-Agents): {results['speedup']:.2f}x")
+    ours_shares = results["ours"]
+    print(
+        f"ours: {100 * ours_shares['training_time_fraction']:.0f}% in gradient steps, "
+        f"{100 * ours_shares['acting_time_fraction']:.0f}% acting (policy + environment), "
+        f"{100 * ours_shares['replay_time_fraction']:.0f}% writing the replay"
+    )
     summary = {key: value for key, value in results.items() if not isinstance(value, dict)}
     for name in ("ours", "plain_tf_agents"):
         summary[name] = {k: v for k, v in results[name].items() if k != "repeats"}

@@ -9,13 +9,14 @@ checkpoint (Ctrl-C saves one); a finished run is kept unless --overwrite.
     python examples/train_dqn_expert.py --game Pong --total_frames 200000 \
         --learning_starts 5000 --eval_every_frames 50000 --eval_frames 20000 \
         --output_dir runs/dqn/Pong
-    # CartPole in a minute:
+    # CartPole (solved, i.e. a mean of 195 over 10 evaluation episodes, in a few minutes):
     python examples/train_dqn_expert.py --game CartPole --total_frames 30000 \
         --num_envs 4 --replay_capacity 50000 --learning_starts 1000 --train_every 2 \
-        --batch_size 64 --target_update_period 128 --optimizer adam --learning_rate 2.3e-3 \
-        --fc_layer_params 256,256 --epsilon_end 0.04 --epsilon_decay_frames 8000 \
-        --gradient_clipping 10 --eval_every_frames 2000 --eval_episodes 10 \
-        --eval_epsilon 0 --noclip_rewards --target_score 195 --output_dir runs/dqn/CartPole
+        --batch_size 64 --target_update_period 64 --double_dqn --optimizer adam \
+        --learning_rate 1e-3 --optimizer_epsilon 1e-7 --gamma 0.95 --fc_layer_params 256,256 \
+        --epsilon_end 0.04 --epsilon_decay_frames 8000 --gradient_clipping 10 \
+        --eval_every_frames 2000 --eval_episodes 10 --eval_epsilon 0 --noclip_rewards \
+        --target_score 195 --output_dir runs/dqn/CartPole
     # export an interrupted run without training further:
     python examples/train_dqn_expert.py --game Pong --output_dir runs/dqn/Pong --export_only
 """
