@@ -4,7 +4,10 @@ The CC paper's CIFAR-10 CNN (32×32×3 inputs, 32/64/128 filters, dropout + weig
 batch norm by default), batch 128, Adam, XLA on. Each loss gets its own compiled model;
 after warm-up the losses are timed in interleaved rounds (so drifting machine load hits
 all of them alike) and the median step time per loss is reported with the ratios
-CC-LS / LS and LS / no LS, as a table and as JSON.
+CC-LS / LS and LS / no LS, as a table and as JSON. A second table times the loss alone
+(value and gradient with respect to the logits, through the softmax, same batch and XLA
+setting): the part of the step the losses do not share, measured without the network's
+noise.
 
     python benchmarks/label_smoothing_step.py
     python benchmarks/label_smoothing_step.py --jit_compile=false --json_out=step.json
@@ -38,6 +41,7 @@ flags.DEFINE_enum("jit_compile", "true", ["true", "false"], "XLA-compile the tra
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per loss after compiling.")
 flags.DEFINE_integer("steps", 5, "Timed steps per loss and round.")
 flags.DEFINE_integer("repeats", 5, "Rounds; each loss's median step time over rounds is kept.")
+flags.DEFINE_integer("loss_calls", 200, "Calls per round when timing the losses alone.")
 flags.DEFINE_string("json_out", None, "Also write the results to this JSON file.")
 
 
@@ -60,6 +64,32 @@ def time_steps(function, iterator, steps):
         logs = function(iterator)
     float(logs["loss"])  # waits for the device
     return (time.perf_counter() - start) / steps
+
+
+def time_losses(names, y, jit_compile, calls, repeats):
+    """Median ms of one value-and-gradient call of each loss on random logits."""
+    logits = tf.Variable(tf.random.stateless_normal(y.shape, seed=(1, 2)) * 3.0)
+    functions = {}
+    for name in names:
+        loss = model_lib.make_loss(name, FLAGS.label_smoothing)
+
+        @tf.function(jit_compile=jit_compile)
+        def value_and_gradient(loss=loss):
+            with tf.GradientTape() as tape:
+                value = loss(y, tf.nn.softmax(logits))
+            return value, tape.gradient(value, logits)
+
+        value_and_gradient()
+        functions[name] = value_and_gradient
+    samples = {name: [] for name in names}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                value, _ = function()
+            float(value)
+            samples[name].append(1000 * (time.perf_counter() - start) / calls)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def main(argv):
@@ -90,6 +120,9 @@ def main(argv):
             samples[name].append(time_steps(model.train_function, iterator, FLAGS.steps))
 
     median_ms = {name: 1000 * statistics.median(v) for name, v in samples.items()}
+    loss_ms = time_losses(
+        FLAGS.losses, y, FLAGS.jit_compile == "true", FLAGS.loss_calls, FLAGS.repeats
+    )
     ratios = {}
     if "cc_ls" in median_ms and "ls" in median_ms:
         ratios["cc_ls/ls"] = median_ms["cc_ls"] / median_ms["ls"]
@@ -114,6 +147,12 @@ def main(argv):
         )
     for key, value in ratios.items():
         print(f"ratio {key}: {value:.3f}")
+    print(f"\nLoss alone (value + gradient wrt logits, batch {FLAGS.batch_size}):")
+    for name in FLAGS.losses:
+        print(f"{model_lib.LOSS_LABELS[name]:<8}{loss_ms[name]:>12.3f} ms")
+    if "cc_ls" in loss_ms and "ls" in loss_ms and "ls" in median_ms:
+        extra = loss_ms["cc_ls"] - loss_ms["ls"]
+        print(f"CC-LS adds {extra:.3f} ms per step: {extra / median_ms['ls']:.2%} of the LS step")
     result = {
         "benchmark": "label_smoothing_step",
         "row": row.key,
@@ -132,6 +171,7 @@ def main(argv):
         "samples_ms": {k: [1000 * v for v in s] for k, s in samples.items()},
         "first_call_s": {k: s[2] for k, s in steppers.items()},
         "ratios": ratios,
+        "loss_only_ms": loss_ms,
     }
     print(json.dumps(result))
     if FLAGS.json_out:

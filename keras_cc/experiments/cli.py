@@ -126,6 +126,12 @@ def define_training_flags() -> None:
         None,
         f"Print a line per epoch of each cell ({_defaults_help('log_epochs')}).",
     )
+    flags.DEFINE_integer(
+        "steps_per_execution",
+        32,
+        "Train steps per call of the compiled step function (fewer Python round trips; "
+        "the numbers do not change).",
+    )
     flags.DEFINE_float(
         "checkpoint_interval_s",
         60.0,
@@ -214,6 +220,7 @@ def training_config_from_flags(
         tensorboard=tensorboard,
         log_epochs=pick("log_epochs"),
         checkpoint_interval_s=flag_values.checkpoint_interval_s,
+        steps_per_execution=flag_values.steps_per_execution,
     )
 
 

@@ -109,6 +109,8 @@ def plot_curves(
 ) -> str:
     """Per-epoch test accuracy, one panel per row, mean over seeds with min–max band."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     columns = min(4, len(rows))
     panels = math.ceil(len(rows) / columns)
     fig, axes = plt.subplots(
@@ -133,6 +135,7 @@ def plot_curves(
                 epochs, stack.min(0), stack.max(0), color=LOSS_COLORS[loss], alpha=0.15, linewidth=0
             )
         ax.set_title(row_label(row), fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes.flat[len(rows) :]:

@@ -132,7 +132,12 @@ def penultimate_activations(model, images: np.ndarray, batch_size: int = 500) ->
     import keras
 
     extractor = keras.Model(model.inputs[0], model.get_layer("penultimate").output)
-    return np.asarray(extractor.predict(images, batch_size=batch_size, verbose=0))
+    # Eager calls: one model per seed and loss would each trace a predict function.
+    batches = [
+        np.asarray(extractor(np.asarray(images[i : i + batch_size], np.float32), training=False))
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(batches) if batches else np.zeros((0,) + extractor.output.shape[1:])
 
 
 def analyze_model(

@@ -108,6 +108,7 @@ class TrainingConfig:
     tensorboard: bool = True
     log_epochs: bool = False
     checkpoint_interval_s: float = 60.0
+    steps_per_execution: int = 32
 
     RESULT_FIELDS = (
         "dataset",
@@ -146,6 +147,10 @@ class TrainingConfig:
         if self.strategy not in ("default", "mirrored"):
             raise ValueError(
                 f"strategy must be 'default' or 'mirrored'; received {self.strategy!r}."
+            )
+        if self.steps_per_execution < 1:
+            raise ValueError(
+                f"steps_per_execution must be >= 1; received {self.steps_per_execution!r}."
             )
         if self.checkpoint_interval_s < 0:
             raise ValueError(
@@ -387,6 +392,7 @@ def build_model(cell: Cell, config: TrainingConfig, dataset: data_lib.ImageDatas
             keras.metrics.CategoricalCrossentropy(name="nll"),
         ],
         jit_compile=resolve_jit_compile(config.jit_compile),
+        steps_per_execution=config.steps_per_execution,
     )
     return model
 
@@ -495,9 +501,15 @@ def _cold_model(cell, config, dataset):
 def _train(cell, config, output_dir, printer, reuse) -> tuple[dict, dict]:
     paths = cell_paths(output_dir, cell)
     dataset = get_dataset(config)
-    resuming = os.path.isdir(paths["checkpoint"])
-    if not resuming and os.path.isdir(paths["tensorboard"]):
-        shutil.rmtree(paths["tensorboard"])  # summaries of a run killed before epoch 1
+    backup_dir = os.path.join(paths["checkpoint"], "backup")
+    resuming = any(
+        os.path.exists(os.path.join(backup_dir, name))
+        for name in ("training_metadata.json", "training_metadata.json.bkp")
+    )
+    if not resuming:
+        # Leftovers of a run killed before its first checkpoint.
+        shutil.rmtree(paths["tensorboard"], ignore_errors=True)
+        shutil.rmtree(paths["checkpoint"], ignore_errors=True)
     model, strategy = (
         _WARM.get(cell, config, dataset) if reuse else _cold_model(cell, config, dataset)
     )
@@ -510,7 +522,7 @@ def _train(cell, config, output_dir, printer, reuse) -> tuple[dict, dict]:
         callbacks.append(EpochSummaries(paths["tensorboard"]))
     callbacks.append(
         TimedBackupAndRestore(
-            os.path.join(paths["checkpoint"], "backup"),
+            backup_dir,
             config.checkpoint_interval_s,
             before_save=recorder.save,
         )
