@@ -115,6 +115,7 @@ def test_atari_smoke_run_interrupt_resume_evaluate_export(tmp_path):
     assert list(epochs[0]) == list(dqn_expert.EPOCH_COLUMNS)
     assert len(epochs) == 1 and int(epochs[0]["num_episodes"]) == len(episodes) >= 1
     assert all(-21 <= float(row["score"]) <= 21 for row in episodes)
+    assert os.listdir(os.path.join(run_dir, "tensorboard"))
 
     expert = dqn_expert.load_expert(run_dir)
     assert expert.game == "Pong" and expert.env_id == "ALE/Pong-v5"
@@ -158,6 +159,12 @@ def test_checkpoint_of_another_game_or_network_refuses_to_load(tmp_path):
         trainer.step()
     trainer.save_checkpoint()
     trainer.env.close()
+
+    # An interrupted run exports from its checkpoint.
+    dqn_expert.export_run(run_dir)
+    expert = dqn_expert.load_expert(run_dir)
+    assert expert.game == "CartPole" and expert.frames_trained == trainer.frames > 0
+    assert expert.q_values(np.zeros((2, 4), np.float32)).shape == (2, 2)
 
     # The same directory with other settings: refused before anything is loaded.
     other_game, _ = _cartpole_run(tmp_path, game="Acrobot")
