@@ -34,6 +34,7 @@ from keras_cc.experiments.training import get_dataset
 
 FLAGS = flags.FLAGS
 cli.define_training_flags()
+flags.adopt_module_key_flags(cli)  # list the shared flags in --help too
 flags.DEFINE_list(
     "rows",
     ["all"],

@@ -35,6 +35,7 @@ from keras_cc.experiments.training import TrainingConfig, cell_paths, get_datase
 
 FLAGS = flags.FLAGS
 cli.define_training_flags()
+flags.adopt_module_key_flags(cli)  # list the shared flags in --help too
 flags.DEFINE_string(
     "row",
     "dropout+weight_decay+batch_norm",

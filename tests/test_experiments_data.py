@@ -213,3 +213,49 @@ def test_ablation_script_without_cifar_stops_at_once_with_instructions(tmp_path)
     assert "CIFAR-10 was not found" in result.stderr
     assert str(tmp_path / "keras_home") in result.stderr and "--download" in result.stderr
     assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_a_cifar10_grid_cell_trains_from_a_pickle_directory(tmp_path, no_default_caches):
+    """The CIFAR path end to end: uint8 32x32x3 images, augmentation, full-width CNN."""
+    from keras_cc.experiments import grid, training
+    from keras_cc.experiments.model import Regularizers
+
+    directory = tmp_path / "cifar"
+    write_cifar10_pickle_dir(str(directory), per_batch=4, test_size=6)
+    config = training.TrainingConfig(
+        dataset="cifar10",
+        data_dir=str(directory),
+        epochs=2,
+        batch_size=5,
+        width=0.25,
+        augment=True,
+        tensorboard=False,
+    )
+    cells = grid.enumerate_cells([Regularizers(True, True, True)], ["cc_ls"], [0])
+    records = grid.run_grid(cells, config, str(tmp_path / "out"), printer=lambda line: None)
+    record = records[cells[0].cell_id]
+    assert record["status"] == "done", record.get("reason")
+    assert record["data_source"] == str(directory)
+    assert len(record["curves"]["val_accuracy"]) == 2
+    correct = 6 * record["curves"]["val_accuracy"][-1]
+    assert abs(correct - round(correct)) < 1e-5  # accuracy over the 6 test images
+
+
+def test_download_is_used_only_when_allowed(no_default_caches, monkeypatch):
+    import keras
+
+    calls = []
+
+    def fake_load_data():
+        calls.append(1)
+        x = np.zeros((4, 32, 32, 3), np.uint8)
+        return (x, np.array([[1], [2], [3], [4]])), (x[:2], np.array([[5], [6]]))
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fake_load_data)
+    with pytest.raises(data_lib.DatasetNotFoundError):
+        data_lib.load_cifar10()
+    assert calls == []
+    dataset = data_lib.load_cifar10(download=True)
+    assert calls == [1]
+    assert dataset.y_train.tolist() == [1, 2, 3, 4] and dataset.y_test.tolist() == [5, 6]
+    assert dataset.source.startswith("keras.datasets.cifar10")

@@ -130,7 +130,7 @@ def define_training_flags() -> None:
         "steps_per_execution",
         32,
         "Train steps per call of the compiled step function (fewer Python round trips; "
-        "the numbers do not change).",
+        "the numbers do not change). --strategy=mirrored uses 1.",
     )
     flags.DEFINE_float(
         "checkpoint_interval_s",

@@ -213,7 +213,7 @@ def build_ablation_cnn(
 
 def _one_hot(num_classes):
     def fn(x, y):
-        return x, tf.one_hot(y, num_classes)
+        return tf.cast(x, tf.float32), tf.one_hot(y, num_classes)
 
     return fn
 
@@ -252,7 +252,8 @@ def make_train_dataset(
         raise ValueError(
             f"batch_size={batch_size} exceeds the {len(y)} training examples; lower --batch_size."
         )
-    images = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+    # Images stay in their stored dtype (uint8 for CIFAR-10) until batched.
+    images = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
     images = images.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     if augment:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
@@ -271,5 +272,5 @@ def make_eval_dataset(
 ) -> tf.data.Dataset:
     """One-hot evaluation data in fixed order (one batch when it has <= ``batch_size``)."""
     batch_size = max(1, min(batch_size, len(y)))
-    images = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+    images = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
     return images.batch(batch_size).map(_one_hot(num_classes)).cache().prefetch(tf.data.AUTOTUNE)

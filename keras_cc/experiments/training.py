@@ -392,9 +392,19 @@ def build_model(cell: Cell, config: TrainingConfig, dataset: data_lib.ImageDatas
             keras.metrics.CategoricalCrossentropy(name="nll"),
         ],
         jit_compile=resolve_jit_compile(config.jit_compile),
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=effective_steps_per_execution(config),
     )
     return model
+
+
+def effective_steps_per_execution(config: TrainingConfig) -> int:
+    """``config.steps_per_execution``, or 1 under ``MirroredStrategy``.
+
+    Keras 3.15's multi-step loop fails on a mirrored iterator ("You must feed a value for
+    placeholder tensor ... while/cond/Placeholder"), so mirrored training runs one step
+    per call.
+    """
+    return 1 if config.strategy == "mirrored" else config.steps_per_execution
 
 
 class _WarmModel:
