@@ -160,7 +160,8 @@ def main(argv):
         interrupted = True
         records = grid.load_records(output_dir, cells)
     except grid.ConfigMismatchError as error:
-        raise app.UsageError(str(error)) from None
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
     table = write_outputs(
         records, rows, losses, seeds, config, output_dir, FLAGS.table_metric, FLAGS.decimals
     )

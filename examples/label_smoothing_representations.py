@@ -59,10 +59,15 @@ flags.DEFINE_string(
 )
 
 
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def _config_from_ablation(ablation_dir: str) -> TrainingConfig:
     record = read_json(os.path.join(ablation_dir, "config.json"))
     if record is None:
-        raise app.UsageError(
+        _fail(
             f"--ablation_dir={ablation_dir} has no config.json; is it the --output_dir of "
             "examples/label_smoothing_ablation.py?"
         )
@@ -80,7 +85,7 @@ def _models(cells, config, output_dir):
         paths = {c.cell_id: cell_paths(FLAGS.ablation_dir, c)["model"] for c in cells}
         missing = [cid for cid, path in paths.items() if not os.path.isfile(path)]
         if missing:
-            raise app.UsageError(
+            _fail(
                 f"--ablation_dir={FLAGS.ablation_dir} lacks the models {missing}; run the "
                 "ablation with --save_models, these rows, losses and seeds."
             )
@@ -129,8 +134,7 @@ def main(argv):
     try:
         dataset = get_dataset(config)
     except DatasetNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        _fail(str(error))
     if max(classes) >= dataset.num_classes or min(classes) < 0:
         raise app.UsageError(f"--classes {list(classes)} out of range for {dataset.num_classes}.")
 

@@ -337,4 +337,8 @@ def run_grid(
         _run_in_processes(todo, config, output_dir, progress, cell_fn, workers, threads)
     else:
         _run_in_process(todo, config, output_dir, progress, cell_fn, printer)
+    try:  # every cell removed its own checkpoint
+        os.rmdir(os.path.join(output_dir, "checkpoints"))
+    except OSError:
+        pass
     return load_records(output_dir, cells)
