@@ -42,6 +42,12 @@ flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per loss after compiling.
 flags.DEFINE_integer("steps", 5, "Timed steps per loss and round.")
 flags.DEFINE_integer("repeats", 5, "Rounds; each loss's median step time over rounds is kept.")
 flags.DEFINE_integer("loss_calls", 200, "Calls per round when timing the losses alone.")
+flags.DEFINE_list(
+    "loss_logit_scales",
+    ["3", "30"],
+    "Standard deviations of the random logits when timing the losses alone (the CC "
+    "normalizer's series gets longer as the logits spread, as in a confident network).",
+)
 flags.DEFINE_string("json_out", None, "Also write the results to this JSON file.")
 
 
@@ -66,9 +72,9 @@ def time_steps(function, iterator, steps):
     return (time.perf_counter() - start) / steps
 
 
-def time_losses(names, y, jit_compile, calls, repeats):
+def time_losses(names, y, jit_compile, calls, repeats, scale):
     """Median ms of one value-and-gradient call of each loss on random logits."""
-    logits = tf.Variable(tf.random.stateless_normal(y.shape, seed=(1, 2)) * 3.0)
+    logits = tf.Variable(tf.random.stateless_normal(y.shape, seed=(1, 2)) * scale)
     functions = {}
     for name in names:
         loss = model_lib.make_loss(name, FLAGS.label_smoothing)
@@ -120,9 +126,13 @@ def main(argv):
             samples[name].append(time_steps(model.train_function, iterator, FLAGS.steps))
 
     median_ms = {name: 1000 * statistics.median(v) for name, v in samples.items()}
-    loss_ms = time_losses(
-        FLAGS.losses, y, FLAGS.jit_compile == "true", FLAGS.loss_calls, FLAGS.repeats
-    )
+    scales = [float(v) for v in FLAGS.loss_logit_scales]
+    loss_ms = {
+        scale: time_losses(
+            FLAGS.losses, y, FLAGS.jit_compile == "true", FLAGS.loss_calls, FLAGS.repeats, scale
+        )
+        for scale in scales
+    }
     ratios = {}
     if "cc_ls" in median_ms and "ls" in median_ms:
         ratios["cc_ls/ls"] = median_ms["cc_ls"] / median_ms["ls"]
@@ -147,12 +157,18 @@ def main(argv):
         )
     for key, value in ratios.items():
         print(f"ratio {key}: {value:.3f}")
-    print(f"\nLoss alone (value + gradient wrt logits, batch {FLAGS.batch_size}):")
-    for name in FLAGS.losses:
-        print(f"{model_lib.LOSS_LABELS[name]:<8}{loss_ms[name]:>12.3f} ms")
-    if "cc_ls" in loss_ms and "ls" in loss_ms and "ls" in median_ms:
-        extra = loss_ms["cc_ls"] - loss_ms["ls"]
-        print(f"CC-LS adds {extra:.3f} ms per step: {extra / median_ms['ls']:.2%} of the LS step")
+    print(f"\nLoss alone (value + gradient wrt logits, batch {FLAGS.batch_size}), ms:")
+    print(f"{'logit std':<10}" + "".join(f"{model_lib.LOSS_LABELS[n]:>10}" for n in FLAGS.losses))
+    for scale in scales:
+        cells = "".join(f"{loss_ms[scale][n]:>10.3f}" for n in FLAGS.losses)
+        print(f"{scale:<10g}{cells}")
+    if "cc_ls" in FLAGS.losses and "ls" in FLAGS.losses:
+        for scale in scales:
+            extra = loss_ms[scale]["cc_ls"] - loss_ms[scale]["ls"]
+            print(
+                f"logit std {scale:g}: CC-LS adds {extra:.3f} ms per step, "
+                f"{extra / median_ms['ls']:.2%} of the LS step"
+            )
     result = {
         "benchmark": "label_smoothing_step",
         "row": row.key,
@@ -171,7 +187,7 @@ def main(argv):
         "samples_ms": {k: [1000 * v for v in s] for k, s in samples.items()},
         "first_call_s": {k: s[2] for k, s in steppers.items()},
         "ratios": ratios,
-        "loss_only_ms": loss_ms,
+        "loss_only_ms": {f"logit_std_{k:g}": v for k, v in loss_ms.items()},
     }
     print(json.dumps(result))
     if FLAGS.json_out:
