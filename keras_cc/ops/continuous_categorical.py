@@ -66,6 +66,17 @@ def _unflatten_batch(x, batch_shape, event_shape=()):
     return tf.reshape(x, tf.concat([batch_shape, tf.constant(event_shape, tf.int32)], 0))
 
 
+def _series_limits(w):
+    """Log truncation tolerance (float64) and a hard cap on the number of series terms.
+
+    The cap is never reached in practice: the Poisson(max w) tail beyond it is < 1e-40.
+    """
+    spread = tf.cast(tf.reduce_max(w), tf.float64)
+    log_tolerance = tf.constant(math.log(_relative_tolerance(w.dtype)), tf.float64)
+    max_terms = tf.cast(tf.math.ceil(spread + 14.0 * tf.sqrt(spread) + 80.0), tf.int32)
+    return log_tolerance, max_terms
+
+
 def _positive_series(w, second_moment=False):
     """Sums the positive series (S1) and its moments (M1, M2) for rows ``w >= 0``.
 
@@ -82,12 +93,7 @@ def _positive_series(w, second_moment=False):
     num_classes64 = tf.cast(num_classes, tf.float64)
     spread = tf.reduce_max(w, axis=-1)
     spread64 = tf.cast(spread, tf.float64)
-    log_tolerance = tf.constant(math.log(_relative_tolerance(dtype)), tf.float64)
-    # A bound the loop never reaches in practice: the Poisson(q) tail beyond it is < 1e-40.
-    max_terms = tf.cast(
-        tf.math.ceil(tf.reduce_max(spread64) + 14.0 * tf.sqrt(tf.reduce_max(spread64)) + 80.0),
-        tf.int32,
-    )
+    log_tolerance, max_terms = _series_limits(w)
 
     batch = tf.shape(w)[0]
     ratio_g = tf.ones_like(w)  # G_n / h_n
@@ -285,8 +291,7 @@ def _prefix_table(w):
     batch, num_classes = tf.shape(w)[0], tf.shape(w)[1]
     num_classes64 = tf.cast(num_classes, tf.float64)
     spread64 = tf.cast(tf.reduce_max(w), tf.float64)
-    log_tolerance = tf.constant(math.log(_relative_tolerance(dtype)), tf.float64)
-    max_terms = tf.cast(tf.math.ceil(spread64 + 14.0 * tf.sqrt(spread64) + 80.0), tf.int32)
+    log_tolerance, max_terms = _series_limits(w)
 
     prefix = tf.ones_like(w)  # h_0^(k) / h_0 for k = 1..K
     log_h = tf.zeros([batch], tf.float64)
