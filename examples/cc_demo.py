@@ -64,7 +64,8 @@ def main(argv):
     exact = ops.cc_log_normalizer(tf.cast(logits, tf.float64)).numpy()[0]
     print(f"  closed form (eq. 4): {ops.cc_closed_form_log_normalizer(logits).numpy()[0]}")
     print(f"  keras_cc series:     {ops.cc_log_normalizer(logits).numpy()[0]:.7f}")
-    print(f"  exact (float64):     {exact:.7f}  (exactly uniform: -log 9! = {-np.log(362880.0):.7f})")
+    uniform = -np.log(362880.0)
+    print(f"  exact (float64):     {exact:.7f}  (exactly uniform: -log 9! = {uniform:.7f})")
 
 
 if __name__ == "__main__":
