@@ -27,13 +27,10 @@ epoch (the state replays refill, so learning restarts after ``learning_starts`` 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,10 +43,18 @@ from tf_agents.policies import py_tf_eager_policy
 from tf_agents.specs import array_spec, tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents import actor_mimic, environments, networks
+from agents import actor_mimic, environments, networks, settings
 from agents import actor_mimic_losses as losses
 from agents import games as game_registry
 from agents.action_union import ActionUnion
+from agents.run_directory import (  # read_csv, write_csv: part of this module's API
+    differing_settings,
+    prepare_run_directory,
+    read_csv,
+    read_json,
+    write_csv,
+    write_json,
+)
 from agents.state_replay import StateReplay
 
 EVAL_EPISODE_COLUMNS = ("game", "epoch", "frames", "episode", "score", "length")
@@ -119,26 +124,23 @@ class ActorMimicConfig:
             raise ValueError(f"games lists {duplicates} more than once.")
         losses.check_loss_name(self.loss)
         losses.check_temperature(self.temperature)
-        positive = (
-            "epochs",
-            "epoch_frames",
-            "eval_frames",
-            "batch_size_per_game",
-            "train_every",
-            "replay_capacity",
-            "num_envs",
-            "learning_rate",
+        settings.require_positive(
+            self,
+            (
+                "epochs",
+                "epoch_frames",
+                "eval_frames",
+                "batch_size_per_game",
+                "train_every",
+                "replay_capacity",
+                "num_envs",
+                "learning_rate",
+            ),
         )
-        for name in positive:
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0, got {value!r}.")
-        for name in ("epsilon", "eval_epsilon"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}.")
-        for name in ("learning_starts", "feature_regression_weight", "gradient_clipping"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
+        settings.require_probability(self, ("epsilon", "eval_epsilon"))
+        settings.require_at_least(
+            self, ("learning_starts", "feature_regression_weight", "gradient_clipping"), 0
+        )
         if self.replay_capacity < self.num_envs:
             raise ValueError(
                 f"replay_capacity ({self.replay_capacity}) must hold at least one state per "
@@ -434,76 +436,27 @@ class ReplayObserver:
 # --------------------------------------------------------------------------- results files
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_csv(path: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: row[c] for c in columns})
-    write_atomically(path, buffer.getvalue())
-
-
-def read_csv(path: str) -> list[dict[str, str]]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_json(path: str, record: dict[str, Any]) -> None:
-    write_atomically(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
-
-
 def _prepare_output_dir(config: ActorMimicConfig) -> bool:
     """Creates or checks the run directory; True when an earlier run is resumed."""
     out = config.output_dir
-    config_path = os.path.join(out, "config.json")
-    state_path = os.path.join(out, "run_state.json")
-    if os.path.exists(config_path) and config.overwrite:
-        shutil.rmtree(out)
-    if not os.path.exists(config_path):
-        os.makedirs(out, exist_ok=True)
-        write_json(config_path, config.to_dict())
-        return False
-    with open(config_path) as f:
-        previous = json.load(f)
     current = config.to_dict()
-    differing = sorted(
-        k
-        for k in set(previous) | set(current)
-        if k not in RESUMABLE_FIELDS and previous.get(k) != current.get(k)
-    )
-    if differing:
-        raise ValueError(
-            f"{out} holds a run with other settings ({', '.join(differing)} differ); "
-            "use another --output_dir, or --overwrite to replace it."
+
+    def finished():
+        state_path = os.path.join(out, "run_state.json")
+        epochs_done = (
+            read_json(state_path).get("epochs_done", 0) if os.path.exists(state_path) else 0
         )
-    if os.path.exists(state_path):
-        with open(state_path) as f:
-            state = json.load(f)
-        if state.get("epochs_done", 0) >= config.epochs:
-            raise ValueError(
-                f"{out} already holds a finished run ({state['epochs_done']} epochs); "
-                "use --overwrite to replace it, or raise --epochs to continue it."
-            )
-    write_json(config_path, current)
-    return True
+        if epochs_done >= config.epochs:
+            return f"{epochs_done} epochs; raise --epochs to continue it"
+        return None
+
+    def differences(previous):
+        keys = sorted(k for k in set(previous) | set(current) if k not in RESUMABLE_FIELDS)
+        return differing_settings(previous, current, keys)
+
+    return prepare_run_directory(
+        out, current, overwrite=config.overwrite, finished=finished, differences=differences
+    )
 
 
 # --------------------------------------------------------------------------- the run

@@ -39,10 +39,7 @@ Run directory layout (the contract `load_expert` and the actor-mimic code rely o
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
 import shutil
@@ -66,8 +63,18 @@ from tf_agents.trajectories import policy_step, trajectory
 from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
-from agents import environments, games, networks
+from agents import environments, games, networks, settings
 from agents.replay import FrameStackReplay
+from agents.run_directory import (  # RunDirectoryError: part of this module's API
+    RunDirectoryError,  # noqa: F401
+    differing_settings,
+    prepare_run_directory,
+    read_csv,
+    read_json,
+    replace_directory,
+    write_csv,
+    write_json,
+)
 
 EPISODE_COLUMNS = ("game", "epoch", "frames", "episode", "score", "length")
 EPOCH_COLUMNS = ("game", "epoch", "frames", "mean_score", "std_score", "num_episodes")
@@ -84,10 +91,6 @@ IDENTITY_FIELDS = (
     "full_action_space",
     "replay_capacity",
 )
-
-
-class RunDirectoryError(RuntimeError):
-    """The output directory holds a finished run, or a run with incompatible settings."""
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -159,29 +162,30 @@ class DqnExpertConfig:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, _to_tuple(value))
-        positive = (
-            "total_frames",
-            "num_envs",
-            "frame_skip",
-            "frame_stack",
-            "screen_size",
-            "replay_capacity",
-            "train_every",
-            "batch_size",
-            "target_update_period",
-            "eval_every_frames",
-            "eval_num_envs",
-            "keep_checkpoints",
+        settings.require_at_least(
+            self,
+            (
+                "total_frames",
+                "num_envs",
+                "frame_skip",
+                "frame_stack",
+                "screen_size",
+                "replay_capacity",
+                "train_every",
+                "batch_size",
+                "target_update_period",
+                "eval_every_frames",
+                "eval_num_envs",
+                "keep_checkpoints",
+            ),
+            1,
         )
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("learning_starts", "eval_frames", "eval_episodes", "epsilon_decay_frames"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        for name in ("epsilon_start", "epsilon_end", "eval_epsilon", "target_update_tau"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
+        settings.require_at_least(
+            self, ("learning_starts", "eval_frames", "eval_episodes", "epsilon_decay_frames"), 0
+        )
+        settings.require_probability(
+            self, ("epsilon_start", "epsilon_end", "eval_epsilon", "target_update_tau")
+        )
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}.")
         if self.learning_rate <= 0:
@@ -505,38 +509,6 @@ def evaluate_policy(
 # ============================================================================ files
 
 
-def _write_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
-
-
-def _write_json(path: str, values: Any) -> None:
-    _write_atomically(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
-
-
-def _read_json(path: str) -> Any:
-    with open(path) as f:
-        return json.load(f)
-
-
-def _write_csv(path: str, columns, rows) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomically(path, buffer.getvalue())
-
-
-def read_csv(path: str) -> list[dict[str, str]]:
-    """Rows of one of the run's CSV files (empty if it does not exist yet)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _identity(config_values: dict[str, Any]) -> dict[str, Any]:
     return {key: _to_tuple(config_values.get(key)) for key in IDENTITY_FIELDS}
 
@@ -578,13 +550,8 @@ def export_expert(
         os.path.join(temporary, "q_values"),
         signatures={"serving_default": module.q_values},
     )
-    _write_json(os.path.join(temporary, "expert.json"), metadata)
-    previous = directory + ".old"
-    shutil.rmtree(previous, ignore_errors=True)
-    if os.path.exists(directory):
-        os.replace(directory, previous)
-    os.replace(temporary, directory)
-    shutil.rmtree(previous, ignore_errors=True)
+    write_json(os.path.join(temporary, "expert.json"), metadata)
+    replace_directory(temporary, directory)
 
 
 class Expert:
@@ -603,7 +570,7 @@ class Expert:
                 "end, or call agents.dqn_expert.export_run on an interrupted run)."
             )
         self.run_dir = run_dir
-        self.metadata = _read_json(path)
+        self.metadata = read_json(path)
         self.game: str = self.metadata["game"]
         self.env_id: str = self.metadata["env_id"]
         self.action_meanings: list[str] = list(self.metadata["action_meanings"])
@@ -791,31 +758,22 @@ class DqnExpertTrainer:
     # ------------------------------------------------------------------ directory
 
     def _prepare_run_directory(self, overwrite: bool) -> None:
-        config_path = os.path.join(self.run_dir, "config.json")
-        finished = os.path.exists(os.path.join(self.run_dir, "result.json"))
-        if os.path.exists(config_path) and overwrite:
-            shutil.rmtree(self.run_dir)
-        elif finished:
-            raise RunDirectoryError(
-                f"{self.run_dir} already holds a finished run (result.json). Pass "
-                "--overwrite to replace it, or choose another --output_dir."
+        def finished():
+            done = os.path.exists(os.path.join(self.run_dir, "result.json"))
+            return "result.json" if done else None
+
+        def differences(previous):
+            return differing_settings(
+                _identity(previous), _identity(self.config.to_dict()), IDENTITY_FIELDS
             )
-        elif os.path.exists(config_path):
-            previous = _read_json(config_path)
-            mine = _identity(self.config.to_dict())
-            theirs = _identity(previous)
-            different = [key for key in IDENTITY_FIELDS if mine[key] != theirs[key]]
-            if different:
-                details = ", ".join(
-                    f"{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in different
-                )
-                raise RunDirectoryError(
-                    f"{self.run_dir} holds an unfinished run with other settings ({details}); "
-                    "it cannot be resumed with these. Pass --overwrite to start over, or "
-                    "choose another --output_dir."
-                )
-        os.makedirs(self.run_dir, exist_ok=True)
-        _write_json(config_path, self.config.to_dict())
+
+        prepare_run_directory(
+            self.run_dir,
+            self.config.to_dict(),
+            overwrite=overwrite,
+            finished=finished,
+            differences=differences,
+        )
 
     def _restore_checkpoint(self) -> int:
         os.makedirs(self.checkpoint_dir, exist_ok=True)
@@ -831,7 +789,7 @@ class DqnExpertTrainer:
             **self.counters,
         )
         if manager_state is None:
-            _write_json(meta_path, self.identity())
+            write_json(meta_path, self.identity())
             return 0
         status = self.checkpointer.initialize_or_restore()
         try:
@@ -844,7 +802,7 @@ class DqnExpertTrainer:
         replay_dir = os.path.join(self.checkpoint_dir, "replay")
         replay_meta = os.path.join(replay_dir, "replay.json")
         if self.config.checkpoint_replay and os.path.exists(replay_meta):
-            if _read_json(replay_meta).get("frames") == self.frames:
+            if read_json(replay_meta).get("frames") == self.frames:
                 self.replay.restore(replay_dir)
             else:
                 self.progress(f"[{self.config.game}] replay checkpoint is stale; refilling.")
@@ -862,9 +820,9 @@ class DqnExpertTrainer:
         if self.config.checkpoint_replay:
             replay_dir = os.path.join(self.checkpoint_dir, "replay")
             self.replay.save(replay_dir)
-            meta = _read_json(os.path.join(replay_dir, "replay.json"))
+            meta = read_json(os.path.join(replay_dir, "replay.json"))
             meta["frames"] = self.frames
-            _write_json(os.path.join(replay_dir, "replay.json"), meta)
+            write_json(os.path.join(replay_dir, "replay.json"), meta)
         self.checkpointer.save(global_step=self.counters["frames"])
 
     # ------------------------------------------------------------------ evaluation
@@ -907,10 +865,10 @@ class DqnExpertTrainer:
                 "num_episodes": len(result.scores),
             }
         )
-        _write_csv(
+        write_csv(
             os.path.join(self.run_dir, "eval_episodes.csv"), EPISODE_COLUMNS, self._episode_rows
         )
-        _write_csv(os.path.join(self.run_dir, "eval_epochs.csv"), EPOCH_COLUMNS, self._epoch_rows)
+        write_csv(os.path.join(self.run_dir, "eval_epochs.csv"), EPOCH_COLUMNS, self._epoch_rows)
         with self.writer.as_default(step=frames):
             tf.summary.scalar("eval/mean_score", result.mean_score)
             tf.summary.scalar("eval/std_score", result.std_score)
@@ -1065,7 +1023,7 @@ class DqnExpertTrainer:
             resumed_from_frames=self.resumed_from_frames,
             finished=True,
         )
-        _write_json(
+        write_json(
             os.path.join(self.run_dir, "result.json"),
             {**dataclasses.asdict(result), "timers_seconds": timers},
         )
@@ -1115,7 +1073,7 @@ def check_checkpoint_identity(checkpoint_dir: str, identity: dict[str, Any]) -> 
             f"{checkpoint_dir} holds a checkpoint without expert_checkpoint.json; cannot tell "
             "which game and network it belongs to, so it is not loaded."
         )
-    saved = _read_json(meta_path)
+    saved = read_json(meta_path)
     different = [key for key in identity if saved.get(key) != identity[key]]
     if different:
         details = "; ".join(
@@ -1149,7 +1107,7 @@ def train_dqn_expert(
 
 def export_run(run_dir: str) -> str:
     """Exports the expert of an (interrupted) run from its latest checkpoint."""
-    config = DqnExpertConfig.from_dict(_read_json(os.path.join(run_dir, "config.json")))
+    config = DqnExpertConfig.from_dict(read_json(os.path.join(run_dir, "config.json")))
     trainer = DqnExpertTrainer(config, run_dir, progress=None)
     try:
         return trainer.export()

@@ -32,7 +32,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents import games
+from agents import games, settings
 
 FIRST, MID, LAST = (int(ts.StepType.FIRST), int(ts.StepType.MID), int(ts.StepType.LAST))
 
@@ -72,7 +72,62 @@ def _to_channels_last(x: np.ndarray, batched: bool = False) -> np.ndarray:
 # --------------------------------------------------------------------------- adapters
 
 
-class GymnasiumPyEnvironment(py_environment.PyEnvironment):
+class _GymnasiumAdapter(py_environment.PyEnvironment):
+    """What the single and the vector adapters share: specs, options and observations."""
+
+    def __init__(
+        self,
+        env,
+        observation_space: gymnasium.Space,
+        action_space: gymnasium.Space,
+        seed: int | None,
+        terminal_on_life_loss: bool,
+        channels_last: bool,
+        handle_auto_reset: bool,
+    ):
+        super().__init__(handle_auto_reset=handle_auto_reset)
+        self._env = env
+        self._seed = seed
+        self._terminal_on_life_loss = terminal_on_life_loss
+        self._channels_last = channels_last
+        self._observation_spec = space_to_spec(observation_space, "observation", channels_last)
+        self._action_spec = space_to_spec(action_space, "action")
+        self._lives = None
+        self._info: dict[str, Any] = {}
+
+    @property
+    def gym(self):
+        """The wrapped gymnasium environment."""
+        return self._env
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    def reward_spec(self):
+        return array_spec.ArraySpec((), np.float32, name="reward")
+
+    def get_info(self) -> dict[str, Any]:
+        return self._info
+
+    def _observation(self, obs) -> np.ndarray:
+        obs = np.asarray(obs, dtype=self._observation_spec.dtype)
+        if self._channels_last:
+            return np.ascontiguousarray(_to_channels_last(obs, batched=self.batched))
+        return obs
+
+    def _take_seed(self) -> int | None:
+        """The seed for the first reset; later resets continue the environment's RNG."""
+        seed, self._seed = self._seed, None
+        return seed
+
+    def close(self):
+        self._env.close()
+
+
+class GymnasiumPyEnvironment(_GymnasiumAdapter):
     """One gymnasium `Env` as an unbatched TF-Agents `PyEnvironment`.
 
     Args:
@@ -90,41 +145,20 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
         terminal_on_life_loss: bool = False,
         channels_last: bool = False,
     ):
-        super().__init__(handle_auto_reset=True)
-        self._env = env
-        self._seed = seed
-        self._terminal_on_life_loss = terminal_on_life_loss
-        self._channels_last = channels_last
-        self._observation_spec = space_to_spec(env.observation_space, "observation", channels_last)
-        self._action_spec = space_to_spec(env.action_space, "action")
-        self._lives = None
-        self._info: dict[str, Any] = {}
+        super().__init__(
+            env,
+            env.observation_space,
+            env.action_space,
+            seed,
+            terminal_on_life_loss,
+            channels_last,
+            handle_auto_reset=True,
+        )
         if seed is not None:
             env.action_space.seed(seed)
 
-    @property
-    def gym(self) -> gymnasium.Env:
-        return self._env
-
-    def observation_spec(self):
-        return self._observation_spec
-
-    def action_spec(self):
-        return self._action_spec
-
-    def reward_spec(self):
-        return array_spec.ArraySpec((), np.float32, name="reward")
-
-    def get_info(self) -> dict[str, Any]:
-        return self._info
-
-    def _observation(self, obs) -> np.ndarray:
-        obs = np.asarray(obs, dtype=self._observation_spec.dtype)
-        return np.ascontiguousarray(_to_channels_last(obs)) if self._channels_last else obs
-
     def _reset(self) -> ts.TimeStep:
-        seed, self._seed = self._seed, None
-        obs, self._info = self._env.reset(seed=seed)
+        obs, self._info = self._env.reset(seed=self._take_seed())
         self._lives = self._info.get("lives")
         return ts.restart(self._observation(obs), reward_spec=self.reward_spec())
 
@@ -143,14 +177,11 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
         discount = 0.0 if (lost and self._terminal_on_life_loss) else 1.0
         return ts.transition(obs, reward, discount=np.float32(discount))
 
-    def close(self):
-        self._env.close()
-
     def render(self, mode: str = "rgb_array"):
         return self._env.render()
 
 
-class GymnasiumVectorPyEnvironment(py_environment.PyEnvironment):
+class GymnasiumVectorPyEnvironment(_GymnasiumAdapter):
     """A gymnasium `VectorEnv` (next-step autoreset) as a batched TF-Agents `PyEnvironment`.
 
     Works with `ale_py.vector_env.AtariVectorEnv` and with `gymnasium.vector.SyncVectorEnv`
@@ -171,28 +202,22 @@ class GymnasiumVectorPyEnvironment(py_environment.PyEnvironment):
         terminal_on_life_loss: bool = False,
         channels_last: bool = False,
     ):
-        super().__init__(handle_auto_reset=False)
         mode = env.metadata.get("autoreset_mode", gymnasium.vector.AutoresetMode.NEXT_STEP)
         if gymnasium.vector.AutoresetMode(mode) != gymnasium.vector.AutoresetMode.NEXT_STEP:
             raise ValueError(
                 f"env: the vector environment's autoreset_mode must be NEXT_STEP, got {mode}."
             )
-        self._env = env
-        self._seed = seed
-        self._num_envs = int(env.num_envs)
-        self._terminal_on_life_loss = terminal_on_life_loss
-        self._channels_last = channels_last
-        self._observation_spec = space_to_spec(
-            env.single_observation_space, "observation", channels_last
+        super().__init__(
+            env,
+            env.single_observation_space,
+            env.single_action_space,
+            seed,
+            terminal_on_life_loss,
+            channels_last,
+            handle_auto_reset=False,
         )
-        self._action_spec = space_to_spec(env.single_action_space, "action")
+        self._num_envs = int(env.num_envs)
         self._ended = np.zeros(self._num_envs, dtype=bool)
-        self._lives = None
-        self._info: dict[str, Any] = {}
-
-    @property
-    def gym(self) -> gymnasium.vector.VectorEnv:
-        return self._env
 
     @property
     def batched(self) -> bool:
@@ -202,27 +227,8 @@ class GymnasiumVectorPyEnvironment(py_environment.PyEnvironment):
     def batch_size(self) -> int:
         return self._num_envs
 
-    def observation_spec(self):
-        return self._observation_spec
-
-    def action_spec(self):
-        return self._action_spec
-
-    def reward_spec(self):
-        return array_spec.ArraySpec((), np.float32, name="reward")
-
-    def get_info(self) -> dict[str, Any]:
-        return self._info
-
-    def _observation(self, obs) -> np.ndarray:
-        obs = np.asarray(obs, dtype=self._observation_spec.dtype)
-        if self._channels_last:
-            return np.ascontiguousarray(_to_channels_last(obs, batched=True))
-        return obs
-
     def _reset(self) -> ts.TimeStep:
-        seed, self._seed = self._seed, None
-        obs, self._info = self._env.reset(seed=seed)
+        obs, self._info = self._env.reset(seed=self._take_seed())
         self._ended[:] = False
         self._lives = _lives(self._info)
         n = self._num_envs
@@ -257,9 +263,6 @@ class GymnasiumVectorPyEnvironment(py_environment.PyEnvironment):
             observation=self._observation(obs),
         )
 
-    def close(self):
-        self._env.close()
-
 
 def _lives(info: dict[str, Any]) -> np.ndarray | None:
     lives = info.get("lives")
@@ -293,16 +296,9 @@ class AtariOptions:
     max_episode_frames: int = 108_000
 
     def __post_init__(self):
-        for name in ("frame_skip", "frame_stack", "screen_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if self.noop_max < 0:
-            raise ValueError(f"noop_max must be >= 0, got {self.noop_max}.")
-        if not 0.0 <= self.sticky_action_probability <= 1.0:
-            raise ValueError(
-                "sticky_action_probability must be in [0, 1], got "
-                f"{self.sticky_action_probability}."
-            )
+        settings.require_at_least(self, ("frame_skip", "frame_stack", "screen_size"), 1)
+        settings.require_at_least(self, ("noop_max",), 0)
+        settings.require_probability(self, ("sticky_action_probability",))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from agents.run_directory import replace_directory
+
 FIRST, MID, LAST = 0, 1, 2
 PADDING = 3  # an older frame of an episode's first stack: not a step of its own
 
@@ -334,12 +336,7 @@ class FrameStackReplay:
             np.save(os.path.join(temporary, f"{name}.npy"), getattr(self, f"_{name}")[:, :filled])
         with open(os.path.join(temporary, "replay.json"), "w") as f:
             json.dump(self.state(), f)
-        previous = directory + ".old"
-        shutil.rmtree(previous, ignore_errors=True)
-        if os.path.exists(directory):
-            os.replace(directory, previous)
-        os.replace(temporary, directory)
-        shutil.rmtree(previous, ignore_errors=True)
+        replace_directory(temporary, directory)
 
     def restore(self, directory: str) -> None:
         """Loads a replay written by `save` into this (identically configured) replay.
