@@ -133,24 +133,24 @@ def run(output_dir):
         )
 
     os.makedirs(output_dir, exist_ok=True)
-    analysis.shepard_grid(
-        os.path.join(output_dir, "shepard_one_against_many.png"),
-        results,
-        "one_against_many",
-        analysis.COMPARED,
-        max_points=FLAGS.max_points,
-        seed=FLAGS.seed,
-        title=f"CED against each divergence, query row {queries[0]} vs {n - 1} others",
-    )
-    analysis.shepard_grid(
-        os.path.join(output_dir, "shepard_random_pairs.png"),
-        results,
-        "pairs",
-        analysis.COMPARED,
-        max_points=FLAGS.max_points,
-        seed=FLAGS.seed,
-        title=f"CED against each divergence, {FLAGS.num_pairs} random pairs",
-    )
+    shepard_figures = [  # (which comparison, file name, what the title says it shows)
+        (
+            "one_against_many",
+            "shepard_one_against_many.png",
+            f"query row {queries[0]} vs {n - 1} others",
+        ),
+        ("pairs", "shepard_random_pairs.png", f"{FLAGS.num_pairs} random pairs"),
+    ]
+    for kind, file_name, what in shepard_figures:
+        analysis.shepard_grid(
+            os.path.join(output_dir, file_name),
+            results,
+            kind,
+            analysis.COMPARED,
+            max_points=FLAGS.max_points,
+            seed=FLAGS.seed,
+            title=f"CED against each divergence, {what}",
+        )
     analysis.roughness_figure(
         os.path.join(output_dir, "roughness.png"),
         sweep,

@@ -79,6 +79,14 @@ def _check_label_smoothing(label_smoothing):
     return float(label_smoothing)
 
 
+def _check_temperature(temperature):
+    """``temperature`` as a float; a ``ValueError`` unless it is a Python number > 0."""
+    checked = check_temperature(temperature)
+    if checked is None:
+        raise ValueError("`temperature` must be a Python float > 0.")
+    return checked
+
+
 def _check_axis(axis):
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise ValueError(f"`axis` must be an int; received axis={axis!r}.")
@@ -247,9 +255,7 @@ def continuous_categorical_nll(
         axis: the class axis.
     """
     _check_axis(axis)
-    temperature = check_temperature(temperature)
-    if temperature is None:
-        raise ValueError("`temperature` must be a Python float > 0.")
+    temperature = _check_temperature(temperature)
     _check_same_shape(y_true, y_pred, "continuous_categorical_nll")
     log_f = _prediction_log_probs(y_pred, from_logits, axis, "continuous_categorical_nll")
     if validate:
@@ -344,17 +350,31 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1):
 
 
 class _KerasCCLoss(keras.losses.Loss):
-    """Shared plumbing: a per-example function, backend check, config with dtype."""
+    """Shared plumbing: a per-example function, backend check, arguments kept and configured.
+
+    ``fn_kwargs`` are the constructor's own arguments, passed on to ``fn``: each is kept
+    as a public attribute of the same name and returned by ``get_config`` (with ``name``,
+    ``reduction`` and ``dtype``). A subclass whose signature is shared with others
+    (``_LabelSmoothingLoss``, ``_DivergenceLoss``) names its function and default name in
+    ``_per_example_fn`` and ``_default_name``.
+    """
+
+    _per_example_fn = None
+    _default_name = None
 
     def __init__(self, fn, fn_kwargs, reduction, name, dtype, **kwargs):
+        _check_axis(fn_kwargs["axis"])
         _require_tensorflow_backend(type(self).__name__)
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}."
             )
+        name = self._default_name if name is None else name
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.fn = fn
-        self._fn_kwargs = fn_kwargs
+        self._fn_kwargs = dict(fn_kwargs)
+        for argument, value in self._fn_kwargs.items():
+            setattr(self, argument, value)
         self._dtype_argument = dtype
 
     def call(self, y_true, y_pred):
@@ -367,11 +387,67 @@ class _KerasCCLoss(keras.losses.Loss):
         if dtype is not None and not isinstance(dtype, str):
             dtype = keras.dtype_policies.serialize(dtype)
         config["dtype"] = dtype
+        config.update(self._fn_kwargs)
         return config
 
 
+class _LabelSmoothingLoss(_KerasCCLoss):
+    """CC label smoothing of hard labels; the subclass picks the labels' form (eq. 7).
+
+    ``name=None`` means the subclass's ``_default_name``.
+    """
+
+    def __init__(
+        self,
+        label_smoothing=0.1,
+        from_logits=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+        **kwargs,
+    ):
+        super().__init__(
+            type(self)._per_example_fn,
+            {
+                "label_smoothing": _check_label_smoothing(label_smoothing),
+                "from_logits": from_logits,
+                "axis": axis,
+            },
+            reduction,
+            name,
+            dtype,
+            **kwargs,
+        )
+
+
+class _DivergenceLoss(_KerasCCLoss):
+    """A divergence between target and predicted probabilities; the subclass picks which.
+
+    ``name=None`` means the subclass's ``_default_name``.
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+        **kwargs,
+    ):
+        super().__init__(
+            type(self)._per_example_fn,
+            {"from_logits": from_logits, "axis": axis},
+            reduction,
+            name,
+            dtype,
+            **kwargs,
+        )
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class CCLabelSmoothing(_KerasCCLoss):
+class CCLabelSmoothing(_LabelSmoothingLoss):
     """Continuous-categorical label smoothing (CC-LS, CC paper eq. 7).
 
     The CC negative log-likelihood of label-smoothed one-hot targets:
@@ -380,10 +456,11 @@ class CCLabelSmoothing(_KerasCCLoss):
     Keras 3's TensorFlow backend. Half-precision predictions are computed in float32.
 
     Args:
-        label_smoothing: ``ε`` in ``[0, 1)``.
+        label_smoothing: ``ε`` in ``[0, 1)`` (default 0.1).
         from_logits: whether ``y_pred`` holds logits (default: probabilities).
-        axis: the class axis.
-        reduction, name, dtype: as in ``keras.losses.Loss``.
+        axis: the class axis (default -1).
+        reduction, dtype: as in ``keras.losses.Loss``.
+        name: default ``"cc_label_smoothing"``.
 
     Example:
 
@@ -394,44 +471,17 @@ class CCLabelSmoothing(_KerasCCLoss):
     ```
     """
 
-    def __init__(
-        self,
-        label_smoothing=0.1,
-        from_logits=False,
-        axis=-1,
-        reduction="sum_over_batch_size",
-        name="cc_label_smoothing",
-        dtype=None,
-        **kwargs,
-    ):
-        label_smoothing = _check_label_smoothing(label_smoothing)
-        _check_axis(axis)
-        super().__init__(
-            cc_label_smoothing,
-            {"from_logits": from_logits, "label_smoothing": label_smoothing, "axis": axis},
-            reduction,
-            name,
-            dtype,
-            **kwargs,
-        )
-        self.label_smoothing = label_smoothing
-        self.from_logits = from_logits
-        self.axis = axis
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            label_smoothing=self.label_smoothing, from_logits=self.from_logits, axis=self.axis
-        )
-        return config
+    _per_example_fn = staticmethod(cc_label_smoothing)
+    _default_name = "cc_label_smoothing"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SparseCCLabelSmoothing(_KerasCCLoss):
+class SparseCCLabelSmoothing(_LabelSmoothingLoss):
     """:class:`CCLabelSmoothing` for integer class labels (like ``SparseCategoricalCrossentropy``).
 
-    Labels outside ``[0, K)`` raise ``InvalidArgumentError`` (NaN under XLA). Needs Keras
-    3's TensorFlow backend.
+    Same arguments as :class:`CCLabelSmoothing`; ``name`` defaults to
+    ``"sparse_cc_label_smoothing"``. Labels outside ``[0, K)`` raise
+    ``InvalidArgumentError`` (NaN under XLA). Needs Keras 3's TensorFlow backend.
 
     Example:
 
@@ -440,36 +490,8 @@ class SparseCCLabelSmoothing(_KerasCCLoss):
     ```
     """
 
-    def __init__(
-        self,
-        label_smoothing=0.1,
-        from_logits=False,
-        axis=-1,
-        reduction="sum_over_batch_size",
-        name="sparse_cc_label_smoothing",
-        dtype=None,
-        **kwargs,
-    ):
-        label_smoothing = _check_label_smoothing(label_smoothing)
-        _check_axis(axis)
-        super().__init__(
-            sparse_cc_label_smoothing,
-            {"from_logits": from_logits, "label_smoothing": label_smoothing, "axis": axis},
-            reduction,
-            name,
-            dtype,
-            **kwargs,
-        )
-        self.label_smoothing = label_smoothing
-        self.from_logits = from_logits
-        self.axis = axis
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            label_smoothing=self.label_smoothing, from_logits=self.from_logits, axis=self.axis
-        )
-        return config
+    _per_example_fn = staticmethod(sparse_cc_label_smoothing)
+    _default_name = "sparse_cc_label_smoothing"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -508,15 +530,11 @@ class ContinuousCategoricalLoss(_KerasCCLoss):
         dtype=None,
         **kwargs,
     ):
-        temperature = check_temperature(temperature)
-        if temperature is None:
-            raise ValueError("`temperature` must be a Python float > 0.")
-        _check_axis(axis)
         super().__init__(
             continuous_categorical_nll,
             {
                 "from_logits": from_logits,
-                "temperature": temperature,
+                "temperature": _check_temperature(temperature),
                 "validate": bool(validate),
                 "axis": axis,
             },
@@ -525,29 +543,20 @@ class ContinuousCategoricalLoss(_KerasCCLoss):
             dtype,
             **kwargs,
         )
-        self.from_logits = from_logits
-        self.temperature = temperature
-        self.validate = bool(validate)
-        self.axis = axis
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            from_logits=self.from_logits,
-            temperature=self.temperature,
-            validate=self.validate,
-            axis=self.axis,
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class TriangularDivergence(_KerasCCLoss):
+class TriangularDivergence(_DivergenceLoss):
     """Triangular divergence loss (correlations paper eq. 5), in ``[0, 1]``.
 
     ``(1/2) Σ (y_i - f_i)² / (y_i + f_i)``: symmetric, the square of a metric, tightly
     correlated with cross-entropy at high temperature and cheaper (no logarithm).
     Needs Keras 3's TensorFlow backend.
+
+    Args:
+        from_logits: whether ``y_pred`` holds logits (default: probabilities).
+        axis, reduction, dtype: as in ``keras.losses.CategoricalCrossentropy``.
+        name: default ``"triangular_divergence"``.
 
     Example:
 
@@ -556,39 +565,17 @@ class TriangularDivergence(_KerasCCLoss):
     ```
     """
 
-    def __init__(
-        self,
-        from_logits=False,
-        axis=-1,
-        reduction="sum_over_batch_size",
-        name="triangular_divergence",
-        dtype=None,
-        **kwargs,
-    ):
-        _check_axis(axis)
-        super().__init__(
-            triangular_divergence,
-            {"from_logits": from_logits, "axis": axis},
-            reduction,
-            name,
-            dtype,
-            **kwargs,
-        )
-        self.from_logits = from_logits
-        self.axis = axis
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(from_logits=self.from_logits, axis=self.axis)
-        return config
+    _per_example_fn = staticmethod(triangular_divergence)
+    _default_name = "triangular_divergence"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class JensenShannonDivergence(_KerasCCLoss):
+class JensenShannonDivergence(_DivergenceLoss):
     """Jensen–Shannon divergence loss in ``[0, 1]`` (correlations paper eq. 4, base 2).
 
     Symmetric and bounded; computed without the cancellation of eq. 4 near ``y = f``.
-    Needs Keras 3's TensorFlow backend.
+    Needs Keras 3's TensorFlow backend. Same arguments as :class:`TriangularDivergence`;
+    ``name`` defaults to ``"jensen_shannon_divergence"``.
 
     Example:
 
@@ -597,28 +584,5 @@ class JensenShannonDivergence(_KerasCCLoss):
     ```
     """
 
-    def __init__(
-        self,
-        from_logits=False,
-        axis=-1,
-        reduction="sum_over_batch_size",
-        name="jensen_shannon_divergence",
-        dtype=None,
-        **kwargs,
-    ):
-        _check_axis(axis)
-        super().__init__(
-            jensen_shannon_divergence,
-            {"from_logits": from_logits, "axis": axis},
-            reduction,
-            name,
-            dtype,
-            **kwargs,
-        )
-        self.from_logits = from_logits
-        self.axis = axis
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(from_logits=self.from_logits, axis=self.axis)
-        return config
+    _per_example_fn = staticmethod(jensen_shannon_divergence)
+    _default_name = "jensen_shannon_divergence"

@@ -27,7 +27,6 @@ model.compile(
 import keras
 
 from keras_cc import losses as _losses
-from keras_cc.ops.softmax import check_temperature
 
 __all__ = [
     "TriangularDivergence",
@@ -39,7 +38,16 @@ _PACKAGE = "keras_cc"
 
 
 class _KerasCCMetric(keras.metrics.MeanMetricWrapper):
-    """Shared plumbing: backend check; the config holds the constructor's arguments only."""
+    """Shared plumbing: backend check; the config holds the constructor's arguments only.
+
+    ``fn_kwargs`` are the constructor's own arguments, passed on to ``fn``: each is kept
+    as a public attribute of the same name and returned by ``get_config`` (after ``name``
+    and ``dtype``). A subclass whose signature is shared with others (``_DivergenceMetric``)
+    names its function and default name in ``_per_example_fn`` and ``_default_name``.
+    """
+
+    _per_example_fn = None
+    _default_name = None
 
     def __init__(self, fn, fn_kwargs, name, dtype, **kwargs):
         _losses._require_tensorflow_backend(type(self).__name__)
@@ -47,23 +55,42 @@ class _KerasCCMetric(keras.metrics.MeanMetricWrapper):
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}."
             )
+        name = self._default_name if name is None else name
         super().__init__(fn, name=name, dtype=dtype, **fn_kwargs)
+        for argument, value in fn_kwargs.items():
+            setattr(self, argument, value)
         self._direction = "down"
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+        return {"name": self.name, "dtype": self.dtype, **self._fn_kwargs}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
 
+class _DivergenceMetric(_KerasCCMetric):
+    """Mean of a divergence between targets and predictions; the subclass picks which.
+
+    ``name=None`` means the subclass's ``_default_name``.
+    """
+
+    def __init__(self, name=None, dtype=None, from_logits=False, axis=-1, **kwargs):
+        super().__init__(
+            type(self)._per_example_fn,
+            {"from_logits": from_logits, "axis": axis},
+            name,
+            dtype,
+            **kwargs,
+        )
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE, name="TriangularDivergenceMetric")
-class TriangularDivergence(_KerasCCMetric):
+class TriangularDivergence(_DivergenceMetric):
     """Mean triangular divergence ``TRI(y, f)`` (correlations paper eq. 5), in ``[0, 1]``.
 
     Args:
-        name: metric name. dtype: result dtype.
+        name: metric name (default ``"triangular_divergence"``). dtype: result dtype.
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
 
     Example:
@@ -75,47 +102,21 @@ class TriangularDivergence(_KerasCCMetric):
     ```
     """
 
-    def __init__(
-        self, name="triangular_divergence", dtype=None, from_logits=False, axis=-1, **kwargs
-    ):
-        super().__init__(
-            _losses.triangular_divergence,
-            {"from_logits": from_logits, "axis": axis},
-            name,
-            dtype,
-            **kwargs,
-        )
-        self.from_logits = from_logits
-        self.axis = axis
-
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits, "axis": self.axis}
+    _per_example_fn = staticmethod(_losses.triangular_divergence)
+    _default_name = "triangular_divergence"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE, name="JensenShannonDivergenceMetric")
-class JensenShannonDivergence(_KerasCCMetric):
+class JensenShannonDivergence(_DivergenceMetric):
     """Mean Jensen–Shannon divergence (correlations paper eq. 4, base 2), in ``[0, 1]``.
 
     Args:
-        name: metric name. dtype: result dtype.
+        name: metric name (default ``"jensen_shannon_divergence"``). dtype: result dtype.
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
     """
 
-    def __init__(
-        self, name="jensen_shannon_divergence", dtype=None, from_logits=False, axis=-1, **kwargs
-    ):
-        super().__init__(
-            _losses.jensen_shannon_divergence,
-            {"from_logits": from_logits, "axis": axis},
-            name,
-            dtype,
-            **kwargs,
-        )
-        self.from_logits = from_logits
-        self.axis = axis
-
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits, "axis": self.axis}
+    _per_example_fn = staticmethod(_losses.jensen_shannon_divergence)
+    _default_name = "jensen_shannon_divergence"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE, name="CCNegativeLogLikelihoodMetric")
@@ -147,35 +148,18 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
         axis=-1,
         **kwargs,
     ):
-        label_smoothing = _losses._check_label_smoothing(label_smoothing)
-        temperature = check_temperature(temperature)
-        if temperature is None:
-            raise ValueError("`temperature` must be a Python float > 0.")
         super().__init__(
             _cc_nll_with_smoothing,
             {
                 "from_logits": from_logits,
-                "label_smoothing": label_smoothing,
-                "temperature": temperature,
+                "label_smoothing": _losses._check_label_smoothing(label_smoothing),
+                "temperature": _losses._check_temperature(temperature),
                 "axis": axis,
             },
             name,
             dtype,
             **kwargs,
         )
-        self.from_logits = from_logits
-        self.label_smoothing = label_smoothing
-        self.temperature = temperature
-        self.axis = axis
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-            "temperature": self.temperature,
-            "axis": self.axis,
-        }
 
 
 def _cc_nll_with_smoothing(y_true, y_pred, from_logits, label_smoothing, temperature, axis):
