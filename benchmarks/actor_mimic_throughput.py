@@ -20,8 +20,9 @@ The same script runs on a GPU.
 
 import json
 import os
+import pathlib
 import platform
-import statistics
+import sys
 import tempfile
 import time
 
@@ -30,6 +31,9 @@ from absl import app, flags
 
 import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
 from agents import actor_mimic, actor_mimic_training, random_experts
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("games", ["Pong", "Breakout"], "Atari games distilled together.")
@@ -79,21 +83,16 @@ def _batches(trainer, count):
     ]
 
 
-def _update_seconds(trainer, batch):
-    """Seconds of one update (the loss is fetched, so the step has finished)."""
-    start = time.perf_counter()
-    float(trainer.agent.train(batch).loss.numpy())
-    return time.perf_counter() - start
-
-
 def _time_updates(trainers, count, order):
-    """Per-update seconds of every trainer, interleaved update by update (robust to load)."""
-    batches = {loss: _batches(trainer, count) for loss, trainer in trainers.items()}
-    seconds = {loss: [] for loss in trainers}
-    for i in range(count):
-        for loss in order if i % 2 == 0 else order[::-1]:
-            seconds[loss].append(_update_seconds(trainers[loss], batches[loss][i]))
-    return seconds
+    """Per-update seconds of every trainer, interleaved update by update (robust to load).
+
+    The loss is fetched after each update, so the step has finished when it is timed.
+    """
+    batches = {loss: iter(_batches(trainer, count)) for loss, trainer in trainers.items()}
+    updates = {
+        loss: lambda loss=loss: trainers[loss].agent.train(next(batches[loss])) for loss in order
+    }
+    return _timing.side_by_side(updates, count, finish=lambda info: float(info.loss.numpy()))
 
 
 def _time_loop(trainer, epoch):
@@ -129,15 +128,14 @@ def main(argv):
             order = ("ce", "cc") if repeat % 2 == 0 else ("cc", "ce")
             for loss, seconds in _time_updates(trainers, FLAGS.updates, order).items():
                 update_seconds[loss].extend(seconds)
-        for repeat in range(FLAGS.loop_repeats):
-            for loss in ("ce", "cc") if repeat % 2 == 0 else ("cc", "ce"):
-                loop_rates[loss].append(_time_loop(trainers[loss], repeat + 2))
+        for repeat, loss in _timing.rounds(("ce", "cc"), FLAGS.loop_repeats):
+            loop_rates[loss].append(_time_loop(trainers[loss], repeat + 2))
         for trainer in trainers.values():
             for game in trainer.games:
                 game.env.close()
 
-    median_update = {loss: statistics.median(v) for loss, v in update_seconds.items()}
-    median_loop = {loss: statistics.median(v) for loss, v in loop_rates.items()}
+    median_update = _timing.medians(update_seconds)
+    median_loop = _timing.medians(loop_rates)
     record = {
         "benchmark": "actor_mimic_throughput",
         "games": list(FLAGS.games),

@@ -17,8 +17,9 @@ as the spread of the logits grows).
     python benchmarks/cc_label_smoothing_step.py --repeats=21 --steps_per_repeat=5
 """
 
-import json
+import pathlib
 import statistics
+import sys
 import time
 
 import keras
@@ -27,6 +28,9 @@ import tensorflow as tf
 from absl import app, flags
 
 import keras_cc  # noqa: I001  (configures TensorFlow before it is imported)
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
@@ -92,20 +96,18 @@ def _train_step_times(x, y):
         for _ in range(FLAGS.warmup_steps):
             model.train_on_batch(x, y)
         models[name] = (model, compile_seconds)
-    samples = {name: [] for name in models}
-    names = list(models)
-    for repeat in range(FLAGS.repeats):
-        # ABAB... in even repeats, BABA... in odd ones: no loss always runs first.
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            model = models[name][0]
-            start = time.perf_counter()
-            for _ in range(FLAGS.steps_per_repeat):
-                loss = model.train_on_batch(x, y)
-            float(np.asarray(loss))
-            samples[name].append((time.perf_counter() - start) / FLAGS.steps_per_repeat)
+    samples = _timing.side_by_side(
+        {
+            name: (lambda model=model: model.train_on_batch(x, y))
+            for name, (model, _) in models.items()
+        },
+        FLAGS.repeats,
+        inner=FLAGS.steps_per_repeat,
+        finish=lambda loss: float(np.asarray(loss)),
+    )
     ratios = [c / b for c, b in zip(samples["CC-LS"], samples["LS"], strict=True)]
     return {
-        "seconds_per_step": {n: statistics.median(v) for n, v in samples.items()},
+        "seconds_per_step": _timing.medians(samples),
         "compile_seconds": {n: m[1] for n, m in models.items()},
         "ratio_median_of_pairs": statistics.median(ratios),
         "samples": samples,
@@ -132,17 +134,13 @@ def _loss_only_times(y, logit_scale):
         compiled = tf.function(value_and_gradient, jit_compile=True)
         compiled(logits)[0].numpy()
         functions[name] = compiled
-    samples = {name: [] for name in functions}
-    names = list(functions)
-    for repeat in range(FLAGS.repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            fn = functions[name]
-            start = time.perf_counter()
-            for _ in range(FLAGS.loss_only_calls):
-                value, _ = fn(logits)
-            value.numpy()
-            samples[name].append((time.perf_counter() - start) / FLAGS.loss_only_calls)
-    return {n: statistics.median(v) for n, v in samples.items()}
+    samples = _timing.side_by_side(
+        {name: (lambda fn=fn: fn(logits)) for name, fn in functions.items()},
+        FLAGS.repeats,
+        inner=FLAGS.loss_only_calls,
+        finish=lambda result: result[0].numpy(),
+    )
+    return _timing.medians(samples)
 
 
 def main(argv):
@@ -214,12 +212,7 @@ def main(argv):
         f"\nMedian over repeats of the paired ratio CC-LS / LS: "
         f"{steps['ratio_median_of_pairs']:.3f} (target <= 1.05)"
     )
-    print("\nJSON:")
-    print(json.dumps(record, indent=2))
-    if FLAGS.json_out:
-        from keras_cc.analysis.io import write_json_atomic
-
-        write_json_atomic(FLAGS.json_out, record)
+    _timing.print_record(record, FLAGS.json_out)
 
 
 if __name__ == "__main__":

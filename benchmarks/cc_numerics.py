@@ -17,7 +17,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf  # noqa: E402
@@ -26,20 +25,21 @@ import keras_cc  # noqa: F401  (configures TensorFlow's Keras routing first)
 from keras_cc import ops  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 import cc_reference  # noqa: E402
 
 TIMING_SHAPES = ((4096, 10), (256, 100), (64, 1000))
 
 
 def median_time(function, *args, repeats=15):
+    """Median seconds of one call (results copied to NumPy), after an untimed compiling call."""
     function(*args)  # compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function(*args)
-        tf.nest.map_structure(lambda t: t.numpy(), result)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return _timing.median_seconds(
+        lambda: function(*args),
+        repeats,
+        finish=lambda result: tf.nest.map_structure(lambda t: t.numpy(), result),
+    )
 
 
 def accuracy_table(sizes, cases_per_cell, seed=0):

@@ -20,8 +20,8 @@ Extra rows for context: TRI as eq. 5, JSD (eq. 4), and CED with ``log P`` precom
 """
 
 import json
-import statistics
-import time
+import pathlib
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +29,9 @@ from absl import app, flags
 
 import keras_cc  # noqa: F401  (configures TensorFlow before it is imported)
 from keras_cc.ops import divergences as dv
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_classes", 1000, "Vector length K (AlexNet/SqueezeNet: 1000).")
@@ -85,23 +88,22 @@ def _materialize(value):
     return value.numpy() if hasattr(value, "numpy") else value
 
 
-def _time(fn, args, inner):
-    _materialize(fn(*args))  # warm-up: tracing / compilation excluded
-    start = time.perf_counter()
-    for _ in range(inner):
-        _materialize(fn(*args))
-    return (time.perf_counter() - start) / inner
+def _materialized_call(fn, args):
+    """``fn(*args)`` as a zero-argument call that waits for its result (copied to NumPy)."""
+    return lambda: _materialize(fn(*args))
 
 
 def _interleaved(contenders, repeats, inner):
-    """Median seconds per call of each contender, measured round-robin."""
-    for fn, args in contenders.values():
-        _materialize(fn(*args))
-    samples = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, (fn, args) in contenders.items():
-            samples[name].append(_time(fn, args, inner))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    """Median seconds per call of each contender, measured round-robin.
+
+    Every contender is called once first (tracing / compilation excluded) and once more,
+    untimed, before each of its timed batches of ``inner`` calls.
+    """
+    calls = {name: _materialized_call(fn, args) for name, (fn, args) in contenders.items()}
+    for call in calls.values():
+        call()
+    samples = _timing.side_by_side(calls, repeats, inner, alternate=False, warmup=1)
+    return _timing.medians(samples)
 
 
 def _tf_variants(fn):
@@ -182,6 +184,22 @@ _HEADER = (
 )
 
 
+def _report(title, times_by_backend, divergences_per_call, section, record):
+    """Prints one table (CED and the others against TRI eq. 23) and adds it to ``record``."""
+    print(title)
+    print(_HEADER)
+    print("-" * len(_HEADER))
+    for backend, times in times_by_backend.items():
+        tri = times["TRI eq. 23"]
+        for name, seconds in times.items():
+            print(
+                f"{backend:<9} {name:<24} {seconds:>10.3e} "
+                f"{seconds / divergences_per_call:>15.3e} {seconds / tri:>12.2f}"
+            )
+        record[section][backend] = times
+        record["ratios"][f"{section}/{backend}/CED_over_TRI23"] = times["CED"] / tri
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -202,11 +220,6 @@ def main(argv):
     pair_rows = simplex(m)
     pairs = _all_pairs(pair_rows, pair_rows, FLAGS.repeats, max(1, FLAGS.inner // 2))
 
-    print(f"\nOne query against N={n} others, K={k}, {FLAGS.dtype}, t={FLAGS.temperature:g}")
-    print(f"(seconds per call, and per divergence = per call / N; median of {FLAGS.repeats})\n")
-    header = _HEADER
-    print(header)
-    print("-" * len(header))
     record = {
         "config": {
             "num_classes": k,
@@ -223,37 +236,25 @@ def main(argv):
         "all_pairs": {},
         "ratios": {},
     }
-    for backend, times in single.items():
-        tri = times["TRI eq. 23"]
-        for name, seconds in times.items():
-            print(
-                f"{backend:<9} {name:<24} {seconds:>10.3e} {seconds / n:>15.3e} "
-                f"{seconds / tri:>12.2f}"
-            )
-        record["one_against_many"][backend] = times
-        record["ratios"][f"one_against_many/{backend}/CED_over_TRI23"] = times["CED"] / tri
-    print(f"\nAll pairs: [{m}, {k}] x [{m}, {k}] -> [{m}, {m}] (CED: one matmul with log P;")
-    print("TRI eq. 23: elementwise in row blocks)\n")
-    header = _HEADER
-    print(header)
-    print("-" * len(header))
-    for backend, times in pairs.items():
-        tri = times["TRI eq. 23"]
-        for name, seconds in times.items():
-            print(
-                f"{backend:<9} {name:<24} {seconds:>10.3e} {seconds / (m * m):>15.3e} "
-                f"{seconds / tri:>12.2f}"
-            )
-        record["all_pairs"][backend] = times
-        record["ratios"][f"all_pairs/{backend}/CED_over_TRI23"] = times["CED"] / tri
+    _report(
+        f"\nOne query against N={n} others, K={k}, {FLAGS.dtype}, t={FLAGS.temperature:g}\n"
+        f"(seconds per call, and per divergence = per call / N; median of {FLAGS.repeats})\n",
+        single,
+        n,
+        "one_against_many",
+        record,
+    )
+    _report(
+        f"\nAll pairs: [{m}, {k}] x [{m}, {k}] -> [{m}, {m}] (CED: one matmul with log P;\n"
+        "TRI eq. 23: elementwise in row blocks)\n",
+        pairs,
+        m * m,
+        "all_pairs",
+        record,
+    )
     print("\nCED / TRI time ratios (> 1: TRI cheaper):")
     print(json.dumps(record["ratios"], indent=2))
-    print("\nJSON:")
-    print(json.dumps(record, indent=2))
-    if FLAGS.json_out:
-        from keras_cc.analysis.io import write_json_atomic
-
-        write_json_atomic(FLAGS.json_out, record)
+    _timing.print_record(record, FLAGS.json_out)
 
 
 if __name__ == "__main__":

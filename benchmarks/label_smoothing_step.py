@@ -13,11 +13,12 @@ noise.
     python benchmarks/label_smoothing_step.py --jit_compile=false --json_out=step.json
 """
 
+import functools
 import json
 import os
+import pathlib
 import platform
-import statistics
-import time
+import sys
 
 import keras
 import numpy as np
@@ -27,6 +28,9 @@ from absl import app, flags
 import keras_cc  # noqa: F401  (configures TensorFlow before it is imported)
 from keras_cc.experiments import model as model_lib
 from keras_cc.experiments.records import atomic_write_json
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
@@ -63,13 +67,8 @@ def build(loss_name, row, input_shape):
     return model
 
 
-def time_steps(function, iterator, steps):
-    """Seconds per step over ``steps`` calls, synchronized on the last loss."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        logs = function(iterator)
+def _wait_for_loss(logs):
     float(logs["loss"])  # waits for the device
-    return (time.perf_counter() - start) / steps
 
 
 def time_losses(names, y, jit_compile, calls, repeats, scale):
@@ -87,15 +86,10 @@ def time_losses(names, y, jit_compile, calls, repeats, scale):
 
         value_and_gradient()
         functions[name] = value_and_gradient
-    samples = {name: [] for name in names}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                value, _ = function()
-            float(value)
-            samples[name].append(1000 * (time.perf_counter() - start) / calls)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    samples = _timing.side_by_side(
+        functions, repeats, inner=calls, finish=lambda result: float(result[0]), alternate=False
+    )
+    return {name: 1000 * seconds for name, seconds in _timing.medians(samples).items()}
 
 
 def main(argv):
@@ -113,19 +107,21 @@ def main(argv):
         model = build(name, row, shape)
         model.make_train_function()
         iterator = iter(batches)
-        start = time.perf_counter()
-        time_steps(model.train_function, iterator, 1)
-        compile_s = time.perf_counter() - start
-        time_steps(model.train_function, iterator, FLAGS.warmup_steps)
-        steppers[name] = (model, iterator, compile_s)
+        step = functools.partial(model.train_function, iterator)
+        compile_s = _timing.mean_seconds(step, 1, _wait_for_loss)
+        if FLAGS.warmup_steps:
+            _timing.mean_seconds(step, FLAGS.warmup_steps, _wait_for_loss)
+        steppers[name] = (step, compile_s)
 
-    samples = {name: [] for name in FLAGS.losses}
-    for _ in range(FLAGS.repeats):
-        for name in FLAGS.losses:
-            model, iterator, _ = steppers[name]
-            samples[name].append(time_steps(model.train_function, iterator, FLAGS.steps))
+    samples = _timing.side_by_side(
+        {name: step for name, (step, _) in steppers.items()},
+        FLAGS.repeats,
+        inner=FLAGS.steps,
+        finish=_wait_for_loss,
+        alternate=False,
+    )
 
-    median_ms = {name: 1000 * statistics.median(v) for name, v in samples.items()}
+    median_ms = {name: 1000 * seconds for name, seconds in _timing.medians(samples).items()}
     scales = [float(v) for v in FLAGS.loss_logit_scales]
     loss_ms = {
         scale: time_losses(
@@ -153,7 +149,7 @@ def main(argv):
         values = [1000 * v for v in samples[name]]
         print(
             f"{model_lib.LOSS_LABELS[name]:<8}{median_ms[name]:>16.2f}{min(values):>10.2f}"
-            f"{max(values):>10.2f}{steppers[name][2]:>14.1f}"
+            f"{max(values):>10.2f}{steppers[name][1]:>14.1f}"
         )
     for key, value in ratios.items():
         print(f"ratio {key}: {value:.3f}")
@@ -185,7 +181,7 @@ def main(argv):
         "repeats": FLAGS.repeats,
         "median_ms": median_ms,
         "samples_ms": {k: [1000 * v for v in s] for k, s in samples.items()},
-        "first_call_s": {k: s[2] for k, s in steppers.items()},
+        "first_call_s": {k: s[1] for k, s in steppers.items()},
         "ratios": ratios,
         "loss_only_ms": {f"logit_std_{k:g}": v for k, v in loss_ms.items()},
     }
