@@ -140,7 +140,7 @@ class DqnExpertConfig:
     rmsprop_centered: bool = True
     optimizer_epsilon: float | None = None  # None: 0.01 for RMSProp, 1.5e-4 for Adam
     gradient_clipping: float | None = None
-    jit_compile: bool = False  # XLA for the whole train step (slower convolutions on CPU)
+    jit_compile: bool = True  # XLA for the whole train step (1.3x faster Nature-DQN steps on CPU)
     jit_optimizer: bool = True  # XLA-fused optimizer update (faster on CPU and GPU)
     epsilon_start: float = 1.0
     epsilon_end: float = 0.1

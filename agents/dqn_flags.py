@@ -48,7 +48,7 @@ _HELP = {
     "rmsprop_centered": "Centered RMSProp (Graves 2013), as in Nature-DQN.",
     "optimizer_epsilon": "Optimizer epsilon; unset: 0.01 for RMSProp, 1.5e-4 for Adam.",
     "gradient_clipping": "Clip gradients to this global norm; unset: no clipping.",
-    "jit_compile": "Compile the whole train step with XLA (faster for small networks).",
+    "jit_compile": "Compile the whole train step with XLA (--nojit_compile: plain TensorFlow).",
     "jit_optimizer": "Compile the optimizer update with XLA (faster on CPU and GPU).",
     "epsilon_start": "Exploration epsilon when learning starts.",
     "epsilon_end": "Final exploration epsilon.",

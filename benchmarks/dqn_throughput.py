@@ -12,11 +12,16 @@ take one gradient step per 4 agent steps (an agent step is one environment trans
   a `tf.data` pipeline, and the stock `DqnAgent.train` wrapped in `common.function`.
 
 After a warm-up (replay filled with random play, functions traced), the two loops run
-`--steps` agent steps each, alternately, `--repeats` times. The table reports the median
-agent steps per second, the ratio, the share of wall time spent inside the environments,
-and the replay's bytes per transition. `--json` also writes the figures to a file.
+`--steps` agent steps each, in alternating order, `--repeats` times. The table reports the
+median agent steps per second, the ratio, the replay's bytes per transition and where each
+loop's wall time goes: environment, acting (policy), replay (writing and sampling) and
+gradient steps. A second, side-by-side measurement times one gradient step of each loop
+on a fixed batch (`--train_step_repeats`); since both loops take one gradient step per
+`--train_every` agent steps, `train_every / (our train step)` bounds our agent steps per
+second even if acting, environment and replay cost nothing, and that bound divided by the
+plain loop's rate bounds the speedup. `--json` also writes the figures to a file.
 
-    python benchmarks/dqn_throughput.py                 # Pong, about 1-2 minutes on 2 CPU cores
+    python benchmarks/dqn_throughput.py                 # Pong, about 3 minutes on 2 CPU cores
     python benchmarks/dqn_throughput.py --steps 2000 --repeats 5 --game Breakout
 
 The same script runs on a GPU (TensorFlow places the networks there).
@@ -26,7 +31,9 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import statistics
+import sys
 import tempfile
 import time
 
@@ -34,7 +41,11 @@ from absl import app, flags
 
 import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402
+
 FLAGS = flags.FLAGS
+PARTS = ("env", "act", "replay", "train")  # where a loop's wall time goes
 flags.DEFINE_string("game", "Pong", "Atari game (short name, e.g. Pong, Breakout).")
 flags.DEFINE_integer("steps", 400, "Agent steps timed per repeat and per loop.")
 flags.DEFINE_integer("repeats", 3, "Alternating repeats; the table shows medians.")
@@ -44,6 +55,10 @@ flags.DEFINE_integer("replay_capacity", 20_000, "Replay capacity (transitions) o
 flags.DEFINE_integer("train_every", 4, "Agent steps per gradient step (both loops).")
 flags.DEFINE_integer("batch_size", 32, "Transitions per gradient step (both loops).")
 flags.DEFINE_integer("seed", 0, "Seed of both loops.")
+flags.DEFINE_integer(
+    "train_step_repeats", 7, "Side-by-side rounds timing one gradient step of each loop."
+)
+flags.DEFINE_integer("train_step_calls", 10, "Gradient steps per round of that timing.")
 flags.DEFINE_string("json", None, "Optional path of a JSON file with the results.")
 
 
@@ -62,13 +77,17 @@ def _ours(config, run_dir):
         while done < num_steps:
             done += trainer.step()
         seconds = time.perf_counter() - start
-        shares = {
-            f"{name}_time_fraction": (trainer.timers[name] - timers_before[name]) / seconds
-            for name in ("act", "replay", "train")
-        }
-        return done, seconds, trainer.env.seconds - env_before, shares
+        env_seconds = trainer.env.seconds - env_before
+        spent = {name: trainer.timers[name] - timers_before[name] for name in PARTS[1:]}
+        spent["act"] -= env_seconds  # the trainer's "act" timer includes the environment step
+        return done, seconds, env_seconds, spent
 
-    return run, trainer
+    batch = trainer.replay.sample(config.batch_size)
+
+    def train_step():
+        return trainer._train_step(batch)
+
+    return run, train_step, trainer
 
 
 def _plain_tf_agents(config):
@@ -117,24 +136,40 @@ def _plain_tf_agents(config):
     driver_run = common.function(driver.run)
     train = common.function(agent.train)
     state = {"time_step": env.reset(), "policy_state": agent.collect_policy.get_initial_state(1)}
+    spent = dict.fromkeys(PARTS[1:], 0.0)
 
     def iteration():
+        tick = time.perf_counter()
         state["time_step"], state["policy_state"] = driver_run(
             state["time_step"], state["policy_state"]
         )
+        tock = time.perf_counter()
         experience, _ = next(iterator)
+        tack = time.perf_counter()
         train(experience)
+        spent["act"] += tock - tick  # the driver: policy, environment and replay writes
+        spent["replay"] += tack - tock
+        spent["train"] += time.perf_counter() - tack
 
     iteration()  # traces
 
     def run(num_steps):
         env_before, start, done = py_env.seconds, time.perf_counter(), 0
+        before = dict(spent)
         while done < num_steps:
             iteration()
             done += config.train_every
-        return done, time.perf_counter() - start, py_env.seconds - env_before, {}
+        env_seconds = py_env.seconds - env_before
+        parts = {name: spent[name] - before[name] for name in spent}
+        parts["act"] -= env_seconds
+        return done, time.perf_counter() - start, env_seconds, parts
 
-    return run, buffer
+    fixed_experience, _ = next(iterator)
+
+    def train_step():
+        return train(fixed_experience).loss
+
+    return run, train_step, buffer
 
 
 def main(argv):
@@ -160,26 +195,36 @@ def main(argv):
     print(f"DQN throughput on {config.game} ({device}, {os.cpu_count()} CPU cores visible)")
     with tempfile.TemporaryDirectory() as run_dir:
         setup = time.perf_counter()
-        ours, trainer = _ours(config, run_dir)
-        plain, _ = _plain_tf_agents(config)
+        ours, ours_train_step, trainer = _ours(config, run_dir)
+        plain, plain_train_step, _ = _plain_tf_agents(config)
         print(f"setup, warm-up and tracing: {time.perf_counter() - setup:.1f} s")
-        rows = {"ours": [], "plain_tf_agents": []}
-        for repeat in range(FLAGS.repeats):
-            for name, run in (("ours", ours), ("plain_tf_agents", plain)):
-                steps, seconds, env_seconds, shares = run(FLAGS.steps)
-                rows[name].append(
-                    {
-                        "agent_steps_per_second": steps / seconds,
-                        "environment_time_fraction": env_seconds / seconds,
-                        "seconds": seconds,
-                        **shares,
-                    }
-                )
-            ratio = (
-                rows["ours"][-1]["agent_steps_per_second"]
-                / rows["plain_tf_agents"][-1]["agent_steps_per_second"]
+        loops = {"ours": ours, "plain_tf_agents": plain}
+        rows = {name: [] for name in loops}
+        for repeat, name in _timing.rounds(loops, FLAGS.repeats):
+            steps, seconds, env_seconds, spent = loops[name](FLAGS.steps)
+            spent["env"] = env_seconds
+            rows[name].append(
+                {
+                    "agent_steps_per_second": steps / seconds,
+                    "seconds": seconds,
+                    **{f"{part}_time_fraction": spent[part] / seconds for part in PARTS},
+                }
             )
-            print(f"repeat {repeat + 1}/{FLAGS.repeats}: ratio {ratio:.2f}")
+            if len(rows["ours"]) == len(rows["plain_tf_agents"]):
+                ratio = (
+                    rows["ours"][-1]["agent_steps_per_second"]
+                    / rows["plain_tf_agents"][-1]["agent_steps_per_second"]
+                )
+                print(f"repeat {repeat + 1}/{FLAGS.repeats}: ratio {ratio:.2f}")
+        train_seconds = _timing.medians(
+            _timing.side_by_side(
+                {"ours": ours_train_step, "plain_tf_agents": plain_train_step},
+                FLAGS.train_step_repeats,
+                inner=FLAGS.train_step_calls,
+                finish=lambda loss: float(loss),
+                warmup=1,
+            )
+        )
         trainer.env.close()
 
     def median(name, key):
@@ -191,6 +236,8 @@ def main(argv):
         trainer.replay.observation_shape, mean_episode_length=800
     )
     naive_bytes = 2 * 84 * 84 * 4
+    # Gradient steps alone cap our rate: train_every agent steps per gradient step.
+    ours_rate_bound = config.train_every / train_seconds["ours"]
     results = {
         "game": config.game,
         "device": device,
@@ -199,47 +246,58 @@ def main(argv):
         "num_envs_ours": config.num_envs,
         "train_every": config.train_every,
         "batch_size": config.batch_size,
-        "ours": {
-            "agent_steps_per_second": ours_rate,
-            "environment_time_fraction": median("ours", "environment_time_fraction"),
-            "acting_time_fraction": median("ours", "act_time_fraction"),
-            "training_time_fraction": median("ours", "train_time_fraction"),
-            "replay_time_fraction": median("ours", "replay_time_fraction"),
-            "replay_bytes_per_transition": ours_bytes,
-            "repeats": rows["ours"],
-        },
-        "plain_tf_agents": {
-            "agent_steps_per_second": plain_rate,
-            "environment_time_fraction": median("plain_tf_agents", "environment_time_fraction"),
-            "replay_bytes_per_transition": naive_bytes,
-            "repeats": rows["plain_tf_agents"],
-        },
         "speedup": ours_rate / plain_rate,
+        "train_step_ms": {name: 1e3 * value for name, value in train_seconds.items()},
+        "train_step_speedup": train_seconds["plain_tf_agents"] / train_seconds["ours"],
+        "ours_rate_bound_from_train_step": ours_rate_bound,
+        "speedup_bound_from_train_step": ours_rate_bound / plain_rate,
     }
-    header = f"{'loop':<18}{'agent steps/s':>15}{'env time':>10}{'replay B/transition':>21}"
+    for name, replay_bytes in (("ours", ours_bytes), ("plain_tf_agents", naive_bytes)):
+        results[name] = {
+            "agent_steps_per_second": median(name, "agent_steps_per_second"),
+            **{f"{part}_time_fraction": median(name, f"{part}_time_fraction") for part in PARTS},
+            "replay_bytes_per_transition": replay_bytes,
+            "repeats": rows[name],
+        }
+    header = (
+        f"{'loop':<18}{'agent steps/s':>15}{'env':>7}{'act':>7}{'replay':>8}{'train':>7}"
+        f"{'train step':>12}{'replay B/transition':>21}"
+    )
     print(header)
     print("-" * len(header))
     for name in ("ours", "plain_tf_agents"):
         r = results[name]
+        shares = "".join(
+            f"{100 * r[f'{part}_time_fraction']:>{width - 1}.0f}%"
+            for part, width in zip(PARTS, (7, 7, 8, 7), strict=True)
+        )
         print(
-            f"{name:<18}{r['agent_steps_per_second']:>15.1f}"
-            f"{100 * r['environment_time_fraction']:>9.1f}%"
+            f"{name:<18}{r['agent_steps_per_second']:>15.1f}{shares}"
+            f"{results['train_step_ms'][name]:>9.1f} ms"
             f"{r['replay_bytes_per_transition']:>21,.0f}"
         )
     print(f"speedup (ours / plain TF-Agents): {results['speedup']:.2f}x")
-    ours_shares = results["ours"]
     print(
-        f"ours: {100 * ours_shares['training_time_fraction']:.0f}% in gradient steps, "
-        f"{100 * ours_shares['acting_time_fraction']:.0f}% acting (policy + environment), "
-        f"{100 * ours_shares['replay_time_fraction']:.0f}% writing the replay"
+        f"one gradient step: ours {results['train_step_ms']['ours']:.1f} ms, plain "
+        f"{results['train_step_ms']['plain_tf_agents']:.1f} ms "
+        f"({results['train_step_speedup']:.2f}x); with acting, environment and replay free, "
+        f"ours would reach at most {ours_rate_bound:.0f} agent steps/s = "
+        f"{results['speedup_bound_from_train_step']:.2f}x the plain loop"
     )
-    summary = {key: value for key, value in results.items() if not isinstance(value, dict)}
+    print(
+        "(act: the policy, and for the plain loop the driver's replay writes; replay: "
+        "writing and sampling ours, sampling the plain tf.data pipeline)"
+    )
+    summary = {
+        key: value for key, value in results.items() if key not in ("ours", "plain_tf_agents")
+    }
     for name in ("ours", "plain_tf_agents"):
         summary[name] = {k: v for k, v in results[name].items() if k != "repeats"}
     print(json.dumps(summary))
     if FLAGS.json:
-        with open(FLAGS.json, "w") as f:
+        with open(FLAGS.json + ".tmp", "w") as f:
             json.dump(results, f, indent=2)
+        os.replace(FLAGS.json + ".tmp", FLAGS.json)
 
 
 if __name__ == "__main__":
