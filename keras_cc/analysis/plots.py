@@ -56,7 +56,7 @@ def shepard_grid(path, results, attribute, compared, max_points=2000, seed=0, ti
         left=0.6 / (3.2 * cols) + 0.04,
         right=0.98,
         bottom=0.45 / (2.6 * rows) + 0.02,
-        top=1 - 0.45 / (2.6 * rows),
+        top=1 - (0.6 + (0.35 if title else 0.0)) / (2.6 * rows),
         wspace=0.35,
         hspace=0.45,
     )
@@ -74,7 +74,18 @@ def shepard_grid(path, results, attribute, compared, max_points=2000, seed=0, ti
             ax.scatter(x_all[shown], y_all[shown], s=2, alpha=0.35, color="tab:blue", lw=0)
             fit_x, fit_y = isotonic_fit(x_all, y_all, increasing=not rho < 0)
             ax.plot(fit_x, fit_y, color="tab:red", lw=1.2)
-            ax.set_title(f"t = {result.temperature:g}   ρ = {rho:.4f}", fontsize=9)
+            if r == 0:
+                ax.set_title(f"t = {result.temperature:g}", fontsize=9, pad=14)
+            ax.text(
+                0.97,
+                0.04,
+                f"ρ = {rho:.4f}",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+            )
             ax.tick_params(labelsize=7)
             ax.locator_params(nbins=4)
             ax.ticklabel_format(style="sci", scilimits=(-3, 4), useOffset=False)
