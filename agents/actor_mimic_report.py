@@ -236,7 +236,9 @@ def plot_figure2(
     games = list(games or order_games({g for by_game in curves.values() for g in by_game}))
     if not games:
         raise ValueError("no evaluation scores to plot.")
-    fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(games), figsize=(max(4.2 * len(games), 6.4), 3.6), squeeze=False
+    )
     for axis, game in zip(axes[0], games, strict=True):
         for model in MODELS:
             curve = curves.get(model, {}).get(game)
@@ -258,7 +260,9 @@ def plot_figure2(
     axes[0][0].set_ylabel("evaluation score")
     axes[0][-1].legend(loc="best", fontsize=8)
     fig.suptitle(
-        f"Evaluation score per epoch: raw (faded), moving average over {window} (solid)",
+        f"Evaluation score per epoch: raw (faded),\nmoving average over {window} (solid)"
+        if len(games) == 1
+        else f"Evaluation score per epoch: raw (faded), moving average over {window} (solid)",
         fontsize=10,
     )
     fig.tight_layout()

@@ -43,7 +43,7 @@ from tf_agents.policies import py_tf_eager_policy
 from tf_agents.specs import array_spec, tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents import actor_mimic, environments, networks, settings
+from agents import actor_mimic, dqn_expert, environments, networks, settings
 from agents import actor_mimic_losses as losses
 from agents import games as game_registry
 from agents.action_union import ActionUnion
@@ -164,24 +164,6 @@ class ActorMimicConfig:
 # --------------------------------------------------------------------------- experts
 
 
-@dataclasses.dataclass
-class LoadedExpert:
-    """One exported DQN expert, as the student uses it."""
-
-    game: str
-    run_dir: str
-    action_meanings: tuple[str, ...]
-    observation_shape: tuple[int, ...]
-    observation_dtype: str
-    preprocessing: dict[str, Any]
-    network: str
-    module: Any  # the loaded export/q_values SavedModel (owns the variables)
-
-    def q_values(self, observation: tf.Tensor) -> tf.Tensor:
-        """float32 ``[B, A]`` expert Q-values (graph-friendly)."""
-        return self.module.q_values(observation)
-
-
 def expert_run_dirs(experts_dir: str) -> dict[str, str]:
     """``{game: run_dir}`` of the experts under ``experts_dir`` (one sub-directory per game)."""
     if not experts_dir:
@@ -208,41 +190,18 @@ def expert_run_dirs(experts_dir: str) -> dict[str, str]:
     return {game: dirs[0] for game, dirs in found.items()}
 
 
-def _read_expert_json(run_dir: str) -> dict[str, Any]:
-    with open(os.path.join(run_dir, "export", "expert.json")) as f:
-        return json.load(f)
+def load_expert(run_dir: str, game: str) -> dqn_expert.Expert:
+    """Loads the expert exported in ``run_dir`` (``agents.dqn_expert``'s export contract)
+    and checks that it plays ``game``."""
+    expert = dqn_expert.load_expert(run_dir)
+    if expert.game != game:
+        raise ValueError(f"the expert in {run_dir!r} plays {expert.game!r}, not {game!r}.")
+    return expert
 
 
-def load_expert(run_dir: str, game: str) -> LoadedExpert:
-    """Loads the expert exported in ``run_dir`` and checks that it plays ``game``.
-
-    Reads the export contract of ``agents.dqn_expert`` (``export/expert.json`` and the
-    ``export/q_values`` SavedModel, whose ``q_values`` is a graph function the student's
-    train step calls directly).
-    """
-    record = _read_expert_json(run_dir)
-    if record.get("game") != game:
-        raise ValueError(f"the expert in {run_dir!r} plays {record.get('game')!r}, not {game!r}.")
-    meanings = tuple(record["action_meanings"])
-    if len(meanings) != int(record.get("num_actions", len(meanings))):
-        raise ValueError(
-            f"{run_dir}: expert.json lists {len(meanings)} action meanings for "
-            f"{record['num_actions']} actions."
-        )
-    module = tf.saved_model.load(os.path.join(run_dir, "export", "q_values"))
-    return LoadedExpert(
-        game=game,
-        run_dir=run_dir,
-        action_meanings=meanings,
-        observation_shape=tuple(int(d) for d in record["observation_shape"]),
-        observation_dtype=str(record["observation_dtype"]),
-        preprocessing=dict(record.get("preprocessing") or {}),
-        network=str(record.get("network", "")),
-        module=module,
-    )
-
-
-def expert_feature_function(expert: LoadedExpert) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
+def expert_feature_function(
+    expert: dqn_expert.Expert,
+) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
     """The expert's hidden features (its trunk's output) and their size.
 
     Rebuilds the expert's Q-network from ``agents.networks`` and reads its weights from
@@ -264,7 +223,7 @@ def expert_feature_function(expert: LoadedExpert) -> tuple[Callable[[tf.Tensor],
     path = os.path.join(expert.run_dir, "export", "q_values", "variables", "variables")
     tf.train.Checkpoint(q_network=q_network).read(path).assert_existing_objects_matched()
     probe = tf.cast(tf.random.stateless_uniform([2, *shape], seed=(1, 2), maxval=255), dtype)
-    exported = expert.q_values(probe)
+    exported = expert.q_value_function(probe)
     rebuilt, _ = q_network(probe, training=False)
     if not np.allclose(exported.numpy(), rebuilt.numpy(), rtol=1e-4, atol=1e-4):
         raise ValueError(f"could not rebuild the {expert.game} expert's network for features.")
@@ -279,7 +238,7 @@ def expert_feature_function(expert: LoadedExpert) -> tuple[Callable[[tf.Tensor],
     return features, size
 
 
-def load_experts(experts_dir: str, games: Sequence[str]) -> list[LoadedExpert]:
+def load_experts(experts_dir: str, games: Sequence[str]) -> list[dqn_expert.Expert]:
     """The experts of ``games`` (in order) from ``experts_dir``; clear errors on mismatch."""
     found = expert_run_dirs(experts_dir)
     missing = [g for g in games if g not in found]
@@ -301,21 +260,21 @@ def load_experts(experts_dir: str, games: Sequence[str]) -> list[LoadedExpert]:
     return experts
 
 
-def _atari_options(expert: LoadedExpert) -> environments.AtariOptions:
+def _atari_options(expert: dqn_expert.Expert) -> environments.AtariOptions:
     fields = {f.name for f in dataclasses.fields(environments.AtariOptions)}
     return environments.AtariOptions(
         **{k: v for k, v in expert.preprocessing.items() if k in fields}
     )
 
 
-def frames_per_step(game: str, expert: LoadedExpert) -> int:
+def frames_per_step(game: str, expert: dqn_expert.Expert) -> int:
     """Emulator frames per agent step: the frame skip for Atari, 1 otherwise."""
     if game_registry.get_game(game).is_atari:
         return int(_atari_options(expert).frame_skip)
     return 1
 
 
-def make_game_environment(game: str, expert: LoadedExpert, num_envs: int, seed: int):
+def make_game_environment(game: str, expert: dqn_expert.Expert, num_envs: int, seed: int):
     """A batched environment of ``game`` preprocessed exactly as its expert's."""
     if game_registry.get_game(game).is_atari:
         return environments.make_environment(
@@ -465,7 +424,7 @@ def _prepare_output_dir(config: ActorMimicConfig) -> bool:
 @dataclasses.dataclass
 class _GameRuntime:
     game: str
-    expert: LoadedExpert
+    expert: dqn_expert.Expert
     frames_per_step: int
     env: GameInUnionEnvironment
     driver: py_driver.PyDriver
@@ -516,7 +475,7 @@ def _format_number(x: float) -> str:
 
 
 def build_agent(
-    config: ActorMimicConfig, experts: Sequence[LoadedExpert], union: ActionUnion
+    config: ActorMimicConfig, experts: Sequence[dqn_expert.Expert], union: ActionUnion
 ) -> actor_mimic.ActorMimicAgent:
     """The student agent for ``experts`` (in ``union.games`` order)."""
     shape = experts[0].observation_shape
@@ -537,7 +496,7 @@ def build_agent(
         network,
         actor_mimic.build_optimizer(config.learning_rate, config.optimizer),
         union,
-        [e.q_values for e in experts],
+        [e.q_value_function for e in experts],
         loss=config.loss,
         temperature=config.temperature,
         epsilon_greedy=config.epsilon,
@@ -555,7 +514,7 @@ def build_agent(
 def _evaluate(
     eval_policy,
     game: str,
-    expert: LoadedExpert,
+    expert: dqn_expert.Expert,
     union: ActionUnion,
     config: ActorMimicConfig,
     seed: int,
@@ -647,7 +606,7 @@ class ActorMimicTrainer:
         """Epochs finished (and checkpointed)."""
         return int(self.epochs_done.numpy())
 
-    def _game_runtime(self, index: int, expert: LoadedExpert) -> _GameRuntime:
+    def _game_runtime(self, index: int, expert: dqn_expert.Expert) -> _GameRuntime:
         config = self.config
         env = GameInUnionEnvironment(
             make_game_environment(

@@ -557,8 +557,10 @@ def export_expert(
 class Expert:
     """A trained expert loaded from a run directory (see `load_expert`).
 
-    Attributes: game, env_id, action_meanings, num_actions, observation_shape,
-    observation_dtype, frames_trained, network, preprocessing, metadata.
+    Attributes: game, env_id, action_meanings (a tuple), num_actions, observation_shape,
+    observation_dtype, frames_trained, network, preprocessing, metadata, run_dir.
+    `q_values` takes NumPy batches; `q_value_function` is the exported graph function
+    (Tensor -> Tensor) that a student's `tf.function` train step calls directly.
     """
 
     def __init__(self, run_dir: str):
@@ -573,16 +575,25 @@ class Expert:
         self.metadata = read_json(path)
         self.game: str = self.metadata["game"]
         self.env_id: str = self.metadata["env_id"]
-        self.action_meanings: list[str] = list(self.metadata["action_meanings"])
+        self.action_meanings: tuple[str, ...] = tuple(self.metadata["action_meanings"])
         self.num_actions: int = int(self.metadata["num_actions"])
-        self.observation_shape = tuple(self.metadata["observation_shape"])
+        if len(self.action_meanings) != self.num_actions:
+            raise ValueError(
+                f"{path} lists {len(self.action_meanings)} action meanings for "
+                f"{self.num_actions} actions."
+            )
+        self.observation_shape = tuple(int(d) for d in self.metadata["observation_shape"])
         self.observation_dtype = np.dtype(self.metadata["observation_dtype"])
         self.frames_trained: int = int(self.metadata["frames_trained"])
         self.network: str = self.metadata["network"]
-        self.preprocessing: dict[str, Any] = dict(self.metadata["preprocessing"])
+        self.preprocessing: dict[str, Any] = dict(self.metadata.get("preprocessing") or {})
         self._module = tf.saved_model.load(os.path.join(export_dir, "q_values"))
         self._policy_dir = os.path.join(export_dir, "policy")
         self._policy = None
+
+    def q_value_function(self, observation: tf.Tensor) -> tf.Tensor:
+        """float32 [B, num_actions] Q-values of a batch tensor (graph-callable)."""
+        return self._module.q_values(observation)
 
     def q_values(self, observations) -> np.ndarray:
         """float32 [B, num_actions] for a batch of observations [B, *observation_shape]."""
@@ -597,7 +608,7 @@ class Expert:
                 f"observations must be {self.observation_dtype} for the {self.game} expert, "
                 f"got {observations.dtype}."
             )
-        return self._module.q_values(tf.constant(observations)).numpy()
+        return self.q_value_function(tf.constant(observations)).numpy()
 
     def greedy_actions(self, observations) -> np.ndarray:
         return np.argmax(self.q_values(observations), axis=-1)
