@@ -22,6 +22,7 @@ import sys
 from absl import app, flags
 
 from agents import actor_mimic_report as report
+from keras_cc._environment import quiet_script_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experts_dir", "runs/dqn", "DQN expert runs (one per game); '' to omit.")
@@ -34,6 +35,7 @@ flags.DEFINE_string("output_dir", "runs/report", "Where table3.md, figure2.png, 
 
 
 def main(argv):
+    quiet_script_logging()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 import keras_cc  # noqa: F401  (first: configures TensorFlow's Keras routing)
 from keras_cc import ops
+from keras_cc._environment import quiet_script_logging
 
 flags.DEFINE_integer("epochs", 15, "Training epochs per loss.")
 flags.DEFINE_integer("seed", 0, "Random seed of the split and the initialization.")
@@ -48,6 +49,7 @@ def fit_and_score(loss, data, epochs, seed):
 
 
 def main(argv):
+    quiet_script_logging()
     del argv
     data = digits_split(FLAGS.seed)
     eps = FLAGS.label_smoothing

@@ -28,6 +28,7 @@ from absl import app, flags
 
 import keras_cc  # noqa: F401  (configures TensorFlow before it is imported)
 from keras_cc import analysis
+from keras_cc._environment import quiet_script_logging
 
 FLAGS = flags.FLAGS
 
@@ -199,6 +200,7 @@ _FLAG_NAMES = (
 
 
 def main(argv):
+    quiet_script_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     summary, table = run(FLAGS.output_dir)

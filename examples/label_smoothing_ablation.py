@@ -27,6 +27,7 @@ import time
 
 from absl import app, flags
 
+from keras_cc._environment import quiet_script_logging
 from keras_cc.experiments import cli, figures, grid, tables
 from keras_cc.experiments.data import DatasetNotFoundError
 from keras_cc.experiments.records import atomic_write_json, atomic_write_text
@@ -107,6 +108,7 @@ def write_outputs(records, rows, losses, seeds, config, output_dir, metric, deci
 
 
 def main(argv):
+    quiet_script_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:

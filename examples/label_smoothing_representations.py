@@ -27,6 +27,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from keras_cc._environment import quiet_script_logging
 from keras_cc.experiments import cli, figures, grid, tables
 from keras_cc.experiments import representations as rep
 from keras_cc.experiments.data import DatasetNotFoundError
@@ -112,6 +113,7 @@ def analyze(model_path, classes, samples):
 
 
 def main(argv):
+    quiet_script_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:

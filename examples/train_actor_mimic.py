@@ -31,6 +31,7 @@ from absl import app, flags
 
 import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
 from agents import actor_mimic_training, games
+from keras_cc._environment import quiet_script_logging
 
 FLAGS = flags.FLAGS
 _DEFAULTS = actor_mimic_training.ActorMimicConfig(games=("Pong",), experts_dir="", output_dir="")
@@ -150,6 +151,7 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def main(argv):
+    quiet_script_logging()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = config_from_flags()

@@ -29,6 +29,7 @@ from absl import app, flags
 
 import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
 from agents import dqn_expert, dqn_flags, games
+from keras_cc._environment import quiet_script_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -49,6 +50,7 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def main(argv):
+    quiet_script_logging()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:

@@ -23,6 +23,7 @@ from absl import app, flags
 
 import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
 from agents import dqn_expert, dqn_flags, games
+from keras_cc._environment import quiet_script_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("games", list(games.PAPER_GAMES), "Games to train, comma-separated.")
@@ -92,6 +93,7 @@ def run_on_ray(jobs, address: str) -> dict:
 
 
 def main(argv):
+    quiet_script_logging()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     jobs = {}

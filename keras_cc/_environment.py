@@ -10,6 +10,7 @@ import os
 import warnings
 
 _VARIABLE = "TF_USE_LEGACY_KERAS"
+_NATIVE_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 
 
 def configure_tensorflow_keras() -> None:
@@ -22,6 +23,21 @@ def configure_tensorflow_keras() -> None:
             stacklevel=3,
         )
     os.environ[_VARIABLE] = "1"
+    # TensorFlow's native INFO lines (CPU features, XLA service start-up) are noise to
+    # users; warnings and errors still show. A value the user set is kept.
+    os.environ.setdefault(_NATIVE_LOG_LEVEL, "1")
+
+
+def quiet_script_logging() -> None:
+    """For absl scripts: log at WARNING unless ``--verbosity``/``-v`` was given.
+
+    ``app.run`` logs at INFO, where TensorFlow and TF-Agents report checkpoint bookkeeping
+    on every save and would bury the scripts' own progress lines.
+    """
+    from absl import flags, logging
+
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
 
 
 configure_tensorflow_keras()
