@@ -10,37 +10,6 @@ import tensorflow as tf
 from agents import dqn_expert, games
 from agents.dqn_expert import DqnExpertConfig, DqnExpertTrainer
 
-# Tuned for CartPole-v1: double DQN, wide MLP, Adam, one gradient step per two environment
-# steps, target copied every 64 gradient steps, gradient norm clipped at 10, and gamma 0.95
-# (a 20-step horizon keeps the bootstrapped values small; with 0.99 DQN often stalls
-# around returns of 100-150 within this budget).
-CARTPOLE = dict(
-    game="CartPole",
-    total_frames=30_000,
-    num_envs=4,
-    replay_capacity=50_000,
-    learning_starts=1_000,
-    train_every=2,
-    batch_size=64,
-    target_update_period=64,
-    double_dqn=True,
-    optimizer="adam",
-    learning_rate=1e-3,
-    optimizer_epsilon=1e-7,
-    gamma=0.95,
-    fc_layer_params=(256, 256),
-    epsilon_end=0.04,
-    epsilon_decay_frames=8_000,
-    gradient_clipping=10.0,
-    clip_rewards=False,
-    eval_every_frames=2_000,
-    eval_episodes=10,
-    eval_epsilon=0.0,
-    target_score=195.0,
-    checkpoint_replay=False,
-    log_every_seconds=3600,
-)
-
 PONG_SMOKE = dict(
     game="Pong",
     total_frames=2_000,
@@ -54,10 +23,9 @@ PONG_SMOKE = dict(
 )
 
 
-def test_seeded_dqn_solves_cartpole_within_30000_steps(tmp_path):
-    config = DqnExpertConfig(seed=0, **CARTPOLE)
-    result = dqn_expert.train_dqn_expert(config, str(tmp_path / "cartpole"), progress=None)
-    epochs = dqn_expert.read_csv(str(tmp_path / "cartpole" / "eval_epochs.csv"))
+def test_seeded_dqn_solves_cartpole_within_30000_steps(cartpole_dqn_expert):
+    run_dir, result = cartpole_dqn_expert
+    epochs = dqn_expert.read_csv(os.path.join(run_dir, "eval_epochs.csv"))
     assert result.frames <= 30_000
     assert int(epochs[-1]["num_episodes"]) == 10
     assert float(epochs[-1]["mean_score"]) == pytest.approx(result.final_mean_score)
@@ -119,7 +87,7 @@ def test_atari_smoke_run_interrupt_resume_evaluate_export(tmp_path):
 
     expert = dqn_expert.load_expert(run_dir)
     assert expert.game == "Pong" and expert.env_id == "ALE/Pong-v5"
-    assert expert.action_meanings == list(games.action_meanings("Pong"))
+    assert expert.action_meanings == tuple(games.action_meanings("Pong"))
     assert expert.frames_trained == result.frames and expert.network == "nature_cnn"
     assert expert.preprocessing["frame_skip"] == 4 and expert.preprocessing["noop_max"] == 30
     env = dqn_expert.make_game_environment(config, 3, seed=5, training=False)
@@ -137,13 +105,13 @@ def test_atari_smoke_run_interrupt_resume_evaluate_export(tmp_path):
         expert.q_values(time_step.observation.astype(np.float32))
 
 
-def _cartpole_run(path, **changes):
-    values = {**CARTPOLE, "total_frames": 400, "learning_starts": 100, **changes}
+def _cartpole_run(recipe, path, **changes):
+    values = {**recipe, "total_frames": 400, "learning_starts": 100, **changes}
     return DqnExpertConfig(**values), str(path)
 
 
-def test_finished_run_is_not_overwritten_without_overwrite(tmp_path):
-    config, run_dir = _cartpole_run(tmp_path / "run", eval_episodes=2)
+def test_finished_run_is_not_overwritten_without_overwrite(cartpole_recipe, tmp_path):
+    config, run_dir = _cartpole_run(cartpole_recipe, tmp_path / "run", eval_episodes=2)
     dqn_expert.train_dqn_expert(config, run_dir, progress=None)
     with pytest.raises(dqn_expert.RunDirectoryError, match="finished run.*--overwrite"):
         DqnExpertTrainer(config, run_dir, progress=None)
@@ -152,8 +120,8 @@ def test_finished_run_is_not_overwritten_without_overwrite(tmp_path):
     trainer.env.close()
 
 
-def test_checkpoint_of_another_game_or_network_refuses_to_load(tmp_path):
-    config, run_dir = _cartpole_run(tmp_path / "cartpole")
+def test_checkpoint_of_another_game_or_network_refuses_to_load(cartpole_recipe, tmp_path):
+    config, run_dir = _cartpole_run(cartpole_recipe, tmp_path / "cartpole")
     trainer = DqnExpertTrainer(config, run_dir, progress=None)
     for _ in range(30):
         trainer.step()
@@ -167,10 +135,10 @@ def test_checkpoint_of_another_game_or_network_refuses_to_load(tmp_path):
     assert expert.q_values(np.zeros((2, 4), np.float32)).shape == (2, 2)
 
     # The same directory with other settings: refused before anything is loaded.
-    other_game, _ = _cartpole_run(tmp_path, game="Acrobot")
+    other_game, _ = _cartpole_run(cartpole_recipe, tmp_path, game="Acrobot")
     with pytest.raises(dqn_expert.RunDirectoryError, match="game: 'CartPole' there, 'Acrobot'"):
         DqnExpertTrainer(other_game, run_dir, progress=None)
-    other_network, _ = _cartpole_run(tmp_path, fc_layer_params=(32,))
+    other_network, _ = _cartpole_run(cartpole_recipe, tmp_path, fc_layer_params=(32,))
     with pytest.raises(dqn_expert.RunDirectoryError, match="fc_layer_params"):
         DqnExpertTrainer(other_network, run_dir, progress=None)
 
