@@ -259,10 +259,9 @@ def plot_figure2(
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("evaluation score")
     axes[0][-1].legend(loc="best", fontsize=8)
+    break_line = "\n" if len(games) == 1 else " "  # one panel is too narrow for one line
     fig.suptitle(
-        f"Evaluation score per epoch: raw (faded),\nmoving average over {window} (solid)"
-        if len(games) == 1
-        else f"Evaluation score per epoch: raw (faded), moving average over {window} (solid)",
+        f"Evaluation score per epoch: raw (faded),{break_line}moving average over {window} (solid)",
         fontsize=10,
     )
     fig.tight_layout()
