@@ -76,3 +76,71 @@ def make_logits(kind, num_classes, rng):
 
 
 KINDS = ("near_uniform", "sparse", "flat", "wide", "clustered")
+
+
+def table_log_inverse_normalizer(eta, digits):
+    """log C^{-1}(eta) by the plain divided-difference recursion at `digits` digits.
+
+    exp[x_i..x_j] = (exp[x_{i+1}..x_j] - exp[x_i..x_{j-1}]) / (x_j - x_i) over the sorted
+    nodes, with exp(x)/(m-1)! on windows of m equal nodes. Every subtraction is carried at
+    `digits` digits, so `digits` must exceed the digits the recursion cancels (check by
+    comparing two precisions: :func:`converged_table_log_inverse_normalizer`).
+    """
+    with mpmath.workdps(digits):
+        x = sorted(mpmath.mpf(float(v)) for v in eta)
+        level = [mpmath.exp(v) for v in x]
+        for m in range(2, len(x) + 1):
+            nxt = []
+            for i in range(len(x) - m + 1):
+                width = x[i + m - 1] - x[i]
+                if width == 0:
+                    nxt.append(mpmath.exp(x[i]) / mpmath.factorial(m - 1))
+                else:
+                    nxt.append((level[i + 1] - level[i]) / width)
+            level = nxt
+        return level[0]
+
+
+def converged_table_log_inverse_normalizer(eta, digits=60, tolerance=1e-15):
+    """:func:`table_log_inverse_normalizer` at doubling precision until two agree."""
+    previous = None
+    while True:
+        value = table_log_inverse_normalizer(eta, digits)
+        if value > 0 and previous is not None:
+            with mpmath.workdps(digits):
+                if abs(mpmath.log(value) - mpmath.log(previous)) < tolerance * max(
+                    1, abs(mpmath.log(value))
+                ):
+                    return float(mpmath.log(value)), digits
+        previous = value if value > 0 else None
+        digits *= 2
+
+
+def finite_difference_mean(eta, components, digits, step=1e-25):
+    """E[y_k] for k in `components` by central differences of the table at `digits` digits."""
+    out = []
+    with mpmath.workdps(digits):
+        for k in components:
+            plus = [mpmath.mpf(float(v)) for v in eta]
+            minus = list(plus)
+            plus[k] += mpmath.mpf(step)
+            minus[k] -= mpmath.mpf(step)
+            high = mpmath.log(table_log_inverse_normalizer_mp(plus, digits))
+            low = mpmath.log(table_log_inverse_normalizer_mp(minus, digits))
+            out.append(float((high - low) / (2 * mpmath.mpf(step))))
+    return np.array(out)
+
+
+def table_log_inverse_normalizer_mp(x, digits):
+    """:func:`table_log_inverse_normalizer` for mpmath nodes (no rounding to float64)."""
+    with mpmath.workdps(digits):
+        x = sorted(x)
+        level = [mpmath.exp(v) for v in x]
+        for m in range(2, len(x) + 1):
+            level = [
+                mpmath.exp(x[i]) / mpmath.factorial(m - 1)
+                if x[i + m - 1] == x[i]
+                else (level[i + 1] - level[i]) / (x[i + m - 1] - x[i])
+                for i in range(len(x) - m + 1)
+            ]
+        return level[0]

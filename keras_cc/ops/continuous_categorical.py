@@ -35,6 +35,8 @@ import tensorflow as tf
 from tensorflow.python.framework import ops as tf_framework_ops
 from tensorflow.python.ops import control_flow_util
 
+from keras_cc.ops import _divided_difference_table
+
 __all__ = [
     "cc_closed_form_failure",
     "cc_closed_form_log_normalizer",
@@ -161,11 +163,55 @@ def _centered(logits):
     return minimum, logits - minimum[:, None]
 
 
+def _table_terms(num_classes):
+    """Static cap on the cluster series' terms: a cluster's spread is below 2K."""
+    return _divided_difference_table.leaf_series_terms(2.0 * num_classes)
+
+
 def _log_normalizer_and_mean(logits):
-    """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits, by (S1) and (M1)."""
-    minimum, w = _centered(logits)
-    log_sum, mean, _ = _positive_series(w)
-    return tf.cast(log_sum, logits.dtype) + minimum, mean
+    """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits.
+
+    Rows whose sorted nodes split into clusters (a spread of at least K - 1) go through the
+    divided-difference table; the others, and rows whose clusters would need more series
+    terms than the table's static cap, through the series (S1) with its moments (M1).
+    Rows with a non-finite logit give NaN.
+    """
+    dtype = logits.dtype
+    finite = tf.reduce_all(tf.math.is_finite(logits), axis=-1)
+    logits = tf.where(finite[:, None], logits, tf.zeros_like(logits))
+    order = tf.argsort(logits, axis=-1, stable=True)
+    nodes = tf.cast(tf.gather(logits, order, batch_dims=1), tf.float64)
+    minimum = nodes[:, 0]
+    w = nodes - minimum[:, None]
+    segment, _, _ = _divided_difference_table.clusters(w)
+    wide = segment[:, -1] > 1
+    num_classes = logits.shape[-1]
+
+    def by_table():
+        # Rows left to the series get evenly spaced nodes: K one-node clusters, no work.
+        spaced = tf.broadcast_to(tf.range(tf.shape(w)[-1], dtype=w.dtype), tf.shape(w))
+        value, gradient, ok = _divided_difference_table.log_divided_difference_and_gradient(
+            tf.where(wide[:, None], w, spaced), _table_terms(num_classes)
+        )
+        return value, gradient, wide & ok
+
+    def none():
+        return tf.zeros_like(minimum), tf.zeros_like(w), tf.zeros_like(wide)
+
+    if num_classes is None:
+        table_value, table_gradient, by_table_rows = none()
+    else:
+        table_value, table_gradient, by_table_rows = tf.cond(
+            tf.reduce_any(wide), by_table, none
+        )
+    series_w = tf.where(by_table_rows[:, None], tf.zeros_like(w), w)
+    series_value, series_mean, _ = _positive_series(tf.cast(series_w, dtype))
+    value = minimum + tf.where(by_table_rows, table_value, series_value)
+    mean = tf.where(by_table_rows[:, None], tf.cast(table_gradient, dtype), series_mean)
+    mean = tf.gather(mean, tf.argsort(order, axis=-1), batch_dims=1)
+    nan = tf.constant(math.nan, dtype)
+    value = tf.where(finite, tf.cast(value, dtype), nan)
+    return value, tf.where(finite[:, None], mean, nan)
 
 
 _log_normalizer_and_mean_xla = tf.function(
