@@ -8,9 +8,10 @@ adapter is ours. Conventions (TF-Agents'):
   with discount 1, so that a learner still bootstraps from the final observation.
 * After a LAST step, the next `step()` starts a new episode and returns its FIRST time step;
   the action given to that call is ignored (gymnasium's "next-step" autoreset).
-* With `terminal_on_life_loss`, a step that loses a life (but not the game) is a MID step
-  with discount 0: the learner treats it as terminal while the episode, its score and the
-  frame stack go on. Use it for training environments only.
+* With `terminal_on_life_loss`, a step that loses a life is a termination for the learner:
+  discount 0, also when the same step is truncated (`step_type_and_discount` is the one rule
+  both adapters follow). If the game goes on, the step stays MID: the episode, its score and the
+  frame stack continue. Use it for training environments only.
 * Rewards are the game's raw rewards: clipping for training belongs to the learner, so
   scores are always the true game scores.
 
@@ -70,6 +71,33 @@ def _to_channels_last(x: np.ndarray, batched: bool = False) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- adapters
+
+
+def step_type_and_discount(terminated, truncated, life_lost, terminal_on_life_loss: bool):
+    """The TF-Agents step type and discount of a step that does not start an episode.
+
+    The rule both adapters follow:
+
+    * step type: LAST if the episode ends (`terminated` or `truncated`), else MID;
+    * discount: 0 for a termination, else 1. A termination is the end of the game
+      (`terminated`) or, with `terminal_on_life_loss`, a lost life, whether or not the step
+      is also truncated. A truncation alone (a time limit) keeps discount 1, so the learner
+      bootstraps from the final observation.
+
+    Works elementwise on NumPy arrays (the vector adapter) as on booleans. Returns
+    `(step_type, discount)` as int32 and float32 arrays.
+    """
+    ended = np.logical_or(terminated, truncated)
+    termination = np.logical_or(terminated, np.logical_and(life_lost, terminal_on_life_loss))
+    step_type = np.where(ended, LAST, MID).astype(np.int32)
+    return step_type, np.where(termination, 0.0, 1.0).astype(np.float32)
+
+
+def _life_lost(lives, previous_lives):
+    """Whether `info["lives"]` went down (elementwise; False where either is unknown)."""
+    if lives is None or previous_lives is None:
+        return False
+    return np.asarray(lives) < np.asarray(previous_lives)
 
 
 class _GymnasiumAdapter(py_environment.PyEnvironment):
@@ -134,7 +162,8 @@ class GymnasiumPyEnvironment(_GymnasiumAdapter):
       env: the gymnasium environment.
       seed: seeds the first reset (and the action space); later resets continue its RNG.
       terminal_on_life_loss: a step that loses a life (info["lives"] decreases) gets
-        discount 0 while staying MID (training only).
+        discount 0, even if it is truncated; it stays MID unless the episode ends there
+        (training only; see `step_type_and_discount`).
       channels_last: move a [stack, H, W] observation to [H, W, stack].
     """
 
@@ -164,18 +193,18 @@ class GymnasiumPyEnvironment(_GymnasiumAdapter):
 
     def _step(self, action) -> ts.TimeStep:
         obs, reward, terminated, truncated, self._info = self._env.step(np.asarray(action).item())
-        obs = self._observation(obs)
-        reward = np.asarray(reward, dtype=np.float32)
-        if terminated:
-            return ts.termination(obs, reward)
-        if truncated:
-            return ts.truncation(obs, reward)
-        lives, lost = self._info.get("lives"), False
-        if lives is not None and self._lives is not None:
-            lost = lives < self._lives
+        lives = self._info.get("lives")
+        lost = bool(_life_lost(lives, self._lives))
         self._lives = lives
-        discount = 0.0 if (lost and self._terminal_on_life_loss) else 1.0
-        return ts.transition(obs, reward, discount=np.float32(discount))
+        step_type, discount = step_type_and_discount(
+            bool(terminated), bool(truncated), lost, self._terminal_on_life_loss
+        )
+        return ts.TimeStep(
+            step_type=step_type,
+            reward=np.asarray(reward, dtype=np.float32),
+            discount=discount,
+            observation=self._observation(obs),
+        )
 
     def render(self, mode: str = "rgb_array"):
         return self._env.render()
@@ -243,19 +272,20 @@ class GymnasiumVectorPyEnvironment(_GymnasiumAdapter):
         action = np.asarray(action, dtype=np.int64).reshape(self._num_envs)
         obs, reward, terminated, truncated, self._info = self._env.step(action)
         terminated = np.asarray(terminated, dtype=bool)
-        ended = terminated | np.asarray(truncated, dtype=bool)
-        restarted = self._ended
-        step_type = np.where(ended, LAST, MID).astype(np.int32)
-        step_type[restarted] = FIRST
-        discount = np.where(terminated & ~restarted, 0.0, 1.0).astype(np.float32)
+        truncated = np.asarray(truncated, dtype=bool)
         lives = _lives(self._info)
-        if self._terminal_on_life_loss and lives is not None and self._lives is not None:
-            lost = (lives < self._lives) & ~restarted
-            discount[lost] = 0.0
+        lost = _life_lost(lives, self._lives)
         self._lives = lives
+        step_type, discount = step_type_and_discount(
+            terminated, truncated, lost, self._terminal_on_life_loss
+        )
+        # Sub-environments whose previous step was LAST were reset by this call: FIRST steps.
+        restarted = self._ended
+        step_type[restarted] = FIRST
+        discount[restarted] = 1.0
         reward = np.asarray(reward, dtype=np.float32).copy()
         reward[restarted] = 0.0
-        self._ended = ended & ~restarted
+        self._ended = (terminated | truncated) & ~restarted
         return ts.TimeStep(
             step_type=step_type,
             reward=reward,

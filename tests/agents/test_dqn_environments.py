@@ -92,6 +92,90 @@ def test_vector_adapter_follows_each_sub_environment():
     assert steps[3].observation[0].tolist() == [1.0, 0.0]
 
 
+class OutcomeEnv(gymnasium.Env):
+    """Its first step ends as scripted: terminated, truncated, a life lost (3 -> 2 lives).
+
+    Later steps of an episode are plain MID steps that lose nothing.
+    """
+
+    def __init__(self, terminated=False, truncated=False, life_lost=False):
+        self.observation_space = gymnasium.spaces.Box(-1e3, 1e3, (1,), np.float32)
+        self.action_space = gymnasium.spaces.Discrete(2)
+        self.outcome = (terminated, truncated, life_lost)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.lives = 0, 3
+        return np.zeros(1, np.float32), {"lives": self.lives}
+
+    def step(self, action):
+        self.t += 1
+        terminated, truncated, life_lost = self.outcome if self.t == 1 else (False, False, False)
+        self.lives -= int(life_lost)
+        return np.full(1, self.t, np.float32), 1.0, terminated, truncated, {"lives": self.lives}
+
+
+# (terminated, truncated, life lost) -> step type, discount without and with
+# terminal_on_life_loss. A lost life with terminal_on_life_loss is a termination: discount 0,
+# also on a truncated step; a truncation alone keeps discount 1.
+OUTCOMES = {
+    (False, False, False): (MID, 1.0, 1.0),
+    (False, False, True): (MID, 1.0, 0.0),
+    (False, True, False): (LAST, 1.0, 1.0),
+    (False, True, True): (LAST, 1.0, 0.0),
+    (True, False, False): (LAST, 0.0, 0.0),
+    (True, False, True): (LAST, 0.0, 0.0),
+    (True, True, False): (LAST, 0.0, 0.0),
+    (True, True, True): (LAST, 0.0, 0.0),
+}
+
+
+@pytest.mark.parametrize("terminal_on_life_loss", [False, True])
+@pytest.mark.parametrize("outcome", sorted(OUTCOMES), ids=str)
+def test_single_adapter_every_outcome(outcome, terminal_on_life_loss):
+    step_type, *discounts = OUTCOMES[outcome]
+    env = environments.GymnasiumPyEnvironment(
+        OutcomeEnv(*outcome), terminal_on_life_loss=terminal_on_life_loss
+    )
+    env.reset()
+    step = env.step(np.int64(0))
+    assert int(step.step_type) == step_type
+    assert float(step.discount) == discounts[terminal_on_life_loss]
+    assert step.discount.dtype == np.float32 and step.step_type.dtype == np.int32
+    following = env.step(np.int64(0))
+    assert int(following.step_type) == (FIRST if step_type == LAST else MID)
+    assert float(following.discount) == 1.0
+
+
+@pytest.mark.parametrize("terminal_on_life_loss", [False, True])
+def test_vector_adapter_every_outcome(terminal_on_life_loss):
+    outcomes = sorted(OUTCOMES)
+    vec = gymnasium.vector.SyncVectorEnv(
+        [lambda outcome=outcome: OutcomeEnv(*outcome) for outcome in outcomes],
+        autoreset_mode=gymnasium.vector.AutoresetMode.NEXT_STEP,
+    )
+    env = environments.GymnasiumVectorPyEnvironment(
+        vec, terminal_on_life_loss=terminal_on_life_loss
+    )
+    env.reset()
+    step = env.step(np.zeros(len(outcomes), np.int64))
+    expected = [OUTCOMES[outcome] for outcome in outcomes]
+    np.testing.assert_array_equal(step.step_type, [e[0] for e in expected])
+    np.testing.assert_array_equal(step.discount, [e[1 + terminal_on_life_loss] for e in expected])
+    following = env.step(np.zeros(len(outcomes), np.int64))
+    np.testing.assert_array_equal(
+        following.step_type, [FIRST if e[0] == LAST else MID for e in expected]
+    )
+    np.testing.assert_array_equal(following.discount, np.ones(len(outcomes)))
+
+
+def test_both_adapters_share_one_rule():
+    for outcome, (step_type, *discounts) in OUTCOMES.items():
+        for terminal_on_life_loss in (False, True):
+            got = environments.step_type_and_discount(*outcome, terminal_on_life_loss)
+            assert (int(got[0]), float(got[1])) == (step_type, discounts[terminal_on_life_loss])
+
+
 def test_vector_adapter_rejects_same_step_autoreset():
     vec = gymnasium.vector.SyncVectorEnv(
         [ScriptedEnv], autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP
