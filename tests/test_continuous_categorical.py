@@ -187,3 +187,187 @@ def test_log_prob_gradient_and_samples_are_finite_for_extreme_logits():
         log_prob = ContinuousCategorical(logits=logits).log_prob(x)
     assert np.all(np.isfinite(log_prob)) and np.all(np.isfinite(tape.gradient(log_prob, logits)))
     assert np.all(np.isfinite(dist.sample(50, seed=1)))
+
+
+# ------------------------------------------------- dtypes and validate_args, every path
+
+FLOAT_DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
+# Relative tolerance of each dtype's results against float64 at the same rounded inputs.
+RTOL = {tf.float16: 4e-3, tf.bfloat16: 3e-2, tf.float32: 1e-5, tf.float64: 1e-10}
+
+
+def test_bfloat16_validate_args_log_prob_of_the_issue():
+    point = [0.2, 0.3, 0.5]
+    by_logits = ContinuousCategorical(
+        logits=tf.constant([0.0, 1.0, 2.0], tf.bfloat16), validate_args=True
+    )
+    value = by_logits.log_prob(point)
+    assert value.dtype == tf.bfloat16
+    assert float(value) == pytest.approx(0.91049747, abs=8e-3)
+    probs = tf.constant([0.2, 0.3, 0.5], tf.bfloat16)
+    reference = ContinuousCategorical(probs=tf.cast(probs, tf.float64)).log_prob(
+        tf.cast(tf.constant(point, tf.bfloat16), tf.float64)
+    )
+    by_probs = ContinuousCategorical(probs=probs, validate_args=True).log_prob(point)
+    assert float(by_probs) == pytest.approx(float(reference), abs=8e-3)
+
+
+def _rounded(values, dtype):
+    """values rounded to dtype, and the same rounded values in float64."""
+    rounded = tf.cast(tf.constant(values, tf.float64), dtype)
+    return rounded, tf.cast(rounded, tf.float64)
+
+
+def _assert_close(value, reference, dtype):
+    assert value.dtype == dtype
+    np.testing.assert_allclose(
+        tf.cast(value, tf.float64), reference, rtol=RTOL[dtype], atol=RTOL[dtype]
+    )
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("parameterization", ["logits", "probs"])
+def test_validate_args_accepts_valid_input_in_every_float_dtype(dtype, parameterization):
+    values = [[0.0, 1.0, 2.0], [-0.5, 0.25, 0.0]]
+    if parameterization == "probs":
+        values = scipy_softmax(values)
+    parameter, parameter64 = _rounded(values, dtype)
+    point, point64 = _rounded([[0.2, 0.3, 0.5], [0.6, 0.1, 0.3]], dtype)
+    dist = ContinuousCategorical(validate_args=True, **{parameterization: parameter})
+    reference = ContinuousCategorical(**{parameterization: parameter64})
+    other = ContinuousCategorical(logits=tf.constant([0.5, -1.0, 0.0], dtype), validate_args=True)
+    other64 = ContinuousCategorical(logits=tf.constant([0.5, -1.0, 0.0], tf.float64))
+    assert dist.dtype == dtype
+    _assert_close(dist.log_prob(point), reference.log_prob(point64), dtype)
+    _assert_close(dist.prob(point), reference.prob(point64), dtype)
+    _assert_close(dist.mean(), reference.mean(), dtype)
+    _assert_close(dist.variance(), reference.variance(), dtype)
+    _assert_close(dist.covariance(), reference.covariance(), dtype)
+    _assert_close(dist.entropy(), reference.entropy(), dtype)
+    _assert_close(tfd.kl_divergence(dist, other), tfd.kl_divergence(reference, other64), dtype)
+    _assert_close(dist.probs_parameter(), reference.probs_parameter(), dtype)
+    samples = dist.sample(5, seed=3)
+    assert samples.dtype == dtype and samples.shape == (5, 2, 3)
+    assert np.all(np.isfinite(dist.log_prob(samples).numpy().astype("float64")))
+    bijector = dist.experimental_default_event_space_bijector()
+    y = bijector(tf.zeros([2, 2], dtype))
+    assert y.dtype == dtype
+    _assert_close(
+        dist.log_prob(y),
+        reference.log_prob(tf.fill([2, 3], tf.constant(1.0 / 3.0, tf.float64))),
+        dtype,
+    )
+
+
+def scipy_softmax(values):
+    return list(np.exp(values) / np.exp(values).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(probs=[0.5, 0.6, -0.1]), "`probs` must be positive"),
+        (dict(probs=[0.5, 0.5, 0.0]), "`probs` must be positive"),
+        (dict(probs=[0.5, 0.25, 0.125]), "`probs` must sum to 1"),
+        (dict(probs=[0.5, np.nan, 0.5]), "`probs` must be finite"),
+        (dict(probs=[0.5, np.inf, 0.5]), "`probs` must be finite"),
+        (dict(logits=[0.0, np.inf, 1.0]), "`logits` must be finite"),
+        (dict(logits=[0.0, np.nan, 1.0]), "`logits` must be finite"),
+    ],
+)
+def test_validate_args_rejects_bad_parameters_in_every_float_dtype(dtype, kwargs, message):
+    ((argument, values),) = kwargs.items()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message) as error:
+        ContinuousCategorical(validate_args=True, **{argument: tf.constant(values, dtype)}).mean()
+    if np.isnan(values).any():
+        assert "positive" not in str(error.value) and "sum to 1" not in str(error.value)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "point, message",
+    [
+        ([0.5, 0.75, -0.25], "found a negative entry"),
+        ([0.5, 0.25, 0.125], "entries must sum to 1"),
+        ([0.5, 0.2, 0.2], "entries must sum to 1"),
+        ([np.nan, 0.5, 0.5], "found a NaN or infinite entry"),
+        ([np.inf, 0.5, 0.5], "found a NaN or infinite entry"),
+    ],
+)
+def test_validate_args_rejects_points_off_the_simplex_in_every_float_dtype(dtype, point, message):
+    dist = ContinuousCategorical(logits=tf.constant([0.0, 1.0, 2.0], dtype), validate_args=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message) as error:
+        dist.log_prob(tf.constant(point, dtype))
+    if np.isnan(point).any():
+        assert "negative" not in str(error.value) and "sum to 1" not in str(error.value)
+
+
+def test_nan_in_a_point_is_reported_as_nan_in_graph_mode_too():
+    dist = ContinuousCategorical(logits=[0.0, 1.0, 2.0], validate_args=True)
+    log_prob = tf.function(dist.log_prob)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite") as error:
+        log_prob(tf.constant([np.nan, 0.5, 0.5]))
+    assert "negative" not in str(error.value) and "sum to 1" not in str(error.value)
+
+
+@pytest.mark.parametrize("validate_args", [False, True])
+def test_a_point_with_another_event_size_is_refused(validate_args):
+    dist = ContinuousCategorical(logits=[[0.0, 1.0, 2.0]], validate_args=validate_args)
+    with pytest.raises(ValueError, match=r"one entry per class \(3, the last axis of `logits`\)"):
+        dist.log_prob([[1.0]])
+    with pytest.raises(ValueError, match="one entry per class"):
+        dist.prob([[0.5, 0.5, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="a scalar"):
+        dist.log_prob(1.0)
+
+
+def test_a_point_of_unknown_event_size_is_checked_at_run_time():
+    dist = ContinuousCategorical(probs=[0.2, 0.3, 0.5], validate_args=True)
+    log_prob = tf.function(dist.log_prob, input_signature=[tf.TensorSpec([None], tf.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="last axis of `probs`"):
+        log_prob(tf.constant([1.0]))
+    np.testing.assert_allclose(
+        log_prob(tf.constant([0.2, 0.3, 0.5])), dist.log_prob([0.2, 0.3, 0.5])
+    )
+
+
+@pytest.mark.parametrize(
+    "integers", [[0, 1, 2], np.array([0, 1, 2]), tf.constant([0, 1, 2], tf.int64)], ids=str
+)
+def test_integer_logits_are_float32(integers):
+    dist = ContinuousCategorical(logits=integers)
+    floats = ContinuousCategorical(logits=[0.0, 1.0, 2.0])
+    assert dist.dtype == tf.float32 and dist.logits.dtype == tf.float32
+    for method in ("entropy", "mean", "variance", "covariance"):
+        np.testing.assert_allclose(getattr(dist, method)(), getattr(floats, method)(), rtol=1e-6)
+    np.testing.assert_allclose(dist.log_prob([0.2, 0.3, 0.5]), 0.91049747, rtol=1e-6)
+    assert dist[None].batch_shape == (1,)
+
+
+def test_integer_probs_are_float32_and_validated_as_probabilities():
+    assert ContinuousCategorical(probs=tf.constant([0, 0, 1])).dtype == tf.float32
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`probs` must be positive"):
+        ContinuousCategorical(probs=tf.constant([0, 0, 1]), validate_args=True)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=lambda d: d.name)
+@pytest.mark.parametrize("point_dtype", [tf.int32, tf.int64, tf.bool], ids=lambda d: d.name)
+def test_integer_points_are_cast_not_truncated(dtype, point_dtype):
+    dist = ContinuousCategorical(logits=tf.constant([0.0, 1.0, 2.0], dtype), validate_args=True)
+    corner = tf.cast(tf.constant([0, 0, 1]), point_dtype)
+    value = dist.log_prob(corner)
+    assert value.dtype == dtype
+    np.testing.assert_allclose(value, dist.log_prob(tf.constant([0.0, 0.0, 1.0], dtype)))
+    np.testing.assert_allclose(
+        value, 2.0 - keras_cc.ops.cc_log_normalizer([0.0, 1.0, 2.0]), rtol=1e-6
+    )
+
+
+def test_parameters_of_other_kinds_are_refused_by_name():
+    with pytest.raises(TypeError, match="`logits` must be a real"):
+        ContinuousCategorical(logits=tf.constant([1 + 1j, 0j]))
+    with pytest.raises(ValueError, match="`probs` needs a class"):
+        ContinuousCategorical(probs=0.5)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ContinuousCategorical(logits=[1.0])

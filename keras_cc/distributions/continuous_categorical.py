@@ -20,8 +20,19 @@ tfd = tfp.distributions
 
 __all__ = ["ContinuousCategorical"]
 
-# Tolerance, in units of the dtype's machine epsilon times K, for "sums to one".
+# "Sums to one" holds within _SIMPLEX_TOLERANCE_ULPS * K machine epsilons of the dtype the
+# sum is computed in (float32 for float16 and bfloat16, else the input's own dtype) plus
+# _STORAGE_TOLERANCE_ULPS machine epsilons of the input's dtype (the rounding of its entries).
 _SIMPLEX_TOLERANCE_ULPS = 64.0
+_STORAGE_TOLERANCE_ULPS = 4.0
+
+# Machine epsilon of each floating dtype (NumPy's finfo does not know bfloat16).
+_EPSILON = {tf.float16: 2.0**-10, tf.bfloat16: 2.0**-7, tf.float32: 2.0**-23, tf.float64: 2.0**-52}
+_HALF_PRECISION = (tf.float16, tf.bfloat16)
+# Integer (and boolean) parameters become this dtype.
+_DTYPE_OF_INTEGER_PARAMETERS = tf.float32
+# How messages about the point given to log_prob (or prob) begin.
+_POINT = "ContinuousCategorical.log_prob"
 
 
 class ContinuousCategorical(tfd.Distribution):
@@ -37,6 +48,19 @@ class ContinuousCategorical(tfd.Distribution):
     ``logits`` are preferred: they are shift-invariant (any real vector; no reference
     category), so raw network outputs can be used directly and a temperature is ``z / T``.
     ``probs`` must be positive and sum to one along the last axis.
+
+    Data types: the distribution's dtype is that of ``logits`` (or ``probs``): float16,
+    bfloat16, float32 or float64; half-precision parameters are computed in float32 and the
+    results returned in their dtype. Integer (or boolean) ``logits``/``probs`` are cast to
+    float32, and integer points given to ``log_prob``/``prob`` are cast (not truncated) to the
+    distribution's dtype.
+
+    Points: ``log_prob(value)`` needs ``value.shape[-1] == K``; a point with another number of
+    entries raises ``ValueError`` when the shapes are known while tracing (whatever
+    ``validate_args``), and ``InvalidArgumentError`` otherwise if ``validate_args=True``.
+    With ``validate_args=True``, a point off the simplex raises ``InvalidArgumentError``
+    saying which: a NaN or infinite entry, a negative entry, or entries not summing to 1.
+    XLA drops these run-time assertions, as for every TFP distribution.
 
     Example:
 
@@ -60,9 +84,12 @@ class ContinuousCategorical(tfd.Distribution):
         if (logits is None) == (probs is None):
             raise ValueError("ContinuousCategorical: pass exactly one of `logits` or `probs`.")
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([logits, probs], dtype_hint=tf.float32)
-            self._logits = tensor_util.convert_nonref_to_tensor(logits, dtype=dtype, name="logits")
-            self._probs = tensor_util.convert_nonref_to_tensor(probs, dtype=dtype, name="probs")
+            argument = "logits" if logits is not None else "probs"
+            dtype = _parameter_dtype(
+                dtype_util.common_dtype([logits, probs], dtype_hint=tf.float32), argument
+            )
+            self._logits = _parameter_tensor(logits, dtype, "logits")
+            self._probs = _parameter_tensor(probs, dtype, "probs")
             super().__init__(
                 dtype=dtype,
                 reparameterization_type=reparameterization.NOT_REPARAMETERIZED,
@@ -107,13 +134,18 @@ class ContinuousCategorical(tfd.Distribution):
                 return tf.identity(self._probs)
             return tf.math.softmax(self._logits)
 
-    def _natural_parameters(self):
-        if self._logits is None:
-            return tf.math.log(tf.convert_to_tensor(self._probs))
-        return tf.convert_to_tensor(self._logits)
+    def _compute_natural_parameters(self):
+        """The natural parameters in the dtype the math runs in (float32 for half precision)."""
+        parameter = tf.convert_to_tensor(self._parameter())
+        if parameter.dtype in _HALF_PRECISION:
+            parameter = tf.cast(parameter, tf.float32)
+        return parameter if self._logits is not None else tf.math.log(parameter)
 
     def _parameter(self):
         return self._logits if self._logits is not None else self._probs
+
+    def _parameter_name(self):
+        return "logits" if self._logits is not None else "probs"
 
     def _event_shape(self):
         return tf.TensorShape(self._parameter().shape[-1:])
@@ -121,30 +153,64 @@ class ContinuousCategorical(tfd.Distribution):
     def _event_shape_tensor(self):
         return ps.shape(self._parameter())[-1:]
 
+    def _point(self, x):
+        """A point given to log_prob as a tensor; integer (or boolean) points are cast."""
+        x = tf.convert_to_tensor(x, name="value")
+        if (
+            x.dtype.is_integer
+            or x.dtype.is_bool
+            or (x.dtype.is_floating and x.dtype.base_dtype not in _EPSILON)
+        ):
+            return tf.cast(x, self.dtype)
+        if not x.dtype.is_floating:
+            raise TypeError(
+                f"{_POINT}: `value` must be a real (floating or integer) tensor; received "
+                f"dtype {x.dtype.name}."
+            )
+        return x
+
     def _log_prob(self, x):
-        return ops.cc_log_prob(x, self._natural_parameters())
+        eta = self._compute_natural_parameters()
+        return tf.cast(ops.cc_log_prob(self._point(x), eta), self.dtype)
 
     def _sample_n(self, n, seed=None):
-        return ops.cc_sample(self._natural_parameters(), sample_shape=[n], seed=seed)
+        samples = ops.cc_sample(self._compute_natural_parameters(), sample_shape=[n], seed=seed)
+        return tf.cast(samples, self.dtype)
 
     def _mean(self):
-        return ops.cc_mean(self._natural_parameters())
+        return tf.cast(ops.cc_mean(self._compute_natural_parameters()), self.dtype)
 
     def _covariance(self):
-        return ops.cc_covariance(self._natural_parameters())
+        return tf.cast(ops.cc_covariance(self._compute_natural_parameters()), self.dtype)
 
     def _variance(self):
         return tf.linalg.diag_part(self._covariance())
 
     def _entropy(self):
-        # H = log C^{-1}(eta) - eta . E[y]   (NUMERICS.md)
-        eta = self._natural_parameters()
-        return ops.cc_log_normalizer(eta) - tf.reduce_sum(eta * ops.cc_mean(eta), axis=-1)
+        # H = log C^{-1}(eta) - eta . E[y]: for an exponential family with log-partition
+        # A(eta), H = A(eta) - eta . grad A(eta), and grad A is the mean.
+        eta = self._compute_natural_parameters()
+        entropy = ops.cc_log_normalizer(eta) - tf.reduce_sum(eta * ops.cc_mean(eta), axis=-1)
+        return tf.cast(entropy, self.dtype)
 
     def _default_event_space_bijector(self):
         return tfb.SoftmaxCentered(validate_args=self.validate_args)
 
     def _parameter_control_dependencies(self, is_init):
+        if is_init:
+            # Static checks: they need no run time, so they hold whatever validate_args.
+            parameter = self._parameter()
+            if parameter.shape.rank == 0:
+                raise ValueError(
+                    f"ContinuousCategorical: `{self._parameter_name()}` needs a class (last) "
+                    "axis; received a scalar."
+                )
+            num_classes = _static_size_of_last_axis(parameter)
+            if num_classes is not None and num_classes < 2:
+                raise ValueError(
+                    f"ContinuousCategorical needs at least 2 classes; the last axis of "
+                    f"`{self._parameter_name()}` has {num_classes}."
+                )
         if not self.validate_args:
             return []
         assertions = []
@@ -152,62 +218,137 @@ class ContinuousCategorical(tfd.Distribution):
             if is_init != tensor_util.is_ref(self._logits):
                 logits = tf.convert_to_tensor(self._logits)
                 assertions.append(
-                    assert_util.assert_equal(
-                        tf.reduce_all(tf.math.is_finite(logits)),
-                        True,
-                        message="Argument `logits` must be finite (got inf or NaN).",
+                    _assert_all(
+                        tf.math.is_finite(logits),
+                        "Argument `logits` must be finite (got inf or NaN).",
                     )
                 )
         elif is_init != tensor_util.is_ref(self._probs):
             probs = tf.convert_to_tensor(self._probs)
-            assertions.append(
-                assert_util.assert_positive(probs, message="Argument `probs` must be positive.")
-            )
-            assertions.append(_assert_sums_to_one(probs, "Argument `probs` must sum to 1."))
-        if is_init:
-            parameter = self._parameter()
-            num_classes = tf.compat.dimension_value(parameter.shape[-1])
-            if num_classes is not None and num_classes < 2:
-                raise ValueError(
-                    f"ContinuousCategorical needs at least 2 classes; the last axis of "
-                    f"`{'logits' if self._logits is not None else 'probs'}` has {num_classes}."
-                )
+            assertions += [
+                _assert_all(
+                    tf.math.is_finite(probs), "Argument `probs` must be finite (got inf or NaN)."
+                ),
+                # NaN entries are reported by the check above only.
+                _assert_all(
+                    tf.logical_not(probs <= 0),
+                    "Argument `probs` must be positive (got an entry <= 0).",
+                ),
+                _assert_sums_to_one(probs, "Argument `probs` must sum to 1 along the last axis."),
+            ]
         return assertions
 
     def _sample_control_dependencies(self, x):
+        x = self._point(x)
+        self._check_static_event_size(x)
         if not self.validate_args:
             return []
+        num_classes = self._event_shape_tensor()[0]
         return [
-            assert_util.assert_non_negative(
-                x, message="log_prob: `value` must lie on the simplex (found a negative entry)."
+            assert_util.assert_equal(
+                tf.shape(x)[-1],
+                tf.cast(num_classes, tf.int32),
+                message=(
+                    f"{_POINT}: the last axis of `value` must have one entry per class, as "
+                    f"many as the last axis of `{self._parameter_name()}`."
+                ),
+            ),
+            _assert_all(
+                tf.math.is_finite(x),
+                f"{_POINT}: `value` must lie on the simplex (found a NaN or infinite entry).",
+            ),
+            # NaN entries are reported by the check above only.
+            _assert_all(
+                tf.logical_not(x < 0),
+                f"{_POINT}: `value` must lie on the simplex (found a negative entry).",
             ),
             _assert_sums_to_one(
-                x, "log_prob: `value` must lie on the simplex (entries must sum to 1)."
+                x, f"{_POINT}: `value` must lie on the simplex (entries must sum to 1)."
             ),
         ]
 
+    def _check_static_event_size(self, x):
+        """Raises ValueError if ``x`` has no last axis of the event size (shapes known)."""
+        if x.shape.rank == 0:
+            raise ValueError(
+                f"{_POINT}: `value` must have a last axis with one entry per class; received "
+                "a scalar."
+            )
+        num_classes = _static_size_of_last_axis(self._parameter())
+        size = _static_size_of_last_axis(x)
+        if num_classes is not None and size is not None and size != num_classes:
+            raise ValueError(
+                f"{_POINT}: the last axis of `value` must have one entry per class "
+                f"({num_classes}, the last axis of `{self._parameter_name()}`); received "
+                f"`value` of shape {x.shape}."
+            )
+
+
+def _static_size_of_last_axis(x):
+    """The size of the last axis of ``x`` if known while tracing, else None."""
+    if x.shape.rank is None or x.shape.rank == 0:
+        return None
+    return tf.compat.dimension_value(x.shape[-1])
+
+
+def _parameter_dtype(dtype, name):
+    """The distribution's dtype from its parameter's: floating kept, integer -> float32."""
+    dtype = tf.as_dtype(dtype)
+    if dtype.is_floating:
+        return dtype
+    if dtype.is_integer or dtype.is_bool:
+        return _DTYPE_OF_INTEGER_PARAMETERS
+    raise TypeError(
+        f"ContinuousCategorical: `{name}` must be a real (floating or integer) tensor; "
+        f"received dtype {dtype.name}."
+    )
+
+
+def _parameter_tensor(value, dtype, name):
+    if value is None:
+        return None
+    if tf.is_tensor(value) or hasattr(value, "dtype"):
+        value_dtype = tf.as_dtype(value.dtype)
+        if value_dtype.is_integer or value_dtype.is_bool:
+            return tf.cast(value, dtype, name=name)
+    return tensor_util.convert_nonref_to_tensor(value, dtype=dtype, name=name)
+
+
+def _assert_all(condition, message):
+    return assert_util.assert_equal(tf.reduce_all(condition), True, message=message)
+
 
 def _assert_sums_to_one(x, message):
+    """Asserts |sum(x) - 1| <= tolerance along the last axis; rows summing to NaN pass."""
     x = tf.convert_to_tensor(x)
+    storage_epsilon = _EPSILON[x.dtype.base_dtype]
+    if x.dtype in _HALF_PRECISION:
+        x = tf.cast(x, tf.float32)
     num_classes = tf.cast(tf.shape(x)[-1], x.dtype)
-    tolerance = _SIMPLEX_TOLERANCE_ULPS * num_classes * dtype_util.eps(x.dtype)
-    return assert_util.assert_less_equal(
-        tf.abs(tf.reduce_sum(x, axis=-1) - 1.0), tolerance, message=message
+    tolerance = (
+        _SIMPLEX_TOLERANCE_ULPS * num_classes * _EPSILON[x.dtype.base_dtype]
+        + _STORAGE_TOLERANCE_ULPS * storage_epsilon
     )
+    error = tf.abs(tf.reduce_sum(x, axis=-1) - 1.0)
+    return _assert_all(tf.logical_not(error > tolerance), message)
 
 
 @tfd.RegisterKL(ContinuousCategorical, ContinuousCategorical)
 def _kl_continuous_categorical(a, b, name=None):
-    """KL(CC(eta_a) || CC(eta_b)), NUMERICS.md; shift-invariant in each argument:
+    """KL(CC(eta_a) || CC(eta_b)); shift-invariant in each argument.
 
-    (eta_a - eta_b) . E_a[y] - log C^{-1}(eta_a) + log C^{-1}(eta_b).
+    For two members of one exponential family with log-partition ``A = log C^{-1}`` and mean
+    ``grad A``, the KL divergence is the Bregman divergence of ``A``:
+
+        (eta_a - eta_b) . E_a[y] - log C^{-1}(eta_a) + log C^{-1}(eta_b).
     """
     with tf.name_scope(name or "kl_continuous_categorical"):
-        eta_a = a._natural_parameters()
-        eta_b = b._natural_parameters()
+        eta_a = a._compute_natural_parameters()
+        eta_b = tf.cast(b._compute_natural_parameters(), eta_a.dtype)
         mean_a = ops.cc_mean(eta_a)
-        return (
+        kl = (
             tf.reduce_sum((eta_a - eta_b) * mean_a, axis=-1)
             - ops.cc_log_normalizer(eta_a)
             + ops.cc_log_normalizer(eta_b)
         )
+        return tf.cast(kl, a.dtype)
