@@ -1,6 +1,45 @@
 """TF-Agents side of keras-cc: Atari environments, DQN experts and actor-mimic distillation.
 
-Depends on ``keras_cc.ops`` only (never on keras_cc's Keras 3 objects).
+Needs the ``rl`` extra: ``pip install "keras-cc[rl]"``. Depends on ``keras_cc.ops`` only
+(never on keras_cc's Keras 3 objects); ``import agents`` itself imports no keras_cc module.
+
+TF-Agents 0.19 builds its networks with ``tf.keras`` and needs it to be Keras 2 (the
+``tf_keras`` package). TensorFlow picks what ``tf.keras`` is on its first use, from the
+environment variable ``TF_USE_LEGACY_KERAS``, so this package sets ``TF_USE_LEGACY_KERAS=1``
+when it is imported: this is the one place where the agents side routes ``tf.keras``.
+``import keras`` stays Keras 3. Import ``agents`` before anything uses ``tf.keras``; if
+``tf.keras`` was already used as Keras 3, the import raises an ImportError that says so.
 """
 
-from keras_cc import _environment  # noqa: F401  (must run before TensorFlow is imported)
+import os
+import sys
+import warnings
+
+_LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
+_LEGACY_KERAS_VALUES = ("1", "true", "True")  # what TensorFlow's lazy loader accepts
+
+
+def _route_tf_keras_to_keras_2() -> None:
+    """Sets ``TF_USE_LEGACY_KERAS=1``; checks ``tf.keras`` if TensorFlow is already imported."""
+    previous = os.environ.get(_LEGACY_KERAS_VARIABLE)
+    if previous not in _LEGACY_KERAS_VALUES:
+        if previous is not None:
+            warnings.warn(
+                f"{_LEGACY_KERAS_VARIABLE}={previous!r} is overridden to '1': TF-Agents needs "
+                "tf.keras to be Keras 2. `import keras` is still Keras 3.",
+                stacklevel=3,
+            )
+        os.environ[_LEGACY_KERAS_VARIABLE] = "1"
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is None:
+        return
+    # TensorFlow is imported: tf.keras is fixed on its first use, which may have happened.
+    if not tensorflow.keras.layers.Layer.__module__.startswith("tf_keras"):
+        raise ImportError(
+            "agents needs tf.keras to be Keras 2 (tf_keras) for TF-Agents, but tf.keras was "
+            "already used as Keras 3 in this process. Import agents before anything uses "
+            f"tf.keras, or start Python with {_LEGACY_KERAS_VARIABLE}=1 in the environment."
+        )
+
+
+_route_tf_keras_to_keras_2()

@@ -1,12 +1,22 @@
-"""keras-cc: the continuous-categorical distribution for Keras 3 and TensorFlow Probability."""
+"""keras-cc: the continuous-categorical distribution for Keras 3 and TensorFlow Probability.
 
-from keras_cc import (
-    _environment,  # noqa: F401  (must run before TensorFlow is imported)
-    analysis,
-    losses,
-    metrics,
-    ops,
-)
+``import keras_cc`` imports the library: :mod:`keras_cc.ops` (pure TensorFlow),
+:mod:`keras_cc.distributions` (TensorFlow Probability), :mod:`keras_cc.losses` and
+:mod:`keras_cc.metrics` (Keras 3). It sets no environment variable and leaves ``tf.keras``
+as it is (see ``keras_cc/_environment.py`` for TensorFlow Probability 0.23).
+
+The research code is imported on first use and needs its pip extra:
+``keras_cc.analysis`` (``pip install "keras-cc[analysis]"``) and ``keras_cc.experiments``
+(``pip install "keras-cc[experiments]"``).
+"""
+
+import importlib
+
+from keras_cc import _environment
+
+_environment.load_tensorflow_probability()
+
+from keras_cc import distributions, losses, metrics, ops
 from keras_cc.distributions import ContinuousCategorical
 from keras_cc.losses import (
     CCLabelSmoothing,
@@ -18,13 +28,27 @@ from keras_cc.losses import (
 
 __version__ = "0.1.0"
 
+# Subpackages imported on first attribute use (PEP 562); each checks its own extra.
+_ON_USE = ("analysis", "experiments")
+
+
+def __getattr__(name: str):
+    if name in _ON_USE:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ON_USE))
+
+
 __all__ = [
     "ContinuousCategorical",
     "ops",
     "__version__",
+    "distributions",
     "losses",
     "metrics",
-    "analysis",
     "CCLabelSmoothing",
     "SparseCCLabelSmoothing",
     "ContinuousCategoricalLoss",

@@ -1,6 +1,6 @@
-"""Imports keras_cc before any test module imports TensorFlow Probability or TF-Agents.
+"""Shared test configuration.
 
-keras_cc routes tf.keras to Keras 2 (TF_USE_LEGACY_KERAS=1), which TFP 0.23 needs at import.
+Nothing global is set up here: ``import keras_cc`` needs no environment variable (see
+``keras_cc/_environment.py``). The TF-Agents tests route ``tf.keras`` to Keras 2 in
+``tests/agents/conftest.py`` by importing ``agents``.
 """
-
-import keras_cc  # noqa: F401

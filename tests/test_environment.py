@@ -1,46 +1,354 @@
-"""The TensorFlow Keras routing works in a fresh interpreter with a clean environment."""
+"""What `import keras_cc` and `import agents` do to a fresh interpreter.
 
+Each check runs in its own interpreter, started with a clean environment (only PATH, HOME
+and the path to the keras_cc under test), because what ``tf.keras`` is gets fixed, once per
+process, on its first use.
+
+* ``import keras_cc`` changes no environment variable and leaves ``tf.keras`` as it was,
+  whatever the import order; TensorFlow Probability used before it works.
+  TensorFlow Probability 0.23 (the version TF-Agents 0.19 pins) cannot itself run with
+  Keras 3; the checks that need that are skipped there, and the clear error keras_cc
+  raises after such a use is checked instead.
+* ``import keras_cc`` imports the library only; ``keras_cc.analysis`` and
+  ``keras_cc.experiments`` are imported on use and name their pip extra when it is missing.
+* ``import agents`` imports no keras_cc module and routes ``tf.keras`` to Keras 2.
+* Scripts log at WARNING unless ``--verbosity`` is given.
+"""
+
+import importlib.metadata
+import importlib.util
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 
-SCRIPT = textwrap.dedent(
+import pytest
+
+_KERAS_CC_ROOT = os.path.dirname(os.path.dirname(importlib.util.find_spec("keras_cc").origin))
+
+
+def _tfp_release():
+    match = re.match(r"(\d+)\.(\d+)", importlib.metadata.version("tensorflow-probability"))
+    return int(match.group(1)), int(match.group(2))
+
+
+TFP_NEEDS_LEGACY_KERAS = _tfp_release() < (0, 24)
+LEGACY_ONLY = pytest.mark.skipif(
+    not TFP_NEEDS_LEGACY_KERAS,
+    reason="TensorFlow Probability >= 0.24 runs on Keras 3: no Keras 2 routing, no error",
+)
+TFP_RUNS_ON_KERAS_3 = pytest.mark.skipif(
+    TFP_NEEDS_LEGACY_KERAS,
+    reason="TensorFlow Probability 0.23 itself fails when used with Keras 3 "
+    "(it needs TF_USE_LEGACY_KERAS=1); keras_cc cannot change that",
+)
+
+# Printed by every probe: its last stdout line is a JSON object.
+PRELUDE = textwrap.dedent(
     """
-    import os
-    import tensorflow as tf            # the user imported TensorFlow first
-    import numpy as np
-    import keras
-    import keras_cc
-    import tensorflow_probability as tfp
+    import json, os, sys
 
-    assert keras.__version__.startswith("3"), keras.__version__
-    dist = keras_cc.ContinuousCategorical(logits=[0.0, 1.0, 2.0])
-    assert np.isfinite(float(tfp.distributions.kl_divergence(dist, dist)))
+    def report(**values):
+        print(json.dumps(values))
 
-    def cc_nll(y_true, y_pred):
-        return -keras_cc.ops.cc_log_prob(y_true, tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)))
+    def env_change(before):
+        return {k: os.environ.get(k) for k in set(before) | set(os.environ)
+                if os.environ.get(k) != before.get(k)}
 
-    loss = getattr(keras_cc, "CCLabelSmoothing", None)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
-    model.compile(optimizer="adam", loss=loss(0.1) if loss else cc_nll, jit_compile=True)
-    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
-    y = np.eye(3, dtype="float32")[np.arange(64) % 3]
-    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    assert np.all(np.isfinite(history.history["loss"])), history.history
-    print("OK", os.environ.get("TF_USE_LEGACY_KERAS"))
+    def describe_tf_keras(tf):
+        dense = tf.keras.layers.Dense
+        return f"{dense.__module__}.{dense.__qualname__}"
     """
 )
 
 
-def test_fresh_interpreter_with_clean_environment_imports_and_fits():
-    environment = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+def run_probe(body, **environment):
+    """Runs PRELUDE + body in a fresh interpreter; returns its report (the last line)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": _KERAS_CC_ROOT,
+        **environment,
+    }
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        env=environment,
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("OK 1")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_failing_probe(body, **environment):
+    """Runs PRELUDE + body, which must fail; returns its stderr."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": _KERAS_CC_ROOT,
+        **environment,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0, result.stdout[-3000:]
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def without_keras_cc():
+    """What TensorFlow and Keras alone do: the environment they change, and tf.keras."""
+    return run_probe(
+        """
+        before = dict(os.environ)
+        import tensorflow as tf, keras
+        report(env=env_change(before), tf_keras=describe_tf_keras(tf))
+        """
+    )
+
+
+def test_tf_keras_and_environment_unchanged_when_tensorflow_comes_first(without_keras_cc):
+    report = run_probe(
+        """
+        import tensorflow as tf, keras
+        dense = tf.keras.layers.Dense
+        before = dict(os.environ)
+        import keras_cc
+        # The issue this guards: a tf.keras layer inside a Keras 3 model.
+        keras.Sequential([keras.Input((3,)), tf.keras.layers.Dense(2)])
+        report(env=env_change(before), same=tf.keras.layers.Dense is dense,
+               tf_keras=describe_tf_keras(tf))
+        """
+    )
+    assert report["env"] == {}
+    assert report["same"]
+    assert report["tf_keras"] == without_keras_cc["tf_keras"]
+
+
+@pytest.fixture(scope="module")
+def keras_cc_first():
+    """keras_cc imported first in a clean interpreter, then used with Keras 3 and tf.keras."""
+    return run_probe(
+        """
+        before = dict(os.environ)
+        import keras_cc
+        modules = sorted(m for m in sys.modules if m.startswith("keras_cc"))
+        import numpy as np
+        import tensorflow as tf, keras
+
+        # The issue this guards: a tf.keras layer inside a Keras 3 model.
+        keras.Sequential([keras.Input((3,)), tf.keras.layers.Dense(2)])
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss=keras_cc.CCLabelSmoothing(0.1), jit_compile=True)
+        x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+        y = np.eye(3, dtype="float32")[np.arange(64) % 3]
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        report(env=env_change(before), tf_keras=describe_tf_keras(tf), modules=modules,
+               dir=dir(keras_cc), keras=keras.__version__, loss=history.history["loss"])
+        """
+    )
+
+
+def test_tf_keras_and_environment_unchanged_when_keras_cc_comes_first(
+    keras_cc_first, without_keras_cc
+):
+    # Only what importing TensorFlow and Keras sets by itself (e.g. TF2_BEHAVIOR).
+    assert keras_cc_first["env"] == without_keras_cc["env"]
+    assert "TF_USE_LEGACY_KERAS" not in keras_cc_first["env"]
+    assert "TF_CPP_MIN_LOG_LEVEL" not in keras_cc_first["env"]
+    assert keras_cc_first["tf_keras"] == without_keras_cc["tf_keras"]
+
+
+def test_fresh_interpreter_fits_a_keras_3_model_with_the_losses(keras_cc_first):
+    assert keras_cc_first["keras"].startswith("3")
+    assert all(abs(value) < 1e6 for value in keras_cc_first["loss"])  # also False for NaN
+
+
+def test_import_keras_cc_imports_the_library_only(keras_cc_first):
+    imported = {name.split(".")[1] for name in keras_cc_first["modules"] if "." in name}
+    assert imported == {"_environment", "distributions", "losses", "metrics", "ops"}
+    assert {"analysis", "experiments", "CCLabelSmoothing", "ops"} <= set(keras_cc_first["dir"])
+
+
+USE_TFP_FIRST = """
+    import tensorflow as tf
+    import keras
+    import tensorflow_probability as tfp
+    normal = float(tfp.distributions.Normal(0.0, 1.0).log_prob(0.0))
+    before = dict(os.environ)
+    import keras_cc
+    dist = keras_cc.ContinuousCategorical(logits=[0.0, 1.0, 2.0])
+    report(env=env_change(before), normal=normal,
+           log_prob=float(dist.log_prob([0.2, 0.3, 0.5])),
+           kl=float(tfp.distributions.kl_divergence(dist, dist)))
+    """
+
+
+def _check_tfp_first(report):
+    assert report["env"] == {}
+    assert report["normal"] == pytest.approx(-0.9189385)
+    assert report["log_prob"] == pytest.approx(0.9104975, rel=1e-5)
+    assert report["kl"] == pytest.approx(0.0, abs=1e-5)
+
+
+@TFP_RUNS_ON_KERAS_3
+def test_tensorflow_probability_used_before_keras_cc():
+    _check_tfp_first(run_probe(USE_TFP_FIRST))
+
+
+def test_tensorflow_probability_used_before_keras_cc_with_legacy_keras_set_by_the_user():
+    _check_tfp_first(run_probe(USE_TFP_FIRST, TF_USE_LEGACY_KERAS="1"))
+
+
+@LEGACY_ONLY
+def test_tensorflow_probability_0_23_used_with_keras_3_gives_a_clear_error():
+    stderr = run_failing_probe(
+        """
+        import tensorflow as tf
+        try:
+            import tensorflow_probability  # TFP 0.23 fails here, with its own error
+        except AttributeError:
+            pass
+        import keras_cc
+        """
+    )
+    assert "ImportError: keras_cc: TensorFlow Probability 0.23" in stderr
+    assert "tensorflow-probability>=0.24" in stderr
+    assert "import keras_cc before using tensorflow_probability" in stderr
+    assert "TF_USE_LEGACY_KERAS=1" in stderr
+
+
+@LEGACY_ONLY
+def test_tensorflow_probability_0_23_imported_but_unused_before_keras_cc():
+    report = run_probe(
+        """
+        import tensorflow_probability as tfp  # TensorFlow not imported yet: TFP stays lazy
+        before = dict(os.environ)
+        import keras_cc
+        import tensorflow as tf
+        dist = keras_cc.ContinuousCategorical(logits=[0.0, 1.0, 2.0])
+        report(env=env_change(before), kl=float(tfp.distributions.kl_divergence(dist, dist)))
+        """
+    )
+    assert "TF_USE_LEGACY_KERAS" not in report["env"]
+    assert report["kl"] == pytest.approx(0.0, abs=1e-5)
+
+
+EXTRAS = {
+    "analysis": ("scipy", "sklearn", "matplotlib"),
+    "experiments": ("absl", "sklearn", "matplotlib", "tensorboard"),
+}
+
+
+def _installed(modules):
+    return all(importlib.util.find_spec(module) is not None for module in modules)
+
+
+def test_research_subpackages_are_imported_on_use():
+    names = [name for name, modules in sorted(EXTRAS.items()) if _installed(modules)]
+    if not names:
+        pytest.skip("neither the analysis nor the experiments extra is installed")
+    report = run_probe(
+        f"""
+        import keras_cc
+        loaded_by_import = [name for name in {names!r} if "keras_cc." + name in sys.modules]
+        found = {{}}
+        for name in {names!r}:
+            module = getattr(keras_cc, name)
+            exec(f"from keras_cc import {{name}} as again")
+            found[name] = [module.__name__, module is again]
+        report(loaded_by_import=loaded_by_import, found=found)
+        """
+    )
+    assert report["loaded_by_import"] == []
+    assert report["found"] == {name: [f"keras_cc.{name}", True] for name in names}
+
+
+def test_a_missing_extra_is_named():
+    report = run_probe(
+        """
+        import importlib
+        sys.modules["sklearn"] = None  # stands for any module of an extra that is missing
+        import keras_cc
+        messages = {}
+        for name in ("analysis", "experiments"):
+            for form, statement in [
+                ("attribute", f"keras_cc.{name}"),
+                ("import", f"import keras_cc.{name}"),
+                ("from", f"from keras_cc import {name}"),
+            ]:
+                try:
+                    exec(statement)
+                except ImportError as error:
+                    messages[f"{name} {form}"] = str(error)
+        report(messages=messages)
+        """
+    )
+    assert len(report["messages"]) == 6, report
+    for key, message in report["messages"].items():
+        name = key.split()[0]
+        needs = re.match(rf"keras_cc\.{name} needs (.*), which cannot be imported", message)
+        assert needs and "scikit-learn" in needs.group(1).split(", "), message
+        assert f'pip install "keras-cc[{name}]"' in message
+
+
+def test_import_agents_imports_no_keras_cc_module_and_routes_tf_keras_to_keras_2():
+    report = run_probe(
+        """
+        import agents
+        keras_cc_modules = [m for m in sys.modules if m.startswith("keras_cc")]
+        tensorflow_imported = "tensorflow" in sys.modules
+        legacy = os.environ.get("TF_USE_LEGACY_KERAS")
+        import tensorflow as tf
+        report(keras_cc_modules=keras_cc_modules, tensorflow_imported=tensorflow_imported,
+               legacy=legacy, tf_keras=describe_tf_keras(tf))
+        """
+    )
+    assert report["keras_cc_modules"] == []
+    assert not report["tensorflow_imported"]
+    assert report["legacy"] == "1"
+    assert report["tf_keras"].startswith("tf_keras.")
+
+
+def test_import_agents_after_tf_keras_was_used_as_keras_3_gives_a_clear_error():
+    stderr = run_failing_probe(
+        """
+        import tensorflow as tf
+        tf.keras.layers.Dense
+        import agents
+        """
+    )
+    assert "ImportError: agents needs tf.keras to be Keras 2" in stderr
+    assert "Import agents before anything uses tf.keras" in stderr
+
+
+def test_scripts_are_quiet_unless_verbosity_is_given():
+    report = run_probe(
+        """
+        from absl import flags, logging
+        from keras_cc._environment import quiet_script_logging
+
+        names = {logging.WARNING: "WARNING", logging.INFO: "INFO"}
+        seen = {}
+        for argv in (["script"], ["script", "--verbosity=0"]):
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS(argv)
+            logging.set_verbosity(logging.INFO)  # what absl's app.run starts with
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+            quiet_script_logging()
+            seen[" ".join(argv)] = [names.get(logging.get_verbosity()),
+                                    os.environ.get("TF_CPP_MIN_LOG_LEVEL")]
+        report(seen=seen)
+        """
+    )
+    assert report["seen"] == {
+        "script": ["WARNING", "1"],
+        "script --verbosity=0": ["INFO", None],
+    }

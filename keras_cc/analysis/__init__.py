@@ -1,7 +1,12 @@
 """The correlations paper's study: temperature sweeps, rank correlations, Shepard diagrams.
 
 ``examples/divergence_correlations.py`` runs the whole study from the command line.
+Needs the ``analysis`` extra: ``pip install "keras-cc[analysis]"``.
 """
+
+from keras_cc._environment import require_extra
+
+require_extra(__name__, "analysis", ("scipy", "sklearn", "matplotlib"))
 
 from keras_cc.analysis.io import (
     digits_logits,

@@ -10,8 +10,13 @@
   sums of squares (Table 2, Figure 1).
 
 The scripts ``examples/label_smoothing_ablation.py`` and
-``examples/label_smoothing_representations.py`` drive them.
+``examples/label_smoothing_representations.py`` drive them. Needs the ``experiments`` extra:
+``pip install "keras-cc[experiments]"``.
 """
+
+from keras_cc._environment import require_extra
+
+require_extra(__name__, "experiments", ("absl", "sklearn", "matplotlib", "tensorboard"))
 
 from keras_cc.experiments.data import (
     DatasetNotFoundError,
