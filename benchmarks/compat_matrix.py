@@ -15,7 +15,8 @@ Usage (stdlib only; any Python 3.10-3.12 with ``venv``; needs the package index)
     python benchmarks/compat_matrix.py --tensorflow 2.20 2.21 --tfp 0.23 0.24 0.25 \\
         --extra_set "2.21:0.25:numpy==2.4.*" --json_out compat.json
 
-The tests run on a snapshot of the working tree, copied once at the start. Each virtual
+The tests run on a snapshot of the working tree, copied once at the start (``--ref HEAD``:
+of a commit instead). Each virtual
 environment lives in a temporary folder (``--workdir``) and is deleted after its set
 unless ``--keep`` is given. Wheels come from pip's cache after the first download.
 """
@@ -84,8 +85,17 @@ def version_set(tensorflow: str, tfp: str, pins: list[str]) -> list[str]:
     ]
 
 
-def snapshot(destination: pathlib.Path) -> pathlib.Path:
-    """Copies the working tree (sources and tests, no caches or environments)."""
+def snapshot(destination: pathlib.Path, ref: str | None = None) -> pathlib.Path:
+    """Copies the working tree (no caches or environments), or commit `ref` of it."""
+    if ref:
+        destination.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", ref],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
+        return destination
 
     def ignore(_directory, names):
         return [n for n in names if n in IGNORED or n.endswith(IGNORED_SUFFIXES)]
@@ -256,6 +266,7 @@ def main(argv=None) -> int:
         help='one more set, e.g. "2.21:0.25:numpy==2.4.*" (repeatable)',
     )
     parser.add_argument("--tests", nargs="+", default=list(CORE_TESTS))
+    parser.add_argument("--ref", default=None, help="test this commit, not the working tree")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the venvs")
     parser.add_argument("--workdir", default=None, help="default: a new folder under TMPDIR")
     parser.add_argument("--keep", action="store_true", help="keep the venvs and the snapshot")
@@ -270,9 +281,12 @@ def main(argv=None) -> int:
 
     workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="keras-cc-compat-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    source = snapshot(workdir / "source")
+    source = snapshot(workdir / "source", args.ref)
     declared = declared_requirements(source / "pyproject.toml", "test-core")
-    print(f"snapshot of {REPO} in {source}; logs in {workdir}", flush=True)
+    print(
+        f"snapshot of {REPO} ({args.ref or 'working tree'}) in {source}; logs in {workdir}",
+        flush=True,
+    )
 
     records = []
     try:
