@@ -24,17 +24,19 @@ K table levels plus the series terms of the widest cluster.
 
 The gradient (the CC mean) is the adjoint of the table, level by level from the top,
 then of the cluster series term by term; both passes reuse the stored forward values.
-Everything is carried in log space in float64.
+Values are carried as float64 mantissas with binary exponents (``_binary_exponent``), so
+no step calls a transcendental function and no value over- or underflows.
 """
 
 import math
 
 import tensorflow as tf
 
+from keras_cc.ops import _binary_exponent as binary
 from keras_cc.ops._reverse_sweep import block_size, sweep_backward, sweep_forward
-from keras_cc.ops._scan import segmented_scan, shift
+from keras_cc.ops._scan import Segments, segmented_scan, shift
 
-_LOG_TOLERANCE = math.log(0.1 * 2.0**-53)
+_TOLERANCE = 0.1 * 2.0**-53
 
 
 def clusters(w):
@@ -62,10 +64,10 @@ def _gather(x, index):
     return tf.gather(x, index, batch_dims=1)
 
 
-def _segment_total(x, segment):
+def _segment_total(x, segments):
     """The sum of ``x`` over each position's cluster, at every position."""
-    forward = segmented_scan(x, segment, tf.add, 0.0)
-    backward = segmented_scan(x, segment, tf.add, 0.0, reverse=True)
+    forward = segmented_scan(x, segments, tf.add, 0.0)
+    backward = segmented_scan(x, segments, tf.add, 0.0, reverse=True)
     return forward + backward - x
 
 
@@ -79,7 +81,7 @@ class _Structure:
 
     def __init__(self, w, segment, start, end):
         self.w = w
-        self.segment, self.start, self.end = segment, start, end
+        self.segment, self.start, self.end = Segments(segment), start, end
         self.size = tf.shape(w)[-1]
         self.positions = tf.broadcast_to(tf.range(self.size), tf.shape(w))
         self.is_start = tf.equal(start, self.positions)
@@ -90,65 +92,69 @@ class _Structure:
         self.cluster_spread = _gather(w, end) - self.low
 
     # ------------------------------------------------------------------ cluster series
+    #
+    # Term t of a window of m nodes is P_t * C_t with P_t its polynomial h_t divided by the
+    # cluster's h_t (``prefix``/``suffix`` below, at most 1) and C_t = (cluster's h_t) /
+    # (t + m - 1)!, kept as a mantissa and a binary exponent (``coef_*``, ``exp_*``).
 
     def next_term(self, t, state):
-        """Term t + 1 of the prefix and suffix series from term t (each scaled by the
-        cluster's h_n, whose log is carried in ``state[2]``)."""
-        del t
-        prefix, suffix, log_scale, _ = state
+        """The state of term t + 1 from that of term t."""
+        prefix, suffix, coef_p, exp_p, coef_s, exp_s, _ = state
         raw_prefix = segmented_scan(self.v * prefix, self.segment, tf.add, 0.0)
         raw_suffix = segmented_scan(self.v * suffix, self.segment, tf.add, 0.0, reverse=True)
-        total = _gather(raw_prefix, self.end)  # h_n of the whole cluster, scaled
+        # h_t+1 of the whole cluster (scaled): the prefix at the cluster's end, the largest.
+        total = segmented_scan(raw_prefix, self.segment, tf.maximum, 0.0, reverse=True)
         scale = tf.where(total > 0, total, tf.ones_like(total))
-        return [raw_prefix / scale, raw_suffix / scale, log_scale + tf.math.log(scale), scale]
-
-    def _log_terms(self, t, state):
-        prefix, suffix, log_scale, _ = state
-        t_float = tf.cast(t, self.w.dtype)
-        log_p = tf.math.log(prefix) + log_scale - tf.math.lgamma(t_float + self.prefix_size)
-        log_s = tf.math.log(suffix) + log_scale - tf.math.lgamma(t_float + self.suffix_size)
-        return log_p, log_s
+        t_next = tf.cast(t + 1, self.w.dtype)
+        coef_p, exp_p = binary.normalize(coef_p * scale / (t_next + self.prefix_size - 1.0), exp_p)
+        coef_s, exp_s = binary.normalize(coef_s * scale / (t_next + self.suffix_size - 1.0), exp_s)
+        return [raw_prefix / scale, raw_suffix / scale, coef_p, exp_p, coef_s, exp_s, scale]
 
     def leaves(self, max_terms):
-        """log exp[x_s..x_k] (prefixes) and log exp[x_k..x_e] (suffixes) of every position's
-        cluster [s, e], relative to min(x), and per-row convergence within ``max_terms``."""
+        """Every position's cluster prefix exp[x_s..x_k] and suffix exp[x_k..x_e], relative
+        to e^min(x), as ``(m, e)`` pairs, and per-row convergence within ``max_terms``."""
         ones = tf.ones_like(self.w)
-        state = [ones, ones, tf.zeros_like(self.w), ones]
-        log_p, log_s = self._log_terms(0, state)
-        extra = [log_p, log_s, tf.zeros_like(self.w[:, 0], tf.bool)]
+        coef_p, exp_p = binary.from_log(-tf.math.lgamma(self.prefix_size))
+        coef_s, exp_s = binary.from_log(-tf.math.lgamma(self.suffix_size))
+        state = [ones, ones, coef_p, exp_p, coef_s, exp_s, ones]
+        extra = [coef_p, exp_p, coef_s, exp_s, tf.zeros_like(self.w[:, 0], tf.bool)]
 
         def advance(t, state, extra):
             state = self.next_term(t, state)
-            term_p, term_s = self._log_terms(t + 1, state)
-            acc_p = tf.experimental.numpy.logaddexp(extra[0], term_p)
-            acc_s = tf.experimental.numpy.logaddexp(extra[1], term_s)
-            small = (term_p - acc_p < _LOG_TOLERANCE) & (term_s - acc_s < _LOG_TOLERANCE)
+            prefix, suffix, coef_p, exp_p, coef_s, exp_s, _ = state
+            sum_p, sum_exp_p, sum_s, sum_exp_s, _ = extra
+            sum_p, sum_exp_p = binary.add(sum_p, sum_exp_p, prefix * coef_p, exp_p)
+            sum_s, sum_exp_s = binary.add(sum_s, sum_exp_s, suffix * coef_s, exp_s)
+            small_p = prefix * coef_p * binary.power_of_two(exp_p - sum_exp_p) < _TOLERANCE
+            small_s = suffix * coef_s * binary.power_of_two(exp_s - sum_exp_s) < _TOLERANCE
             decaying = tf.cast(t + 1, self.w.dtype) > 2.0 * self.cluster_spread + 1.0
-            return state, [acc_p, acc_s, tf.reduce_all(small & decaying, axis=-1)]
+            converged = tf.reduce_all(small_p & small_s & decaying, axis=-1)
+            return state, [sum_p, sum_exp_p, sum_s, sum_exp_s, converged]
 
         def done(t, state, extra):
-            return tf.reduce_all(extra[2])
+            return tf.reduce_all(extra[-1])
 
         self.block = block_size(max_terms)
         self.last, _, extra, self.checkpoints = sweep_forward(
             advance, done, state, extra, max_terms, self.block
         )
-        self.log_prefix, self.log_suffix, converged = extra
-        return self.log_prefix + self.low, self.log_suffix + self.low, converged
+        self.sums = extra[:4]
+        low, low_exp = binary.from_log(self.low)
+        prefix = binary.normalize(extra[0] * low, extra[1] + low_exp)
+        suffix = binary.normalize(extra[2] * low, extra[3] + low_exp)
+        finite = tf.reduce_all(tf.math.is_finite(tf.concat([extra[0], extra[2]], -1)), -1)
+        return prefix, suffix, extra[-1] & finite
 
     def leaves_adjoint(self, bar_prefix, bar_suffix):
         """Gradient w.r.t. w of sum(bar_prefix * log prefix + bar_suffix * log suffix)."""
+        sum_p, sum_exp_p, sum_s, sum_exp_s = self.sums
 
         def backward(t, state, adjoint):
-            prefix, suffix, log_scale, scale = state
+            prefix, suffix, coef_p, exp_p, coef_s, exp_s, scale = state
             up_p, up_s, grad_v = adjoint  # sums over the later windows of term t + 1's adjoint
-            t_float = tf.cast(t, self.w.dtype)
-            direct_p = bar_prefix * tf.exp(
-                log_scale - tf.math.lgamma(t_float + self.prefix_size) - self.log_prefix
-            )
-            direct_s = bar_suffix * tf.exp(
-                log_scale - tf.math.lgamma(t_float + self.suffix_size) - self.log_suffix
-            )
+            # d log(sum) / d prefix_t = C_t / sum.
+            direct_p = bar_prefix * coef_p * binary.power_of_two(exp_p - sum_exp_p) / sum_p
+            direct_s = bar_suffix * coef_s * binary.power_of_two(exp_s - sum_exp_s) / sum_s
             grad_v = grad_v + prefix * up_p + suffix * up_s
             adjoint_p = (direct_p + self.v * up_p) / scale
             adjoint_s = (direct_s + self.v * up_s) / scale
@@ -167,26 +173,38 @@ class _Structure:
 
     # ------------------------------------------------------------------ table (T1)
 
-    def _level(self, m, below):
-        """Windows [i, i + m - 1] from level m - 1 (``below``): the values by (T1) where the
-        window spans two clusters, and the masks and factors its adjoint needs."""
-        last = self.positions + m - 1
+    def _level(self, m, below, below_exp):
+        """Windows [i, i + m - 1] from level m - 1 (``below``: its ``(m, e)`` pairs): the values
+        by (T1) where the window spans two clusters, the leaves elsewhere, and the factors
+        of the adjoint."""
+        offset = m - 1
+        last = self.positions + offset
         inside = last < self.size
-        last = tf.minimum(last, self.size - 1)
-        cross = inside & tf.not_equal(self.segment, _gather(self.segment, last))
-        upper = shift(below, 1, 0.0, reverse=True)  # window [i + 1, i + m - 1]
-        width = tf.where(cross, _gather(self.w, last) - self.w, tf.ones_like(self.w))
-        log_ratio = tf.where(cross, below - upper, -tf.ones_like(below))
-        value = upper + tf.math.log(-tf.math.expm1(log_ratio)) - tf.math.log(width)
-        is_prefix = inside & ~cross & tf.equal(_gather(self.start, last), self.positions)
+        # Start of the last node's cluster, its node and its prefix window, at position i.
+        last_start, last_w, last_prefix, last_prefix_exp = tf.unstack(
+            shift(self.by_last, offset, float(2**31), reverse=True)
+        )
+        positions = tf.cast(self.positions, self.w.dtype)
+        cross = inside & (last_start > positions)
+        upper = shift(below, 1, 1.0, reverse=True)  # window [i + 1, i + m - 1]
+        upper_exp = shift(below_exp, 1, 0.0, reverse=True)
+        width = tf.where(cross, last_w - self.w, tf.ones_like(self.w))
+        lower = below * binary.power_of_two(below_exp - upper_exp)  # at upper's exponent
+        difference = tf.where(cross, upper - lower, tf.ones_like(upper))
+        value, value_exp = binary.normalize(difference / width, upper_exp)
+        is_prefix = inside & tf.equal(last_start, positions)
         is_suffix = inside & ~cross & ~is_prefix & tf.equal(self.end, last)
-        return last, cross, width, log_ratio, value, is_prefix, is_suffix
+        leaf = tf.where(is_prefix, last_prefix, self.leaf_suffix[0])
+        leaf_exp = tf.where(is_prefix, last_prefix_exp, self.leaf_suffix[1])
+        is_leaf = is_prefix | is_suffix
+        value = tf.where(cross, value, tf.where(is_leaf, leaf, 1.0))
+        value_exp = tf.where(cross, value_exp, tf.where(is_leaf, leaf_exp, 0.0))
+        factors = (upper / difference, lower / difference)
+        return [value, value_exp], cross, width, factors, is_prefix, is_suffix
 
     def table_step(self, t, state):
-        """Level t + 2 from level t + 1 (state[0])."""
-        last, cross, _, _, value, is_prefix, is_suffix = self._level(t + 2, state[0])
-        leaf = tf.where(is_prefix, _gather(self.leaf_prefix, last), self.leaf_suffix)
-        return [tf.where(cross, value, tf.where(is_prefix | is_suffix, leaf, 0.0))]
+        """Level t + 2 from level t + 1."""
+        return self._level(t + 2, *state)[0]
 
     def table(self):
         """log exp[w] ([B]) and its gradient ([B, K]), with the leaves already computed."""
@@ -199,23 +217,30 @@ class _Structure:
         def advance(t, state, extra):
             return self.table_step(t, state), extra
 
-        last, top, _, checkpoints = sweep_forward(
-            advance, lambda *_: tf.constant(False), [self.w], [], max_states, block
+        _, top, _, checkpoints = sweep_forward(
+            advance,
+            lambda *_: tf.constant(False),
+            list(binary.from_log(self.w)),
+            [],
+            max_states,
+            block,
         )
-        del last
 
         def backward(t, state, adjoint):
             # state: level t + 1; adjoint: that of level t + 2 (none above the top).
             upper_adjoint, grad_w, bar_p, bar_s = adjoint
             m = t + 2
-            _, cross, width, log_ratio, _, is_prefix, is_suffix = self._level(m, state[0])
+            _, cross, width, factors, is_prefix, is_suffix = self._level(m, *state)
             through = tf.where(cross, upper_adjoint, 0.0)
-            ratio = tf.exp(log_ratio)
-            one_minus = -tf.math.expm1(log_ratio)
-            below = -through * ratio / one_minus + shift(through / one_minus, 1, 0.0)
+            # d log value / d log upper = upper / difference; / d log lower = -lower / difference.
+            through_upper = through * factors[0]
+            below = -through * factors[1] + shift(through_upper, 1, 0.0)
             inverse = through / width
-            grad_w = grad_w + inverse - shift(inverse, m - 1, 0.0)
-            bar_p = bar_p + shift(tf.where(is_prefix, upper_adjoint, 0.0), m - 1, 0.0)
+            # Contributions at the window's last node i + m - 1: one shift for both.
+            at_last = tf.stack([inverse, tf.where(is_prefix, upper_adjoint, 0.0)])
+            to_last, to_prefix = tf.unstack(shift(at_last, m - 1, 0.0))
+            grad_w = grad_w + inverse - to_last
+            bar_p = bar_p + to_prefix
             bar_s = bar_s + tf.where(is_suffix, upper_adjoint, 0.0)
             return [below, grad_w, bar_p, bar_s]
 
@@ -235,7 +260,7 @@ class _Structure:
             [top_adjoint, zeros, zeros, zeros],
         )
         grad_w = grad_w + level_one + self.leaves_adjoint(bar_p, bar_s)
-        return top[0][:, 0], grad_w
+        return binary.to_log(top[0][:, 0], top[1][:, 0]), grad_w
 
 
 def log_divided_difference_and_gradient(w, max_leaf_terms):
@@ -245,6 +270,7 @@ def log_divided_difference_and_gradient(w, max_leaf_terms):
     did not converge within ``max_leaf_terms`` series terms (their values are not usable).
     """
     structure = _Structure(w, *clusters(w))
-    structure.leaf_prefix, structure.leaf_suffix, ok = structure.leaves(max_leaf_terms)
+    prefix, structure.leaf_suffix, ok = structure.leaves(max_leaf_terms)
+    structure.by_last = tf.stack([tf.cast(structure.start, w.dtype), w, *prefix])
     value, gradient = structure.table()
     return value, gradient, ok

@@ -1,7 +1,8 @@
 """Shifts and (segmented) inclusive scans along the last axis of a [B, K] tensor.
 
 Scans run by recursive doubling (Hillis and Steele, 1986): ceil(log2 K) vectorized steps,
-static shapes throughout, so they compile under XLA for any K.
+unrolled when K is static. Shifts are slices of a padded copy. Shapes stay static, so
+everything compiles under XLA.
 """
 
 import tensorflow as tf
@@ -10,14 +11,25 @@ import tensorflow as tf
 def shift(x, offset, fill, reverse=False):
     """``out[..., k] = x[..., k - offset]`` (``k + offset`` if ``reverse``), ``fill`` outside.
 
-    ``offset`` may be a scalar tensor (it is applied through a gather).
+    ``offset`` is a Python int or a scalar int32 tensor in [0, K].
     """
+    if isinstance(offset, int):
+        if offset == 0:
+            return x
+        pad = tf.fill(tf.concat([tf.shape(x)[:-1], [offset]], 0), tf.cast(fill, x.dtype))
+        if reverse:
+            return tf.concat([x[..., offset:], pad], axis=-1)
+        return tf.concat([pad, x[..., :-offset]], axis=-1)
+    pad = tf.fill(tf.shape(x), tf.cast(fill, x.dtype))
     size = tf.shape(x)[-1]
-    positions = tf.range(size)
-    source = positions + offset if reverse else positions - offset
-    inside = (source >= 0) & (source < size)
-    taken = tf.gather(x, tf.clip_by_value(source, 0, size - 1), axis=-1)
-    return tf.where(inside, taken, tf.cast(fill, x.dtype))
+    begin = tf.zeros_like(tf.shape(x)[:-1])
+    if reverse:
+        both = tf.concat([x, pad], axis=-1)
+        begin = tf.concat([begin, [offset]], 0)
+    else:
+        both = tf.concat([pad, x], axis=-1)
+        begin = tf.concat([begin, [size - offset]], 0)
+    return tf.slice(both, begin, tf.shape(x))
 
 
 def segmented_scan(x, segments, combine, identity, reverse=False):
@@ -25,7 +37,8 @@ def segmented_scan(x, segments, combine, identity, reverse=False):
 
     Args:
       x: [B, K] values.
-      segments: [B, K] integer segment ids, constant on contiguous runs (or None: one run).
+      segments: [B, K] integer segment ids, constant on contiguous runs, or their
+        :class:`Segments` (masks computed once), or None (one run).
       combine: associative binary function (``tf.add``, ``tf.maximum``, ``tf.minimum``).
       identity: the identity element of ``combine``.
       reverse: scan from the last position backwards.
@@ -34,14 +47,56 @@ def segmented_scan(x, segments, combine, identity, reverse=False):
       [B, K]: ``out[k] = combine of x[i]`` over the positions i of k's run with i <= k
       (i >= k if ``reverse``).
     """
-    size = tf.shape(x)[-1]
 
-    def step(offset, x):
+    if isinstance(segments, Segments):
+        masks = segments.masks(reverse)
+    elif segments is None:
+        masks = None
+    else:
+        masks = Segments(segments).masks(reverse)
+
+    def step(index, offset, x):
         other = shift(x, offset, identity, reverse)
-        if segments is not None:
-            same = tf.equal(shift(segments, offset, -1, reverse), segments)
-            other = tf.where(same, other, tf.cast(identity, x.dtype))
-        return offset * 2, combine(x, other)
+        if masks is not None:
+            other = tf.where(masks[index], other, tf.cast(identity, x.dtype))
+        return combine(x, other)
 
-    _, x = tf.while_loop(lambda offset, _: offset < size, step, [tf.constant(1), x])
+    size = x.shape[-1]
+    if size is not None:
+        for index, offset in enumerate(_offsets(size)):
+            x = step(index, offset, x)
+        return x
+    if masks is not None:
+        raise ValueError("Segmented scans need a static last axis.")
+    _, x = tf.while_loop(
+        lambda offset, _: offset < tf.shape(x)[-1],
+        lambda offset, x: (offset * 2, step(None, offset, x)),
+        [tf.constant(1), x],
+    )
     return x
+
+
+def _offsets(size):
+    offset = 1
+    while offset < size:
+        yield offset
+        offset *= 2
+
+
+class Segments:
+    """The masks of a segmented scan (which positions a doubling step may combine)."""
+
+    def __init__(self, segments):
+        size = segments.shape[-1]
+        if size is None:
+            raise ValueError("Segmented scans need a static last axis.")
+        self._masks = {
+            reverse: [
+                tf.equal(shift(segments, offset, -1, reverse), segments)
+                for offset in _offsets(size)
+            ]
+            for reverse in (False, True)
+        }
+
+    def masks(self, reverse):
+        return self._masks[reverse]

@@ -30,11 +30,27 @@ Normalizations (documented because the paper mixes several):
 * ``TRI_v`` (eq. 27) is Topsøe's ``Δ_v = Σ |q-p|^{2v} / (q+p)^{2v-1}`` (so
   ``TRI_1 = 2 TRI``), and eq. 28 in this normalization reads
   ``JSD = (1 / (2 ln 2)) Σ_{v>=1} TRI_v / (2v(2v-1))``.
+
+Ranges, and inputs off the simplex. Nothing here renormalizes its inputs.
+
+* On the simplex, TRI and JSD lie in ``[0, 1]``: 0 exactly when ``q = p``, 1 exactly when
+  their supports are disjoint.
+* For non-negative inputs that do not sum to 1, the same formulas lie in
+  ``[0, (Σq + Σp) / 2]``: coordinate ``i`` contributes at most ``(q_i + p_i) / 2`` to either.
+  So a target that sums to 2 can give a TRI or JSD of 1.5.
+* Negative entries give values without meaning (of either sign), and NaN entries give NaN.
+* ``validate_args=True`` (TRI, its rewrite of eq. 23, JSD and their all-pairs forms) asserts
+  that both arguments lie on the simplex: finite, non-negative, summing to 1 within
+  ``SIMPLEX_ATOL``. A violation raises ``tf.errors.InvalidArgumentError`` naming the function,
+  the argument (``q`` or ``p``), what is wrong and the offending rows. XLA drops assertions,
+  so inside an XLA-compiled function ``validate_args=True`` raises ``ValueError`` instead.
 """
 
 import math
 
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_framework_ops
+from tensorflow.python.ops import control_flow_util
 
 __all__ = [
     "cross_entropy_divergence",
@@ -58,7 +74,12 @@ __all__ = [
     "pairwise_cosine_distance",
     "DIVERGENCES",
     "PAIRWISE_DIVERGENCES",
+    "SIMPLEX_ATOL",
 ]
+
+SIMPLEX_ATOL = 1e-3
+"""Tolerance on ``|Σ x - 1|`` when inputs are validated: float32 probabilities from a softmax
+are typically within 1e-6; 1e-3 also admits rounded, stored targets."""
 
 _LN2 = math.log(2.0)
 # |x| below this uses the series-stable JSD branch (see _jsd_coordinate_sum).
@@ -67,8 +88,64 @@ _JSD_SMALL_RATIO = 0.5
 _BLOCK_ELEMENTS = 1 << 23
 
 
-def _float_pair(q, p, name, broadcast=True):
-    """Converts ``q`` and ``p`` to tensors of one float dtype with matching event size."""
+def _in_xla_context():
+    # No public TensorFlow API tells whether the graph being traced will be XLA-compiled.
+    return control_flow_util.GraphOrParentsInXlaContext(tf_framework_ops.get_default_graph())
+
+
+def _simplex_assertions(x, where, name, atol=SIMPLEX_ATOL):
+    """Assertions that ``x`` (event axis last) lies on the probability simplex.
+
+    Each violation has its own message, ``f"{where}: `{name}` must lie on the simplex: ..."``,
+    followed by the first offending rows: NaN or infinite entries; negative entries (NaN
+    entries are not reported as negative); rows not summing to 1 within ``atol`` (rows that
+    sum to NaN are reported only as non-finite). Sums of float16 or bfloat16 inputs are
+    taken in float32. Raises ``ValueError`` inside an XLA-compiled function, which would
+    drop the assertions.
+    """
+    if _in_xla_context():
+        raise ValueError(
+            f"{where}: validating that `{name}` lies on the simplex cannot run inside an "
+            "XLA-compiled function (XLA drops assertions). Validate the data beforehand "
+            "(eagerly), or compile without XLA (jit_compile=False)."
+        )
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank == 0:
+        raise ValueError(f"{where}: `{name}` needs a class (last) axis; received a scalar.")
+    rows = tf.reshape(x, [-1, tf.shape(x)[-1]])
+    if rows.dtype in (tf.float16, tf.bfloat16):
+        rows = tf.cast(rows, tf.float32)
+    non_finite = tf.logical_not(tf.reduce_all(tf.math.is_finite(rows), axis=-1))
+    negative = tf.reduce_any(rows < 0.0, axis=-1)
+    off_by = tf.abs(tf.reduce_sum(rows, axis=-1) - 1.0)
+    not_summing_to_one = off_by > atol  # False for NaN sums
+    prefix = f"{where}: `{name}` must lie on the simplex:"
+    checks = (
+        (non_finite, "it has NaN or infinite entries"),
+        (negative, "it has negative entries"),
+        (not_summing_to_one, f"its rows must sum to 1 (atol={atol})"),
+    )
+    return [
+        tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(bad)),
+            [f"{prefix} {what}; first offending rows:", tf.boolean_mask(rows, bad)],
+            summarize=8,
+        )
+        for bad, what in checks
+    ]
+
+
+def _on_simplex(x, where, name):
+    """``x`` after the assertions of :func:`_simplex_assertions`."""
+    with tf.control_dependencies(_simplex_assertions(x, where, name)):
+        return tf.identity(x)
+
+
+def _float_pair(q, p, name, broadcast=True, validate_args=False):
+    """Converts ``q`` and ``p`` to tensors of one float dtype with matching event size.
+
+    With ``validate_args``, both must lie on the simplex (see :func:`_simplex_assertions`).
+    """
     p = tf.convert_to_tensor(p)
     if not p.dtype.is_floating:
         p = tf.cast(p, tf.float32)
@@ -86,14 +163,15 @@ def _float_pair(q, p, name, broadcast=True):
             f"{name}: the event (last) axes of the two arguments differ: "
             f"shapes {q.shape} and {p.shape}."
         )
-    if not broadcast:
-        return q, p
-    try:
-        tf.broadcast_static_shape(q.shape, p.shape)
-    except ValueError as error:
-        raise ValueError(
-            f"{name}: argument shapes {q.shape} and {p.shape} do not broadcast."
-        ) from error
+    if broadcast:
+        try:
+            tf.broadcast_static_shape(q.shape, p.shape)
+        except ValueError as error:
+            raise ValueError(
+                f"{name}: argument shapes {q.shape} and {p.shape} do not broadcast."
+            ) from error
+    if validate_args:
+        q, p = _on_simplex(q, name, "q"), _on_simplex(p, name, "p")
     return q, p
 
 
@@ -145,33 +223,42 @@ def _jsd_coordinate_sum(q, p):
     return tf.reduce_sum(0.5 * s * tf.where(small, near, far), axis=-1)
 
 
-def jensen_shannon_divergence(q, p):
+def jensen_shannon_divergence(q, p, validate_args=False):
     """Jensen–Shannon divergence normalized to ``[0, 1]`` with base-2 logs (eq. 4).
 
     ``JSD(q, p) = 1 - (1/2) Σ h(q_i) + h(p_i) - h(q_i + p_i)``, ``h(x) = -x log2 x``,
     computed in the equivalent cancellation-free form ``C(q, p) / (2 ln 2)`` with
     ``C = KL(q : m) + KL(p : m)``, ``m = (q + p)/2`` (eqs. 10–15). Equals
     ``scipy.spatial.distance.jensenshannon(q, p, base=2) ** 2`` on the simplex.
+
+    In ``[0, 1]`` on the simplex; in ``[0, (Σq + Σp)/2]`` for non-negative inputs off it;
+    meaningless with negative entries (module docstring). ``validate_args=True`` raises
+    ``InvalidArgumentError`` naming ``q`` or ``p`` when either is off the simplex.
     """
-    q, p = _float_pair(q, p, "jensen_shannon_divergence")
+    q, p = _float_pair(q, p, "jensen_shannon_divergence", validate_args=validate_args)
     return _jsd_coordinate_sum(q, p) / (2.0 * _LN2)
 
 
-def triangular_divergence(q, p):
+def triangular_divergence(q, p, validate_args=False):
     """Triangular divergence ``TRI(q, p) = (1/2) Σ (q_i - p_i)² / (q_i + p_i)`` (eq. 5).
 
-    Coordinates with ``q_i = p_i = 0`` contribute 0. In ``[0, 1]`` on the simplex.
+    Coordinates with ``q_i = p_i = 0`` contribute 0. In ``[0, 1]`` on the simplex; in
+    ``[0, (Σq + Σp)/2]`` for non-negative inputs off it; meaningless with negative entries
+    (module docstring). ``validate_args=True`` raises ``InvalidArgumentError`` naming ``q``
+    or ``p`` when either is off the simplex.
     """
-    q, p = _float_pair(q, p, "triangular_divergence")
+    q, p = _float_pair(q, p, "triangular_divergence", validate_args=validate_args)
     return 0.5 * tf.reduce_sum(tf.math.divide_no_nan(tf.square(q - p), q + p), axis=-1)
 
 
-def triangular_divergence_rewritten(q, p):
+def triangular_divergence_rewritten(q, p, validate_args=False):
     """The cheap rewrite of eq. 5 for points on the simplex: ``1 - Σ 2 p_i q_i/(p_i + q_i)``.
 
-    Eq. 23. Equal to :func:`triangular_divergence` only when ``Σq = Σp = 1``.
+    Eq. 23. Equal to :func:`triangular_divergence` only when ``Σq = Σp = 1`` (off the simplex
+    it differs from it by ``(Σq + Σp)/2 - 1``). ``validate_args=True`` raises
+    ``InvalidArgumentError`` naming ``q`` or ``p`` when either is off the simplex.
     """
-    q, p = _float_pair(q, p, "triangular_divergence_rewritten")
+    q, p = _float_pair(q, p, "triangular_divergence_rewritten", validate_args=validate_args)
     return 1.0 - 2.0 * tf.reduce_sum(tf.math.divide_no_nan(q * p, q + p), axis=-1)
 
 
@@ -277,8 +364,8 @@ def one_against_many(divergence, q, p):
     return fn(q[None, :], p)
 
 
-def _pairwise_operands(q, p, name):
-    q, p = _float_pair(q, p, name, broadcast=False)
+def _pairwise_operands(q, p, name, validate_args=False):
+    q, p = _float_pair(q, p, name, broadcast=False, validate_args=validate_args)
     if q.shape.rank not in (1, 2) or p.shape.rank != 2:
         raise ValueError(
             f"{name} expects q of shape [M, K] or [K] and p of shape [N, K]; received "
@@ -355,19 +442,50 @@ def pairwise_kullback_leibler_divergence(q, p):
     return result[0] if squeeze else result
 
 
-def pairwise_jensen_shannon_divergence(q, p, block_size=None):
-    """All pairs of :func:`jensen_shannon_divergence` (eq. 4), blocked over rows of ``q``."""
-    return pairwise_divergence(jensen_shannon_divergence, q, p, block_size)
+def _validated_pairwise(fn, q, p, block_size, validate_args, name):
+    if validate_args:
+        q, p = _float_pair(q, p, name, broadcast=False, validate_args=True)
+    return pairwise_divergence(fn, q, p, block_size)
 
 
-def pairwise_triangular_divergence(q, p, block_size=None):
-    """All pairs of :func:`triangular_divergence` (eq. 5), blocked over rows of ``q``."""
-    return pairwise_divergence(triangular_divergence, q, p, block_size)
+def pairwise_jensen_shannon_divergence(q, p, block_size=None, validate_args=False):
+    """All pairs of :func:`jensen_shannon_divergence` (eq. 4), blocked over rows of ``q``.
+
+    ``validate_args`` as in :func:`jensen_shannon_divergence`.
+    """
+    return _validated_pairwise(
+        jensen_shannon_divergence,
+        q,
+        p,
+        block_size,
+        validate_args,
+        "pairwise_jensen_shannon_divergence",
+    )
 
 
-def pairwise_triangular_divergence_rewritten(q, p, block_size=None):
-    """All pairs of :func:`triangular_divergence_rewritten` (eq. 23), blocked over rows."""
-    return pairwise_divergence(triangular_divergence_rewritten, q, p, block_size)
+def pairwise_triangular_divergence(q, p, block_size=None, validate_args=False):
+    """All pairs of :func:`triangular_divergence` (eq. 5), blocked over rows of ``q``.
+
+    ``validate_args`` as in :func:`triangular_divergence`.
+    """
+    return _validated_pairwise(
+        triangular_divergence, q, p, block_size, validate_args, "pairwise_triangular_divergence"
+    )
+
+
+def pairwise_triangular_divergence_rewritten(q, p, block_size=None, validate_args=False):
+    """All pairs of :func:`triangular_divergence_rewritten` (eq. 23), blocked over rows.
+
+    ``validate_args`` as in :func:`triangular_divergence_rewritten`.
+    """
+    return _validated_pairwise(
+        triangular_divergence_rewritten,
+        q,
+        p,
+        block_size,
+        validate_args,
+        "pairwise_triangular_divergence_rewritten",
+    )
 
 
 def pairwise_squared_euclidean_distance(x, y):
