@@ -16,8 +16,17 @@ Conventions shared by every loss and function here:
   come straight out of a softmax in a compiled model, the logits behind it are used
   instead, again exactly as Keras' cross-entropy does. ``from_logits=True`` takes logits.
 * float16 / bfloat16 inputs are computed in float32 (mixed precision); the per-example
-  values come back in float32 (float64 inputs stay float64).
-* Shapes of ``y_true`` and ``y_pred`` must agree (a ``ValueError`` names both).
+  values come back in float32 (float64 inputs stay float64). Integer inputs are cast to
+  float32 (never truncated).
+* Shapes of ``y_true`` and ``y_pred`` must agree (a ``ValueError`` names both), and they
+  need a class axis: rank >= 1, with ``axis`` inside it (a ``ValueError`` names the rank
+  requirement; a single example is a vector of K entries).
+* NaN propagates as in Keras' own losses: a NaN in ``y_true`` or ``y_pred`` gives NaN for
+  that example (``keras.callbacks.TerminateOnNaN`` stops training on it). Losses with a
+  ``validate`` argument assert instead that the targets lie on the simplex, and report NaN
+  or infinite entries as such (see :func:`validate_simplex`).
+* CC losses are negative log-densities on the simplex, not negative log-probabilities: a
+  density can exceed 1, so they can be negative (CC paper eq. 2).
 """
 
 import warnings
@@ -29,6 +38,7 @@ from tensorflow.python.ops import control_flow_util
 
 from keras_cc import ops as cc_ops
 from keras_cc.ops import divergences
+from keras_cc.ops.divergences import _simplex_assertions
 from keras_cc.ops.softmax import check_temperature
 
 __all__ = [
@@ -49,7 +59,7 @@ _PACKAGE = "keras_cc"
 _HALF_PRECISION = (tf.float16, tf.bfloat16)
 # Tolerance on |Σ y - 1| when targets are validated (float32 one-hots from a softmax
 # teacher are typically within 1e-6; 1e-3 also admits rounded, stored targets).
-SIMPLEX_ATOL = 1e-3
+SIMPLEX_ATOL = divergences.SIMPLEX_ATOL
 
 
 # ----------------------------------------------------------------------------- checks
@@ -107,11 +117,27 @@ def _compute_dtype(x):
     return x.dtype
 
 
-def _move_axis_last(x, axis):
+def _class_axis(x, axis, fn_name, name):
+    """``axis`` as an index in ``[0, rank)`` of ``x``; ``ValueError`` if ``x`` has no such axis."""
     rank = x.shape.rank
     if rank is None:
-        raise ValueError(f"Inputs need a known rank; received shape {x.shape}.")
-    axis = axis % rank if rank else 0
+        raise ValueError(f"`{fn_name}`: `{name}` needs a known rank; received shape {x.shape}.")
+    if rank == 0:
+        raise ValueError(
+            f"`{fn_name}`: `{name}` needs a class axis (rank >= 1, one entry per class); "
+            "received a scalar. A single example is a vector of one entry per class."
+        )
+    if not -rank <= axis < rank:
+        raise ValueError(
+            f"`{fn_name}`: axis={axis} is out of range for `{name}` of rank {rank} "
+            f"(shape {x.shape})."
+        )
+    return axis % rank
+
+
+def _move_axis_last(x, axis, fn_name, name):
+    axis = _class_axis(x, axis, fn_name, name)
+    rank = x.shape.rank
     if axis == rank - 1:
         return x
     perm = [i for i in range(rank) if i != axis] + [axis]
@@ -141,6 +167,7 @@ def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
     softmax whose logits can be recovered.
     """
     y_pred = tf.convert_to_tensor(y_pred)
+    axis = _class_axis(y_pred, axis, fn_name, "y_pred")
     dtype = _compute_dtype(y_pred)
     hidden_logits = _softmax_logits(y_pred)
     if hidden_logits is not None:
@@ -151,9 +178,9 @@ def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
                 stacklevel=3,
             )
         # Softmax over the last axis is Keras' default; anything else keeps probabilities.
-        if axis in (-1, y_pred.shape.rank - 1):
+        if axis == y_pred.shape.rank - 1:
             y_pred, from_logits = hidden_logits, True
-    y_pred = _move_axis_last(tf.cast(y_pred, dtype), axis)
+    y_pred = _move_axis_last(tf.cast(y_pred, dtype), axis, fn_name, "y_pred")
     if from_logits:
         return tf.nn.log_softmax(y_pred, axis=-1)
     y_pred = y_pred / tf.reduce_sum(y_pred, axis=-1, keepdims=True)
@@ -161,8 +188,8 @@ def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
     return tf.math.log(tf.clip_by_value(y_pred, epsilon, 1.0 - epsilon))
 
 
-def _targets(y_true, dtype, axis):
-    return _move_axis_last(tf.cast(tf.convert_to_tensor(y_true), dtype), axis)
+def _targets(y_true, dtype, axis, fn_name):
+    return _move_axis_last(tf.cast(tf.convert_to_tensor(y_true), dtype), axis, fn_name, "y_true")
 
 
 def _check_same_shape(y_true, y_pred, fn_name):
@@ -183,27 +210,33 @@ def _smooth(one_hot, label_smoothing):
     return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
-def _smooth_along(y_true, label_smoothing, axis):
+def _smooth_along(y_true, label_smoothing, axis, fn_name):
     """:func:`_smooth` along any ``axis`` of targets that are not yet converted."""
     y = tf.convert_to_tensor(y_true)
     if not y.dtype.is_floating:
         y = tf.cast(y, tf.float32)
-    num_classes = tf.cast(tf.shape(y)[axis], y.dtype)
+    num_classes = tf.cast(tf.shape(y)[_class_axis(y, axis, fn_name, "y_true")], y.dtype)
     return y * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
 def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
     """Asserts that ``y_true`` lies on the probability simplex along ``axis``.
 
-    Raises ``tf.errors.InvalidArgumentError`` naming ``name``, the offending values and
-    the tolerance if any entry is negative or a row does not sum to 1 within ``atol``.
-    XLA ignores assertions, so inside an XLA-compiled function (``jit_compile=True``)
-    this raises a ``ValueError`` at trace time instead: validate the data beforehand
-    (eagerly) or compile with ``jit_compile=False``. Returns ``y_true`` (float).
+    Raises ``tf.errors.InvalidArgumentError`` naming ``name``, what is wrong and the first
+    offending rows: NaN or infinite entries (reported as such, never as negative), negative
+    entries, or rows that do not sum to 1 within ``atol``. ``y_true`` needs a class axis
+    (``ValueError`` otherwise). XLA ignores assertions, so inside an XLA-compiled function
+    (``jit_compile=True``) this raises a ``ValueError`` at trace time instead: validate the
+    data beforehand (eagerly) or compile with ``jit_compile=False``. Returns ``y_true``
+    (float, class axis last).
     """
+    return _validated(y_true, axis, atol, name, "validate_simplex")
+
+
+def _validated(y_true, axis, atol, name, fn_name):
     if _in_xla_context():
         raise ValueError(
-            f"Validating that `{name}` lies on the simplex cannot run inside an "
+            f"`{fn_name}`: validating that `{name}` lies on the simplex cannot run inside an "
             "XLA-compiled function (XLA drops assertions). Compile the model with "
             "jit_compile=False, or call keras_cc.losses.validate_simplex(targets) on the "
             "data before training and keep validate=False."
@@ -211,23 +244,18 @@ def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
     y_true = tf.convert_to_tensor(y_true)
     if not y_true.dtype.is_floating:
         y_true = tf.cast(y_true, tf.float32)
-    y_true = _move_axis_last(y_true, axis)
-    totals = tf.reduce_sum(y_true, axis=-1)
-    checks = [
-        tf.debugging.assert_non_negative(
-            y_true, message=f"`{name}` must lie on the simplex: it has negative entries"
-        ),
-        tf.debugging.assert_near(
-            totals,
-            tf.ones_like(totals),
-            atol=atol,
-            rtol=0.0,
-            message=f"`{name}` must lie on the simplex: its rows must sum to 1 (atol={atol})",
-            summarize=8,
-        ),
-    ]
-    with tf.control_dependencies(checks):
+    y_true = _move_axis_last(y_true, axis, fn_name, name)
+    with tf.control_dependencies(_simplex_assertions(y_true, f"`{fn_name}`", name, atol)):
         return tf.identity(y_true)
+
+
+def _targets_in_order(y_true, dtype, axis, validate, fn_name):
+    """Targets as ``dtype`` with the class axis last, validated on the simplex if asked."""
+    if validate:
+        return _targets(
+            _validated(y_true, axis, SIMPLEX_ATOL, "y_true", fn_name), dtype, -1, fn_name
+        )
+    return _targets(y_true, dtype, axis, fn_name)
 
 
 # --------------------------------------------------------------- functional forms
@@ -243,7 +271,8 @@ def continuous_categorical_nll(
     probabilities, ``t`` the temperature; ``η = z / t`` for logits ``z``),
     ``-log p(y; η) = -Σ y_k η_k + log C⁻¹(η)`` where ``log C⁻¹`` is
     :func:`keras_cc.ops.cc_log_normalizer`. For ``t = 1`` this is
-    ``CE(y, f) + log C⁻¹(log f)`` (CC paper eq. 7). Returns one value per example.
+    ``CE(y, f) + log C⁻¹(log f)`` (CC paper eq. 7). Returns one value per example. It is a
+    negative log-density, so it can be negative (a density on the simplex can exceed 1).
 
     Args:
         y_true: targets on the simplex, same shape as ``y_pred``.
@@ -251,19 +280,16 @@ def continuous_categorical_nll(
         from_logits: whether ``y_pred`` holds logits.
         temperature: ``t > 0`` dividing the natural parameter (distillation).
         validate: assert that ``y_true`` lies on the simplex (see
-            :func:`validate_simplex`; not available under XLA).
+            :func:`validate_simplex`; not available under XLA). Without it, targets off the
+            simplex give a number without meaning, and NaN targets give NaN.
         axis: the class axis.
     """
+    fn_name = "continuous_categorical_nll"
     _check_axis(axis)
     temperature = _check_temperature(temperature)
-    _check_same_shape(y_true, y_pred, "continuous_categorical_nll")
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, "continuous_categorical_nll")
-    if validate:
-        y_true = validate_simplex(y_true, axis=axis)
-        axis_for_targets = -1
-    else:
-        axis_for_targets = axis
-    y = _targets(y_true, log_f.dtype, axis_for_targets)
+    _check_same_shape(y_true, y_pred, fn_name)
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
+    y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
     eta = log_f if temperature == 1.0 else log_f / temperature
     return cc_ops.cc_log_normalizer(eta) - tf.reduce_sum(y * eta, axis=-1)
 
@@ -274,13 +300,15 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
 
     ``CE(y_LS, f) + log C⁻¹(log f)`` with ``y_LS = (1 - ε) y + ε/K`` (eq. 5), i.e. the
     label-smoothed cross-entropy plus the CC log-normalizer of the predicted
-    log-probabilities. One-hot ``y_true``; one value per example.
+    log-probabilities. One-hot ``y_true``; one value per example (possibly negative: it is
+    a negative log-density).
     """
+    fn_name = "cc_label_smoothing"
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
-    _check_same_shape(y_true, y_pred, "cc_label_smoothing")
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, "cc_label_smoothing")
-    y = _smooth(_targets(y_true, log_f.dtype, axis), label_smoothing)
+    _check_same_shape(y_true, y_pred, fn_name)
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
+    y = _smooth(_targets(y_true, log_f.dtype, axis, fn_name), label_smoothing)
     return cc_ops.cc_log_normalizer(log_f) - tf.reduce_sum(y * log_f, axis=-1)
 
 
@@ -293,21 +321,23 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
     eager and graph mode; under XLA such rows give NaN, as Keras' sparse cross-entropy
     does on GPUs).
     """
+    fn_name = "sparse_cc_label_smoothing"
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
     y_pred = tf.convert_to_tensor(y_pred)
     y_true = tf.convert_to_tensor(y_true)
+    axis = _class_axis(y_pred, axis, fn_name, "y_pred")
     rank = y_pred.shape.rank
     if y_true.shape.rank == rank and y_true.shape[axis] == 1:
         y_true = tf.squeeze(y_true, axis=axis)
-    expected = y_pred.shape[: axis % rank] + y_pred.shape[axis % rank + 1 :]
+    expected = y_pred.shape[:axis] + y_pred.shape[axis + 1 :]
     if not y_true.shape.is_compatible_with(expected):
         raise ValueError(
-            "`sparse_cc_label_smoothing`: `y_true` must hold one integer label per "
+            f"`{fn_name}`: `y_true` must hold one integer label per "
             f"example, shape {expected}; received y_true.shape={y_true.shape}, "
             f"y_pred.shape={y_pred.shape}."
         )
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, "sparse_cc_label_smoothing")
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
     num_classes = tf.shape(log_f)[-1]
     labels = tf.cast(y_true, tf.int32)
     valid = tf.logical_and(labels >= 0, labels < num_classes)
@@ -327,22 +357,37 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1):
-    """Triangular divergence ``TRI(y, f)`` (correlations paper eq. 5), one value per example."""
+def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=False):
+    """Triangular divergence ``TRI(y, f)`` (correlations paper eq. 5), one value per example.
+
+    ``(1/2) Σ (y_i - f_i)² / (y_i + f_i)``: in ``[0, 1]`` for targets on the simplex. The
+    predictions are always on the simplex; targets are not renormalized, so non-negative
+    targets summing to ``s`` give values in ``[0, (s + 1)/2]`` and negative entries give
+    values without meaning. ``validate=True`` asserts that ``y_true`` lies on the simplex
+    (:func:`validate_simplex`; not available under XLA).
+    """
+    fn_name = "triangular_divergence"
     _check_axis(axis)
-    _check_same_shape(y_true, y_pred, "triangular_divergence")
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, "triangular_divergence")
-    y = _targets(y_true, log_f.dtype, axis)
+    _check_same_shape(y_true, y_pred, fn_name)
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
+    y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
     return divergences.triangular_divergence(y, tf.exp(log_f))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1):
-    """Jensen–Shannon divergence ``JSD(y, f)`` in ``[0, 1]`` (correlations paper eq. 4, base 2)."""
+def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=False):
+    """Jensen–Shannon divergence ``JSD(y, f)`` (correlations paper eq. 4, base 2), per example.
+
+    In ``[0, 1]`` for targets on the simplex. The predictions are always on the simplex;
+    targets are not renormalized, so non-negative targets summing to ``s`` give values in
+    ``[0, (s + 1)/2]`` and negative entries give values without meaning. ``validate=True``
+    asserts that ``y_true`` lies on the simplex (:func:`validate_simplex`; not under XLA).
+    """
+    fn_name = "jensen_shannon_divergence"
     _check_axis(axis)
-    _check_same_shape(y_true, y_pred, "jensen_shannon_divergence")
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, "jensen_shannon_divergence")
-    y = _targets(y_true, log_f.dtype, axis)
+    _check_same_shape(y_true, y_pred, fn_name)
+    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
+    y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
     return divergences.jensen_shannon_divergence(y, tf.exp(log_f))
 
 
@@ -434,11 +479,12 @@ class _DivergenceLoss(_KerasCCLoss):
         reduction="sum_over_batch_size",
         name=None,
         dtype=None,
+        validate=False,
         **kwargs,
     ):
         super().__init__(
             type(self)._per_example_fn,
-            {"from_logits": from_logits, "axis": axis},
+            {"from_logits": from_logits, "axis": axis, "validate": bool(validate)},
             reduction,
             name,
             dtype,
@@ -454,6 +500,8 @@ class CCLabelSmoothing(_LabelSmoothingLoss):
     ``CE(y_LS, f) + log C⁻¹(log f)`` with ``y_LS = (1 - ε) y + ε/K``. A drop-in
     replacement for ``keras.losses.CategoricalCrossentropy(label_smoothing=ε)``; needs
     Keras 3's TensorFlow backend. Half-precision predictions are computed in float32.
+    Unlike the cross-entropy it can be negative: it is a negative log-density, and a
+    density on the simplex can exceed 1.
 
     Args:
         label_smoothing: ``ε`` in ``[0, 1)`` (default 0.1).
@@ -502,14 +550,18 @@ class ContinuousCategoricalLoss(_KerasCCLoss):
     ``-log p(y; η)`` with ``η = log f / temperature`` (``z / temperature`` for logits),
     equal to ``mean(-keras_cc.ContinuousCategorical(logits=η).log_prob(y))``. Soften the
     teacher's targets yourself (e.g. ``softmax(teacher_logits / t)``); ``temperature``
-    only scales the student's natural parameter. Needs Keras 3's TensorFlow backend.
+    only scales the student's natural parameter. A negative log-density: it can be
+    negative, since a density on the simplex can exceed 1. Needs Keras 3's TensorFlow
+    backend.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (default: probabilities).
         temperature: ``t > 0``.
-        validate: assert that targets lie on the simplex (entries >= 0, rows summing to 1
-            within ``keras_cc.losses.SIMPLEX_ATOL``); raises ``InvalidArgumentError``. Not
-            available inside XLA (``jit_compile=True``), where it raises ``ValueError``.
+        validate: assert that targets lie on the simplex (finite, entries >= 0, rows
+            summing to 1 within ``keras_cc.losses.SIMPLEX_ATOL``); raises
+            ``InvalidArgumentError`` saying which. Not available inside XLA
+            (``jit_compile=True``), where it raises ``ValueError``. Without it, NaN targets
+            give NaN, as in Keras.
         axis, reduction, name, dtype: as in ``keras.losses.CategoricalCrossentropy``.
 
     Example:
@@ -547,16 +599,19 @@ class ContinuousCategoricalLoss(_KerasCCLoss):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class TriangularDivergence(_DivergenceLoss):
-    """Triangular divergence loss (correlations paper eq. 5), in ``[0, 1]``.
+    """Triangular divergence loss (correlations paper eq. 5), in ``[0, 1]`` on the simplex.
 
     ``(1/2) Σ (y_i - f_i)² / (y_i + f_i)``: symmetric, the square of a metric, tightly
     correlated with cross-entropy at high temperature and cheaper (no logarithm).
-    Needs Keras 3's TensorFlow backend.
+    Targets are not renormalized: non-negative targets summing to ``s`` give values in
+    ``[0, (s + 1)/2]``. Needs Keras 3's TensorFlow backend.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (default: probabilities).
         axis, reduction, dtype: as in ``keras.losses.CategoricalCrossentropy``.
         name: default ``"triangular_divergence"``.
+        validate: assert that targets lie on the simplex, as in
+            :class:`ContinuousCategoricalLoss` (not under XLA).
 
     Example:
 
@@ -571,11 +626,13 @@ class TriangularDivergence(_DivergenceLoss):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class JensenShannonDivergence(_DivergenceLoss):
-    """Jensen–Shannon divergence loss in ``[0, 1]`` (correlations paper eq. 4, base 2).
+    """Jensen–Shannon loss (correlations paper eq. 4, base 2); in ``[0, 1]`` on the simplex.
 
     Symmetric and bounded; computed without the cancellation of eq. 4 near ``y = f``.
-    Needs Keras 3's TensorFlow backend. Same arguments as :class:`TriangularDivergence`;
-    ``name`` defaults to ``"jensen_shannon_divergence"``.
+    Targets are not renormalized: non-negative targets summing to ``s`` give values in
+    ``[0, (s + 1)/2]``. Needs Keras 3's TensorFlow backend. Same arguments as
+    :class:`TriangularDivergence` (``validate`` included); ``name`` defaults to
+    ``"jensen_shannon_divergence"``.
 
     Example:
 

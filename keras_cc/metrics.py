@@ -2,10 +2,12 @@
 
 Streaming means (``keras.metrics.MeanMetricWrapper``) of the per-example functions of
 :mod:`keras_cc.losses`, with the same input conventions (probabilities by default,
-``from_logits=True`` for logits, computed in float32 for half-precision inputs). They
-need Keras 3's TensorFlow backend. The metric classes are registered under names
-ending in ``Metric`` (e.g. ``keras_cc>TriangularDivergenceMetric``) so they never
-collide with the losses of the same name when a model is saved and loaded.
+``from_logits=True`` for logits, computed in float32 for half-precision inputs; NaN
+propagates as in Keras; ``validate=True`` asserts that the targets lie on the simplex and
+is not available under XLA). They need Keras 3's TensorFlow backend. The metric classes
+are registered under names ending in ``Metric`` (e.g.
+``keras_cc>TriangularDivergenceMetric``) so they never collide with the losses of the same
+name when a model is saved and loaded.
 
 Example:
 
@@ -75,10 +77,10 @@ class _DivergenceMetric(_KerasCCMetric):
     ``name=None`` means the subclass's ``_default_name``.
     """
 
-    def __init__(self, name=None, dtype=None, from_logits=False, axis=-1, **kwargs):
+    def __init__(self, name=None, dtype=None, from_logits=False, axis=-1, validate=False, **kwargs):
         super().__init__(
             type(self)._per_example_fn,
-            {"from_logits": from_logits, "axis": axis},
+            {"from_logits": from_logits, "axis": axis, "validate": bool(validate)},
             name,
             dtype,
             **kwargs,
@@ -87,11 +89,15 @@ class _DivergenceMetric(_KerasCCMetric):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE, name="TriangularDivergenceMetric")
 class TriangularDivergence(_DivergenceMetric):
-    """Mean triangular divergence ``TRI(y, f)`` (correlations paper eq. 5), in ``[0, 1]``.
+    """Mean triangular divergence ``TRI(y, f)`` (correlations paper eq. 5).
+
+    In ``[0, 1]`` for targets on the simplex; targets are not renormalized (see
+    :func:`keras_cc.losses.triangular_divergence` for the range off the simplex).
 
     Args:
         name: metric name (default ``"triangular_divergence"``). dtype: result dtype.
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
+        validate: assert that the targets lie on the simplex (not under XLA).
 
     Example:
 
@@ -108,11 +114,15 @@ class TriangularDivergence(_DivergenceMetric):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE, name="JensenShannonDivergenceMetric")
 class JensenShannonDivergence(_DivergenceMetric):
-    """Mean Jensen–Shannon divergence (correlations paper eq. 4, base 2), in ``[0, 1]``.
+    """Mean Jensen–Shannon divergence (correlations paper eq. 4, base 2).
+
+    In ``[0, 1]`` for targets on the simplex; targets are not renormalized (see
+    :func:`keras_cc.losses.jensen_shannon_divergence` for the range off the simplex).
 
     Args:
         name: metric name (default ``"jensen_shannon_divergence"``). dtype: result dtype.
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
+        validate: assert that the targets lie on the simplex (not under XLA).
     """
 
     _per_example_fn = staticmethod(_losses.jensen_shannon_divergence)
@@ -136,6 +146,7 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
         label_smoothing: ``ε`` in ``[0, 1)`` applied to the targets first.
         temperature: ``t > 0`` dividing the natural parameter.
         axis: the class axis.
+        validate: assert that the targets lie on the simplex (not under XLA).
     """
 
     def __init__(
@@ -146,6 +157,7 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
         label_smoothing=0.0,
         temperature=1.0,
         axis=-1,
+        validate=False,
         **kwargs,
     ):
         super().__init__(
@@ -155,6 +167,7 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
                 "label_smoothing": _losses._check_label_smoothing(label_smoothing),
                 "temperature": _losses._check_temperature(temperature),
                 "axis": axis,
+                "validate": bool(validate),
             },
             name,
             dtype,
@@ -162,10 +175,17 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
         )
 
 
-def _cc_nll_with_smoothing(y_true, y_pred, from_logits, label_smoothing, temperature, axis):
+def _cc_nll_with_smoothing(
+    y_true, y_pred, from_logits, label_smoothing, temperature, axis, validate=False
+):
     """CC negative log-likelihood of (optionally label-smoothed) targets, per example."""
     if label_smoothing:
-        y_true = _losses._smooth_along(y_true, label_smoothing, axis)
+        y_true = _losses._smooth_along(y_true, label_smoothing, axis, "CCNegativeLogLikelihood")
     return _losses.continuous_categorical_nll(
-        y_true, y_pred, from_logits=from_logits, temperature=temperature, axis=axis
+        y_true,
+        y_pred,
+        from_logits=from_logits,
+        temperature=temperature,
+        validate=validate,
+        axis=axis,
     )

@@ -1,12 +1,12 @@
 """keras_cc.ContinuousCategorical: TFP conventions, special cases, sampler, KL, bad input."""
 
+import keras_cc  # noqa: I001  (before TFP: loads TFP 0.23 with the Keras routing it needs)
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from scipy import integrate, stats
 
-import keras_cc
 from keras_cc import ContinuousCategorical
 
 tfd = tfp.distributions

@@ -287,6 +287,71 @@ def test_bad_shapes_name_the_shapes(rng):
         dv.one_against_many("XYZ", np.ones(4), np.ones((2, 4)))
 
 
+# ------------------------------------------------- ranges, inputs off the simplex
+
+BOUNDED = {
+    "triangular_divergence": dv.triangular_divergence,
+    "jensen_shannon_divergence": dv.jensen_shannon_divergence,
+}
+VALIDATING = {
+    **BOUNDED,
+    "triangular_divergence_rewritten": dv.triangular_divergence_rewritten,
+    "pairwise_triangular_divergence": dv.pairwise_triangular_divergence,
+    "pairwise_jensen_shannon_divergence": dv.pairwise_jensen_shannon_divergence,
+    "pairwise_triangular_divergence_rewritten": dv.pairwise_triangular_divergence_rewritten,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDED))
+def test_range_on_and_off_the_simplex(rng, name):
+    fn = BOUNDED[name]
+    q, p = _simplex(rng, 200, 6, 0.3), _simplex(rng, 200, 6, 0.3)
+    values = fn(q, p).numpy()
+    assert np.all(values >= 0.0) and np.all(values <= 1.0)
+    # disjoint supports reach 1, equal points 0
+    assert fn([0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.25, 0.75]).numpy() == pytest.approx(1.0)
+    assert fn(q[0], q[0]).numpy() == pytest.approx(0.0, abs=1e-12)
+    # non-negative, not normalized: within [0, (sum q + sum p) / 2], bound reached when disjoint
+    scale_q, scale_p = rng.uniform(0.0, 3.0, (200, 1)), rng.uniform(0.0, 3.0, (200, 1))
+    values = fn(q * scale_q, p * scale_p).numpy()
+    bound = (scale_q + scale_p)[:, 0] / 2
+    assert np.all(values >= 0.0) and np.all(values <= bound * (1 + 1e-12))
+    assert fn([2.0, 0.0, 0.0], [0.0, 0.0, 1.0]).numpy() == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("name", sorted(VALIDATING))
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_validate_args_names_the_argument_and_the_fault(name, dtype):
+    fn = VALIDATING[name]
+    good = tf.constant([[0.25, 0.25, 0.5], [0.5, 0.5, 0.0]], dtype)
+    expected = fn(good, good).numpy()
+    np.testing.assert_array_equal(fn(good, good, validate_args=True).numpy(), expected)
+    bad_rows = {
+        "NaN or infinite": [[float("nan"), 0.5, 0.5], [0.5, 0.5, 0.0]],
+        "negative entries": [[-0.25, 0.75, 0.5], [0.5, 0.5, 0.0]],
+        "sum to 1": [[0.5, 0.25, 0.125], [0.5, 0.5, 0.0]],
+    }
+    for fault, rows in bad_rows.items():
+        bad = tf.constant(rows, dtype)
+        for argument, args in (("q", (bad, good)), ("p", (good, bad))):
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
+                fn(*args, validate_args=True)
+            message = str(error.value)
+            assert f"{name}: `{argument}` must lie on the simplex" in message
+            assert fault in message
+            if fault.startswith("NaN"):
+                assert "negative" not in message and "sum to 1" not in message
+
+
+def test_validate_args_refuses_xla():
+    @tf.function(jit_compile=True)
+    def validated(q, p):
+        return dv.triangular_divergence(q, p, validate_args=True)
+
+    with pytest.raises(ValueError, match="XLA"):
+        validated(tf.constant([0.5, 0.5]), tf.constant([0.5, 0.5]))
+
+
 # ------------------------------------------------------------------ softmax family
 
 

@@ -254,21 +254,100 @@ def test_out_of_range_sparse_labels_raise():
         keras_cc.SparseCCLabelSmoothing()(np.array([0, 5]), np.ones((2, 5)) / 5)
 
 
+VALIDATING_LOSSES = [
+    keras_cc.ContinuousCategoricalLoss,
+    keras_cc.TriangularDivergence,
+    keras_cc.JensenShannonDivergence,
+]
+
+
+@pytest.mark.parametrize("loss_cls", VALIDATING_LOSSES, ids=lambda c: c.__name__)
 @pytest.mark.parametrize(
     "targets, message",
     [
-        ([[0.5, 0.7, -0.2]], "negative entries"),
-        ([[0.5, 0.2, 0.2]], "sum to 1"),
+        ([[0.5, 0.7, -0.2]], "it has negative entries"),
+        ([[0.5, 0.2, 0.2]], "its rows must sum to 1"),
+        ([[np.nan, 0.5, 0.5]], "it has NaN or infinite entries"),
+        ([[np.inf, 0.5, 0.5]], "it has NaN or infinite entries"),
     ],
 )
-def test_validate_rejects_targets_off_the_simplex(targets, message):
-    loss = keras_cc.ContinuousCategoricalLoss(validate=True)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+def test_validate_rejects_targets_off_the_simplex(loss_cls, targets, message):
+    loss = loss_cls(validate=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message) as error:
         loss(np.array(targets), np.ones((1, 3)) / 3)
-    # without validation the (meaningless) value is computed silently: that is the flag's job
-    value = keras_cc.ContinuousCategoricalLoss()(np.array(targets), np.ones((1, 3)) / 3)
-    assert np.isfinite(value.numpy())
+    assert "`y_true` must lie on the simplex" in str(error.value)
+    if np.isnan(targets).any():
+        assert "negative" not in str(error.value) and "sum to 1" not in str(error.value)
     assert np.isfinite(loss(np.array([[0.2, 0.3, 0.5]]), np.ones((1, 3)) / 3).numpy())
+
+
+@pytest.mark.parametrize("loss_cls", VALIDATING_LOSSES, ids=lambda c: c.__name__)
+def test_nan_targets_propagate_without_validation_as_in_keras(loss_cls):
+    targets = np.array([[np.nan, 0.5, 0.5], [0.2, 0.3, 0.5]])
+    per_example = loss_cls(reduction=None)(targets, np.ones((2, 3)) / 3).numpy()
+    keras_ce = keras.losses.CategoricalCrossentropy(reduction=None)(targets, np.ones((2, 3)) / 3)
+    assert np.isnan(per_example[0]) and np.isnan(keras_ce.numpy()[0])
+    assert np.isfinite(per_example[1])
+
+
+def test_divergence_losses_off_the_simplex_stay_within_the_documented_range():
+    prediction = np.array([[0.0, 0.0, 1.0]])
+    for loss in (keras_cc.TriangularDivergence(), keras_cc.JensenShannonDivergence()):
+        # a target summing to s = 2, disjoint from the prediction: (s + 1) / 2
+        assert loss(np.array([[2.0, 0.0, 0.0]]), prediction).numpy() == pytest.approx(1.5, 1e-5)
+        assert loss(np.array([[0.7, 0.3, 0.0]]), prediction).numpy() <= 1.0
+
+
+def test_cc_losses_can_be_negative():
+    """A density on the simplex can exceed 1, so its negative logarithm can be below 0."""
+    confident = np.array([[0.9, 0.05, 0.05]])
+    loss = keras_cc.ContinuousCategoricalLoss()(confident, confident).numpy()
+    density = keras_cc.ContinuousCategorical(probs=confident).prob(confident).numpy()
+    assert density[0] > 1.0 and loss == pytest.approx(-np.log(density[0]), rel=1e-5)
+    assert loss < 0.0
+    assert keras_cc.CCLabelSmoothing(0.1)(np.eye(3)[:1], confident).numpy() < 0.0
+
+
+SCALAR_CALLS = [
+    lambda: losses.cc_label_smoothing(1.0, 0.5),
+    lambda: losses.continuous_categorical_nll(1.0, 0.5),
+    lambda: losses.triangular_divergence(1.0, 0.5),
+    lambda: losses.jensen_shannon_divergence(1.0, 0.5),
+    lambda: losses.sparse_cc_label_smoothing(0, 0.5),
+    lambda: keras_cc.CCLabelSmoothing()(1.0, 0.5),
+    lambda: keras_cc.ContinuousCategoricalLoss(validate=True)(1.0, 0.5),
+    lambda: keras_cc.TriangularDivergence()(1.0, 0.5),
+    lambda: keras_cc.JensenShannonDivergence()(1.0, 0.5),
+    lambda: keras_cc.metrics.CCNegativeLogLikelihood(label_smoothing=0.1).update_state(1.0, 0.5),
+    lambda: losses.validate_simplex(1.0),
+]
+
+
+@pytest.mark.parametrize("call", SCALAR_CALLS)
+def test_scalar_inputs_name_the_rank_requirement(call):
+    with pytest.raises(ValueError, match=r"needs a class axis \(rank >= 1"):
+        call()
+
+
+def test_axis_outside_the_rank_is_refused():
+    with pytest.raises(ValueError, match="axis=2 is out of range for `y_pred` of rank 2"):
+        keras_cc.CCLabelSmoothing(axis=2)(np.eye(3), np.eye(3))
+    with pytest.raises(ValueError, match="axis=-3 is out of range"):
+        losses.sparse_cc_label_smoothing(np.zeros(3), np.eye(3), axis=-3)
+
+
+def test_integer_inputs_are_cast_not_truncated():
+    one_hot = np.eye(3, dtype="int64")
+    logits = np.array([[2, 0, -1], [0, 1, 0], [3, 3, 0]])
+    for loss in (
+        keras_cc.CCLabelSmoothing(from_logits=True),
+        keras_cc.ContinuousCategoricalLoss(from_logits=True),
+        keras_cc.TriangularDivergence(from_logits=True),
+    ):
+        got = loss(one_hot, logits)
+        assert got.dtype == tf.float32
+        expected = loss(one_hot.astype("float32"), logits.astype("float32"))
+        assert got.numpy() == pytest.approx(expected.numpy(), rel=1e-6)
 
 
 def test_validate_refuses_xla():
@@ -305,7 +384,7 @@ def _instances():
         keras_cc.CCLabelSmoothing(0.2, from_logits=True, axis=1, reduction="sum", name="a"),
         keras_cc.SparseCCLabelSmoothing(0.05, dtype="float64"),
         keras_cc.ContinuousCategoricalLoss(True, temperature=2.5, validate=True, reduction=None),
-        keras_cc.TriangularDivergence(from_logits=True, name="tri"),
+        keras_cc.TriangularDivergence(from_logits=True, name="tri", validate=True),
         keras_cc.JensenShannonDivergence(reduction="mean"),
     ]
 

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.special
+import tensorflow as tf
 
 from keras_cc import metrics, ops
 
@@ -73,9 +74,38 @@ def test_metric_shapes_are_checked():
         metrics.TriangularDivergence().update_state(np.ones((2, 3)) / 3, np.ones((2, 4)) / 4)
 
 
+@pytest.mark.parametrize(
+    "metric",
+    [
+        metrics.TriangularDivergence(validate=True),
+        metrics.JensenShannonDivergence(validate=True),
+        metrics.CCNegativeLogLikelihood(label_smoothing=0.1, validate=True),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_metrics_validate_targets_and_report_nan_as_nan(metric):
+    prediction = np.ones((1, 3), "float32") / 3
+    for targets, message in (
+        ([[np.nan, 0.5, 0.5]], "it has NaN or infinite entries"),
+        ([[1.5, -0.5, 0.0]], "it has negative entries"),
+    ):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message) as error:
+            metric.update_state(np.array(targets, "float32"), prediction)
+        assert "`y_true` must lie on the simplex" in str(error.value)
+    metric.update_state(np.array([[0.2, 0.3, 0.5]], "float32"), prediction)
+    assert np.isfinite(metric.result().numpy())
+    assert metric.get_config()["validate"] is True
+
+
+def test_metrics_without_validation_propagate_nan():
+    metric = metrics.TriangularDivergence()
+    metric.update_state(np.array([[np.nan, 0.5, 0.5]], "float32"), np.ones((1, 3)) / 3)
+    assert np.isnan(metric.result().numpy())
+
+
 def _instances():
     return [
-        metrics.TriangularDivergence(name="tri", from_logits=True),
+        metrics.TriangularDivergence(name="tri", from_logits=True, validate=True),
         metrics.JensenShannonDivergence(dtype="float64", axis=1),
         metrics.CCNegativeLogLikelihood(from_logits=True, label_smoothing=0.1, temperature=3.0),
     ]
