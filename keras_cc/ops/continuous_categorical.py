@@ -163,6 +163,12 @@ def _centered(logits):
     return minimum, logits - minimum[:, None]
 
 
+# Rows whose spread exceeds this many times K - 1 go to the table: the series costs about
+# 2 spread terms of O(K) work, the table K levels of O(K) work at a larger constant factor
+# (measured with benchmarks/cc_numerics.py).
+TABLE_SPREAD_PER_CLASS = 4.0
+
+
 def _table_terms(num_classes):
     """Static cap on the cluster series' terms: a cluster's spread is below 2K."""
     return _divided_difference_table.leaf_series_terms(2.0 * num_classes)
@@ -171,9 +177,10 @@ def _table_terms(num_classes):
 def _log_normalizer_and_mean(logits):
     """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits.
 
-    Rows whose sorted nodes split into clusters (a spread of at least K - 1) go through the
-    divided-difference table; the others, and rows whose clusters would need more series
-    terms than the table's static cap, through the series (S1) with its moments (M1).
+    Rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1) go through the
+    divided-difference table (their sorted nodes always split into clusters); the others,
+    and rows whose clusters would need more series terms than the table's static cap,
+    through the series (S1) with its moments (M1).
     Rows with a non-finite logit give NaN.
     """
     dtype = logits.dtype
@@ -183,8 +190,8 @@ def _log_normalizer_and_mean(logits):
     nodes = tf.cast(tf.gather(logits, order, batch_dims=1), tf.float64)
     minimum = nodes[:, 0]
     w = nodes - minimum[:, None]
-    segment, _, _ = _divided_difference_table.clusters(w)
-    wide = segment[:, -1] > 1
+    spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(tf.shape(w)[-1] - 1, w.dtype)
+    wide = w[:, -1] > spread_limit  # such rows always split into clusters
     num_classes = logits.shape[-1]
 
     def by_table():
@@ -201,9 +208,7 @@ def _log_normalizer_and_mean(logits):
     if num_classes is None:
         table_value, table_gradient, by_table_rows = none()
     else:
-        table_value, table_gradient, by_table_rows = tf.cond(
-            tf.reduce_any(wide), by_table, none
-        )
+        table_value, table_gradient, by_table_rows = tf.cond(tf.reduce_any(wide), by_table, none)
     series_w = tf.where(by_table_rows[:, None], tf.zeros_like(w), w)
     series_value, series_mean, _ = _positive_series(tf.cast(series_w, dtype))
     value = minimum + tf.where(by_table_rows, table_value, series_value)
@@ -217,29 +222,61 @@ def _log_normalizer_and_mean(logits):
 _log_normalizer_and_mean_xla = tf.function(
     _log_normalizer_and_mean, jit_compile=True, autograph=False, reduce_retracing=True
 )
-"""The series compiled as one XLA cluster: 2-4.5x faster than graph-mode loop iterations."""
+"""The whole computation as one XLA cluster: one kernel launch per call in eager mode and in
+graphs that are not compiled, instead of several per loop iteration."""
 
 
-def _in_graph_outside_xla():
-    """True while tracing a graph (e.g. a Keras train step) that XLA will not compile."""
+def _in_xla_context():
+    """True while tracing a function that XLA compiles as a whole."""
     if tf.executing_eagerly():
         return False
-    graph = tf_framework_ops.get_default_graph()
-    return not control_flow_util.GraphOrParentsInXlaContext(graph)
+    return control_flow_util.GraphOrParentsInXlaContext(tf_framework_ops.get_default_graph())
+
+
+def _value_and_mean_forward(logits):
+    # Inside an XLA-compiled function the computation is inlined into it; anywhere else it
+    # runs as its own XLA cluster (eager mode costs what graph mode costs).
+    # The gradient is supplied by `_value_and_mean`: no tape may record the loops.
+    logits = tf.stop_gradient(logits)
+    if _in_xla_context():
+        return _log_normalizer_and_mean(logits)
+    return _log_normalizer_and_mean_xla(logits)
+
+
+def _covariance_vector_product(logits, vector):
+    """Cov[y] v = d/dt E_{eta + t v}[y] at t = 0 (the Hessian of log C^{-1} is Cov[y]).
+
+    A central difference of the exact mean in float64 with step eps^(1/3) / max|v|: about
+    1e-10 relative accuracy. It serves second derivatives (gradient penalties, Hessian-vector
+    products), never the first.
+    """
+    eta = tf.cast(tf.stop_gradient(logits), tf.float64)
+    vector = tf.cast(vector, tf.float64)
+    norm = tf.reduce_max(tf.abs(vector), axis=-1, keepdims=True)
+    scale = tf.maximum(norm, 1e-300)
+    step = 6e-6 / scale * tf.maximum(1.0, tf.reduce_max(tf.abs(eta), axis=-1, keepdims=True))
+    _, mean_plus = _value_and_mean_forward(eta + step * vector)
+    _, mean_minus = _value_and_mean_forward(eta - step * vector)
+    product = (mean_plus - mean_minus) / (2.0 * step)
+    return tf.cast(tf.where(norm > 0, product, tf.zeros_like(product)), logits.dtype)
 
 
 @tf.custom_gradient
-def _log_normalizer_with_mean_gradient(logits):
-    # Inside a graph that is not XLA-compiled, each loop iteration would run as separate
-    # kernels; the series alone is then compiled by XLA (values and gradient unchanged).
-    series = _log_normalizer_and_mean_xla if _in_graph_outside_xla() else _log_normalizer_and_mean
-    value, mean = series(logits)
+def _value_and_mean(logits):
+    """(log C^{-1}, E[y]) of [B, K] logits, with the exact gradient d log C^{-1} = E[y] and
+    d E[y] = Cov[y] (:func:`_covariance_vector_product`). No loop is ever differentiated, so
+    nested and persistent tapes work in eager mode, in graphs and under XLA alike."""
+    value, mean = _value_and_mean_forward(logits)
 
-    def gradient(upstream):
-        # d log C^{-1} / d eta = E[y]  (NUMERICS.md: mean = gradient).
-        return upstream[:, None] * mean
+    def gradient(upstream_value, upstream_mean):
+        grad = tf.zeros_like(logits)
+        if upstream_value is not None:
+            grad += upstream_value[:, None] * mean
+        if upstream_mean is not None:
+            grad += _covariance_vector_product(logits, upstream_mean)
+        return grad
 
-    return value, gradient
+    return (value, mean), gradient
 
 
 def _as_compute_tensor(logits, name="logits"):
@@ -264,7 +301,7 @@ def cc_log_normalizer(logits):
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    value = _log_normalizer_with_mean_gradient(flat)
+    value, _ = _value_and_mean(flat)
     return tf.cast(_unflatten_batch(value, batch_shape), logits.dtype)
 
 
@@ -285,7 +322,7 @@ def cc_mean(logits):
     """E[y] of CC(eta) = gradient of log C^{-1} (NUMERICS.md; series M1). Shape [..., K]."""
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    _, mean = _log_normalizer_and_mean(flat)
+    _, mean = _value_and_mean(flat)
     return tf.cast(tf.reshape(mean, tf.shape(logits)), logits.dtype)
 
 
