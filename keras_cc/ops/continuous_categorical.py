@@ -254,7 +254,7 @@ def _covariance_vector_product(logits, vector):
     vector = tf.cast(vector, tf.float64)
     norm = tf.reduce_max(tf.abs(vector), axis=-1, keepdims=True)
     scale = tf.maximum(norm, 1e-300)
-    step = 6e-6 / scale * tf.maximum(1.0, tf.reduce_max(tf.abs(eta), axis=-1, keepdims=True))
+    step = 6e-6 / scale * tf.maximum(tf.reduce_max(tf.abs(eta), axis=-1, keepdims=True), 1.0)
     _, mean_plus = _value_and_mean_forward(eta + step * vector)
     _, mean_minus = _value_and_mean_forward(eta - step * vector)
     product = (mean_plus - mean_minus) / (2.0 * step)
