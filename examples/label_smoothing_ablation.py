@@ -14,11 +14,13 @@ The CIFAR-10 protocol (10 seeds as in the paper; use GPUs or a Ray cluster):
     python examples/label_smoothing_ablation.py --dataset=cifar10 \
         --data_dir=/path/to/cifar-10-batches-py --seeds=0-9 --workers=1
 
-Rerunning the same command resumes: cells with a record are skipped, a cell killed
-mid-training continues from its last epoch. Outputs in --output_dir: ``cells/*.json``
-(one record per cell), ``table1.md``, ``table1.png`` (accuracy per cell),
-``curves.png`` (test accuracy per epoch), ``summary.json``, ``config.json``,
-``tensorboard/<cell>/`` and ``models/<cell>.keras``.
+Rerunning the same command resumes: cells with a record are skipped, and a cell killed
+at any moment continues from its last checkpoint and ends with the record the
+uninterrupted run writes, byte for byte. Outputs in --output_dir: ``cells/*.json`` (one
+record per cell), ``table1.md``, ``table1.png`` (accuracy per cell), ``curves.png`` (test
+accuracy per epoch, mean ± std over seeds), ``summary.json``, ``config.json``,
+``provenance/<cell>.json`` (hosts, process ids, timings), ``tensorboard/<cell>/`` and
+``models/<cell>.keras``.
 """
 
 import os

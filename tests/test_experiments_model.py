@@ -159,6 +159,36 @@ def test_train_dataset_full_one_hot_batches_and_seeded_order():
         model_lib.make_train_dataset(x, y, 3, batch_size=11, seed=0)
 
 
+def test_each_epochs_data_is_a_function_of_seed_and_epoch_alone():
+    """Epoch e's batches do not depend on how often the data set was iterated before."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(1, 255, (24, 8, 8, 1)).astype("float32")
+    y = np.arange(24) % 3
+
+    def epochs(data, count, epoch=None):
+        out = []
+        for e in range(count):
+            if epoch is not None:
+                epoch.assign(e)
+            out.append(np.concatenate([b[0].numpy() for b in data]))
+        return out
+
+    for augment in (False, True):
+        variable = tf.Variable(0, dtype=tf.int64)
+        shared = model_lib.make_train_dataset(x, y, 3, 5, seed=4, augment=augment, epoch=variable)
+        assert shared.cardinality().numpy() == 4
+        by_variable = epochs(shared, 3, variable)
+        for e in (2, 0, 1):  # new data sets, in another order
+            alone = model_lib.make_train_dataset(x, y, 3, 5, seed=4, augment=augment, epoch=e)
+            np.testing.assert_array_equal(epochs(alone, 1)[0], by_variable[e])
+        assert not np.array_equal(by_variable[0], by_variable[1])
+        other_seed = model_lib.make_train_dataset(x, y, 3, 5, seed=5, augment=augment, epoch=0)
+        assert not np.array_equal(epochs(other_seed, 1)[0], by_variable[0])
+        if not augment:  # 20 of the 24 examples, each at most once
+            rows = {image.tobytes() for image in by_variable[0]}
+            assert len(rows) == 20 and rows <= {image.tobytes() for image in x}
+
+
 def test_augmentation_is_a_seeded_padded_crop_and_flip():
     rng = np.random.default_rng(0)
     x = rng.uniform(1, 255, (16, 8, 8, 3)).astype("float32")

@@ -115,6 +115,15 @@ def define_training_flags() -> None:
         "convolutions are slower).",
     )
     flags.DEFINE_enum(
+        "deterministic_ops",
+        "auto",
+        ["auto", "true", "false"],
+        "Deterministic TensorFlow kernels (tf.config.experimental.enable_op_determinism), "
+        "so that a run, and a run resumed after a kill, repeat themselves bit for bit. "
+        "auto: on when a GPU is visible (GPU kernels are not deterministic otherwise; "
+        "false is faster there); the CPU kernels used here are deterministic already.",
+    )
+    flags.DEFINE_enum(
         "strategy",
         "default",
         ["default", "mirrored"],
@@ -136,7 +145,8 @@ def define_training_flags() -> None:
         "checkpoint_interval_s",
         60.0,
         "Checkpoint a cell at the end of an epoch when this many seconds have passed since "
-        "its last checkpoint (0: every epoch); a killed cell resumes from it.",
+        "its last checkpoint (0: every epoch); a killed cell resumes from it and ends with "
+        "the record of an uninterrupted run.",
     )
     flags.DEFINE_string(
         "output_dir",
@@ -215,6 +225,7 @@ def training_config_from_flags(
         batch_norm_momentum=flag_values.batch_norm_momentum,
         augment=_tri_state(flag_values.augment, defaults["augment"]),
         jit_compile=flag_values.jit_compile,
+        deterministic_ops=flag_values.deterministic_ops,
         strategy=flag_values.strategy,
         save_models=save_models,
         tensorboard=tensorboard,

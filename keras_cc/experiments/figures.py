@@ -107,15 +107,28 @@ def plot_curves(
     path: str,
     curve: str = "val_accuracy",
 ) -> str:
-    """Per-epoch test accuracy, one panel per row, mean over seeds with min–max band."""
+    """Per-epoch test accuracy, one panel per row: the mean over seeds as a line, and
+    ± one standard deviation over seeds (as in Table 1) as a shaded band.
+
+    Every panel has the whole range of its curves, the first epochs included, on one
+    y-axis shared by all panels, each with its label. A legend above the panels names the
+    losses and the shading, and says over which seeds.
+    """
     plt = _pyplot()
+    from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
     columns = min(4, len(rows))
     panels = math.ceil(len(rows) / columns)
     fig, axes = plt.subplots(
-        panels, columns, figsize=(3.2 * columns, 2.5 * panels), squeeze=False, sharey=True
+        panels,
+        columns,
+        figsize=(3.3 * columns, 2.7 * panels + 0.6),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
+    low, high, seed_counts = 100.0, 0.0, set()
     for ax, row in zip(axes.flat, rows):
         for loss in losses:
             series = []
@@ -125,30 +138,47 @@ def plot_curves(
                     series.append(100.0 * np.asarray(record["curves"][curve], dtype=float))
             if not series:
                 continue
+            seed_counts.add(len(series))
             length = min(len(s) for s in series)
             stack = np.stack([s[:length] for s in series])
             epochs = np.arange(1, length + 1)
-            ax.plot(
-                epochs, stack.mean(0), color=LOSS_COLORS[loss], label=model_lib.LOSS_LABELS[loss]
-            )
+            mean = stack.mean(0)
+            std = stack.std(0, ddof=1) if len(series) > 1 else np.zeros(length)
+            ax.plot(epochs, mean, color=LOSS_COLORS[loss], linewidth=1.4)
             ax.fill_between(
-                epochs, stack.min(0), stack.max(0), color=LOSS_COLORS[loss], alpha=0.15, linewidth=0
+                epochs, mean - std, mean + std, color=LOSS_COLORS[loss], alpha=0.18, linewidth=0
             )
+            low = min(low, float(np.min(mean - std)), float(np.min(stack)))
+            high = max(high, float(np.max(mean + std)), float(np.max(stack)))
         ax.set_title(row_label(row), fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("test accuracy (%)", fontsize=8)
+        ax.tick_params(labelsize=8, labelleft=True)
     for ax in axes.flat[len(rows) :]:
         ax.axis("off")
-    axes[0, 0].set_ylabel("test accuracy (%)", fontsize=8)
-    axes[0, 0].legend(fontsize=7, loc="lower right")
-    # Zoom on the interesting range: the top of all curves after the first epochs.
-    finals = [
-        100.0 * r["final_test_accuracy"] for r in records.values() if r.get("status") == "done"
+    if high > low:  # all of every curve, to the next multiple of 5 below
+        axes[0, 0].set_ylim(max(0.0, 5.0 * math.floor(low / 5.0)), min(100.0, high) + 1.0)
+    handles = [
+        plt.Line2D([], [], color=LOSS_COLORS[loss], label=model_lib.LOSS_LABELS[loss])
+        for loss in losses
     ]
-    if finals:
-        axes[0, 0].set_ylim(max(0.0, min(finals) - 10.0), 100.0)
-    fig.tight_layout()
+    if seed_counts == {1}:
+        shading = "one seed: no shading"
+    else:
+        counts = "/".join(str(n) for n in sorted(seed_counts))
+        shading = f"shading: ± 1 std over {counts} seeds"
+    handles.append(Patch(color="0.5", alpha=0.3, label=shading))
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncol=len(handles),
+        fontsize=8,
+        frameon=False,
+        title=f"lines: mean test accuracy over seeds {list(seeds)}",
+        title_fontsize=8,
+    )
     path = _save(fig, path)
     plt.close(fig)
     return path

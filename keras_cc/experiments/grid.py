@@ -4,8 +4,8 @@ Every cell (row × loss × seed) is independent and leaves exactly one record fi
 ``<output_dir>/cells/<cell_id>.json``, written atomically by :func:`training.run_cell`.
 The results directory is the only state: a rerun with the same settings skips every
 cell that has a record (finished or failed; ``retry_failed`` reruns the failed ones),
-and a cell killed mid-training resumes from its last epoch checkpoint. The three
-engines share these semantics:
+and a cell killed at any moment resumes from its last checkpoint and ends with the record
+of the uninterrupted run (see ``training``). The three engines share these semantics:
 
 * ``workers=1``: cells run one after another in this process;
 * ``workers>1``: a pool of ``workers`` spawned processes (``concurrent.futures``), each
@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -127,10 +128,21 @@ def pending_cells(
 
 
 class GridProgress:
-    """Prints one line per finished cell with counts, elapsed time and an estimate to go."""
+    """Prints one line per finished cell with counts, elapsed time and an estimate to go.
 
-    def __init__(self, total: int, printer: Callable[[str], None] = print):
+    A cell that resumes from a checkpoint says so, with the epochs it had finished: in
+    the line announcing it (cells run in this process) and in the line reporting it.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        printer: Callable[[str], None] = print,
+        output_dir: str | None = None,
+        config: training.TrainingConfig | None = None,
+    ):
         self.total, self.printer = total, printer
+        self.output_dir, self.config = output_dir, config
         self.done = 0
         self.failed = 0
         self.start = time.perf_counter()
@@ -141,7 +153,19 @@ class GridProgress:
         return f"{seconds // 60:d}:{seconds % 60:02d}"
 
     def started(self, cell: training.Cell) -> None:
-        self.printer(f"[{self.done + self.failed + 1}/{self.total}] {cell.cell_id} ...")
+        note = ""
+        if self.output_dir is not None and self.config is not None:
+            epoch = training.resume_epoch(self.output_dir, cell, self.config)
+            if epoch is not None:
+                note = f" resuming after epoch {epoch}/{self.config.epochs}"
+        self.printer(f"[{self.done + self.failed + 1}/{self.total}] {cell.cell_id} ...{note}")
+
+    def _provenance(self, record: dict) -> dict:
+        if self.output_dir is None:
+            return {}
+        path = os.path.join(self.output_dir, "provenance", f"{record['cell_id']}.json")
+        provenance = read_json(path) or {}
+        return provenance if provenance.get("cell_id") == record["cell_id"] else {}
 
     def finished(self, record: dict) -> None:
         if record.get("status") == training.STATUS_DONE:
@@ -153,12 +177,16 @@ class GridProgress:
         else:
             self.failed += 1
             outcome = f"FAILED: {record.get('reason')}"
+        provenance = self._provenance(record)
+        if provenance.get("resumed_after_epoch"):
+            outcome += f", resumed after epoch {provenance['resumed_after_epoch']}"
+        wall_time = provenance.get("wall_time_s", record.get("wall_time_s", 0.0))
         finished = self.done + self.failed
         elapsed = time.perf_counter() - self.start
         remaining = elapsed / finished * (self.total - finished)
         self.printer(
             f"[{finished}/{self.total}] {record['cell_id']}: {outcome} in "
-            f"{record.get('wall_time_s', 0):.1f}s | elapsed {self._clock(elapsed)}, "
+            f"{wall_time:.1f}s | elapsed {self._clock(elapsed)}, "
             f"~{self._clock(remaining)} to go"
         )
 
@@ -207,7 +235,8 @@ def _run_in_processes(cells, config, output_dir, progress, cell_fn, workers, thr
 
 def _ray_cell(cell, config, output_dir, threads):
     training.configure_threads(threads)
-    return training.run_cell(cell, config, output_dir, None, reuse_model=False)
+    record = training.run_cell(cell, config, output_dir, None, reuse_model=False)
+    return record, training.read_provenance(output_dir, cell)
 
 
 def _run_on_ray(cells, config, output_dir, progress, ray_address, cpus_per_cell, gpus_per_cell):
@@ -237,20 +266,22 @@ def _run_on_ray(cells, config, output_dir, progress, ray_address, cpus_per_cell,
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 cell = pending.pop(ref)
+                provenance = None
                 try:
-                    record = ray.get(ref)
+                    record, provenance = ray.get(ref)
                 except Exception as error:  # noqa: BLE001 - the worker itself died
                     record = {
                         "cell_id": cell.cell_id,
                         **cell.as_dict(),
                         "config_fingerprint": config.fingerprint(),
-                        "config": config.as_dict(),
+                        "config": config.result_settings(),
                         "status": training.STATUS_FAILED,
                         "reason": f"Ray task failed: {type(error).__name__}: {error}",
                     }
-                path = training.cell_paths(output_dir, cell)["record"]
-                if read_json(path) != record:
-                    atomic_write_json(path, record)
+                paths = training.cell_paths(output_dir, cell)
+                for key, content in (("provenance", provenance), ("record", record)):
+                    if content is not None and read_json(paths[key]) != content:
+                        atomic_write_json(paths[key], content)
                 progress.finished(record)
     finally:
         if started_here:
@@ -294,12 +325,18 @@ def run_grid(
             "and without --ray_address."
         )
     os.makedirs(os.path.join(output_dir, "cells"), exist_ok=True)
-    for sub in ("cells", "models"):
+    for sub in ("cells", "models", "provenance"):
         remove_stale_temporaries(os.path.join(output_dir, sub))
     remove_stale_temporaries(output_dir)
 
     records = load_records(output_dir, cells)
     _check_fingerprints(records, config)
+    for cell in cells:
+        checkpoint = training.cell_paths(output_dir, cell)["checkpoint"]
+        if cell.cell_id in records:  # killed after its record was written
+            shutil.rmtree(checkpoint, ignore_errors=True)
+        else:
+            remove_stale_temporaries(checkpoint)
     atomic_write_json(
         os.path.join(output_dir, CONFIG_FILE),
         {"fingerprint": config.fingerprint(), "config": config.as_dict(), "argv": sys.argv},
@@ -317,6 +354,12 @@ def run_grid(
             + (f" ({failed} failed; --retry_failed reruns them)" if failed else "")
             + f"; {len(todo)} to run."
         )
+        older = sum(1 for r in records.values() if r.get("version", 1) < training.RECORD_VERSION)
+        if older and todo:
+            printer(
+                f"Note: {older} of these records were written by an earlier version, whose "
+                "data order differs; for a grid of one version use a new --output_dir."
+            )
     if not todo:
         return load_records(output_dir, cells)
 
@@ -327,7 +370,7 @@ def run_grid(
     else:
         engine = "this process"
     printer(f"Running {len(todo)} cells in {engine}; results in {os.path.abspath(output_dir)}")
-    progress = GridProgress(len(todo), printer)
+    progress = GridProgress(len(todo), printer, output_dir, config)
     if ray_address:
         _run_on_ray(
             todo, config, output_dir, progress, ray_address, ray_cpus_per_cell, ray_gpus_per_cell

@@ -29,9 +29,10 @@ __all__ = [
     "LOSSES",
     "Regularizers",
     "build_ablation_cnn",
+    "epoch_key",
+    "make_eval_dataset",
     "make_loss",
     "make_train_dataset",
-    "make_eval_dataset",
     "paper_rows",
 ]
 
@@ -218,19 +219,18 @@ def _one_hot(num_classes):
     return fn
 
 
-def _augment(pad: int):
+def _augment(image, seed, pad: int):
     """Random crop after zero padding by ``pad`` pixels, and random horizontal flip."""
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
 
-    def fn(seed, example):
-        x, y = example
-        seeds = tf.random.experimental.stateless_split(seed, num=2)
-        shape = tf.shape(x)
-        padded = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]])
-        x = tf.image.stateless_random_crop(padded, shape, seed=seeds[0])
-        x = tf.image.stateless_random_flip_left_right(x, seed=seeds[1])
-        return x, y
 
-    return fn
+def epoch_key(seed: int, epoch) -> tf.Tensor:
+    """The ``[2]`` stateless seed of one epoch's data: ``(seed, epoch)`` as int64."""
+    epoch = tf.cast(epoch.value() if isinstance(epoch, tf.Variable) else epoch, tf.int64)
+    return tf.stack([tf.constant(seed, tf.int64), epoch])
 
 
 def make_train_dataset(
@@ -241,10 +241,21 @@ def make_train_dataset(
     seed: int,
     augment: bool = False,
     pad: int = 4,
+    epoch: int | tf.Variable = 0,
 ) -> tf.data.Dataset:
-    """Shuffled, one-hot, batched training data (full batches only), optionally augmented.
+    """One epoch of shuffled, one-hot, batched training data (full batches only).
 
-    The shuffle order and the augmentation are deterministic functions of ``seed``.
+    The data of an epoch is a pure function of ``(seed, epoch)``: the order is
+    ``tf.random.experimental.stateless_shuffle`` keyed by ``(seed, epoch)``, and the
+    augmentation (random crop after padding by ``pad`` pixels, random horizontal flip) of
+    the example at position ``i`` is keyed by ``stateless_fold_in((seed, epoch), i)``.
+    Nothing depends on how many times the data set was iterated before, so a training
+    run resumed at epoch ``e`` sees exactly the batches it would have seen without the
+    interruption.
+
+    ``epoch`` may be a ``tf.Variable``: every new iterator then reads its current value,
+    so one data set serves all epochs of ``keras.Model.fit`` when a callback assigns the
+    epoch in ``on_epoch_begin`` (Keras makes each epoch's iterator after that call).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; received {batch_size!r}.")
@@ -252,17 +263,38 @@ def make_train_dataset(
         raise ValueError(
             f"batch_size={batch_size} exceeds the {len(y)} training examples; lower --batch_size."
         )
+    count, steps = len(y), len(y) // batch_size
     # Images stay in their stored dtype (uint8 for CIFAR-10) until batched.
-    images = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
-    images = images.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    images = tf.convert_to_tensor(x)
+    labels = tf.convert_to_tensor(y.astype(np.int64))
+
+    def shuffled(_):
+        key = epoch_key(seed, epoch)
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=key)
+        if not augment:  # batches of indices, gathered a batch at a time
+            return tf.data.Dataset.from_tensor_slices(
+                tf.reshape(order[: steps * batch_size], [steps, batch_size])
+            )
+        keys = tf.broadcast_to(key, [count, 2])
+        return tf.data.Dataset.from_tensor_slices((keys, tf.range(count, dtype=tf.int64), order))
+
+    def fetch(index):
+        return tf.gather(images, index), tf.gather(labels, index)
+
+    def fetch_augmented(key, position, index):
+        image, label = fetch(index)
+        return _augment(image, tf.random.experimental.stateless_fold_in(key, position), pad), label
+
+    data = tf.data.Dataset.from_tensors(0).flat_map(shuffled)
     if augment:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        images = tf.data.Dataset.zip((seeds, images)).map(
-            _augment(pad), num_parallel_calls=tf.data.AUTOTUNE
+        data = data.map(fetch_augmented, num_parallel_calls=tf.data.AUTOTUNE).batch(
+            batch_size, drop_remainder=True
         )
+    else:
+        data = data.map(fetch, num_parallel_calls=tf.data.AUTOTUNE)
     return (
-        images.batch(batch_size, drop_remainder=True)
-        .map(_one_hot(num_classes), num_parallel_calls=tf.data.AUTOTUNE)
+        data.map(_one_hot(num_classes), num_parallel_calls=tf.data.AUTOTUNE)
+        .apply(tf.data.experimental.assert_cardinality(steps))
         .prefetch(tf.data.AUTOTUNE)
     )
 

@@ -1,4 +1,4 @@
-"""Atomic JSON and text files: a reader never sees a partly written results file.
+"""Atomic files (JSON, text, bytes): a reader never sees a partly written results file.
 
 Every file is written to a temporary file in the same directory, flushed to disk and
 moved over the destination with ``os.replace`` (atomic on POSIX and Windows). Temporary
@@ -13,7 +13,13 @@ import math
 import os
 import tempfile
 
-__all__ = ["atomic_write_json", "atomic_write_text", "read_json", "remove_stale_temporaries"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_json",
+    "remove_stale_temporaries",
+]
 
 TEMPORARY_PREFIX = ".tmp-"
 
@@ -31,16 +37,16 @@ def _json_safe(value):
     return value
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` atomically (temporary file in the same directory)."""
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (temporary file in the same directory)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path), dir=directory
     )
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600 files
@@ -51,6 +57,11 @@ def atomic_write_text(path: str, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _umask() -> int:

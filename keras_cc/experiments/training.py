@@ -7,10 +7,20 @@ keeps:
 
 * ``<output_dir>/tensorboard/<cell_id>/``: TensorBoard summaries per epoch (``train``
   and ``validation`` runs; validation is the test set);
-* ``<output_dir>/checkpoints/<cell_id>/``: Keras' ``BackupAndRestore`` state at the end
-  of an epoch once ``checkpoint_interval_s`` seconds have passed since the last one, so
-  a killed cell resumes from its last checkpoint (removed when the cell is done);
-* ``<output_dir>/models/<cell_id>.keras``: the trained model (``save_models``).
+* ``<output_dir>/checkpoints/<cell_id>/state.npz``: the whole training state (see
+  :func:`save_checkpoint`), saved atomically at the end of an epoch once
+  ``checkpoint_interval_s`` seconds have passed since the last save, and removed when
+  the cell is done;
+* ``<output_dir>/models/<cell_id>.keras``: the trained model (``save_models``);
+* ``<output_dir>/provenance/<cell_id>.json``: hosts, process ids, the epoch each attempt
+  started from, epoch and wall times.
+
+A run is a function of the cell and the settings alone. The data of an epoch depends on
+``(seed, epoch)`` only (``model.make_train_dataset``), and the checkpoint holds every
+variable of the model and optimizer, the dropout seed generators' states included. So a
+cell killed at any moment, mid-epoch or between epochs, resumes from its last
+checkpoint and writes the record of the uninterrupted run, byte for byte; the record
+holds nothing that depends on when or where the cell ran.
 
 A cell whose training loss becomes NaN or infinite stops at once and its record says
 ``"status": "failed"`` with the reason; any other exception is recorded the same way.
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -35,24 +46,35 @@ import tensorflow as tf
 
 from keras_cc.experiments import data as data_lib
 from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.records import atomic_write_json, read_json
+from keras_cc.experiments.records import atomic_write_bytes, atomic_write_json, read_json
 
 __all__ = [
     "Cell",
     "CellDivergedError",
+    "CheckpointMismatchError",
     "TrainingConfig",
     "cell_paths",
     "configure_threads",
+    "execution_settings",
     "get_dataset",
     "make_strategy",
-    "resolve_jit_compile",
+    "read_checkpoint_metadata",
+    "read_provenance",
     "release_models",
+    "resolve_deterministic_ops",
+    "resolve_jit_compile",
+    "restore_checkpoint",
+    "resume_epoch",
     "run_cell",
+    "save_checkpoint",
 ]
 
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
-RECORD_VERSION = 1
+# 2: epoch-keyed data order and exact resume; where, when and how long a cell ran moved
+# to provenance/<cell_id>.json. Version-1 records are read as they are.
+RECORD_VERSION = 2
+CHECKPOINT_FORMAT = 1
 
 
 class CellDivergedError(RuntimeError):
@@ -103,6 +125,7 @@ class TrainingConfig:
     batch_norm_momentum: float = 0.9
     augment: bool = False
     jit_compile: str = "auto"
+    deterministic_ops: str = "auto"
     strategy: str = "default"
     save_models: bool = True
     tensorboard: bool = True
@@ -140,10 +163,11 @@ class TrainingConfig:
             raise ValueError(
                 f"label_smoothing must lie in (0, 1); received {self.label_smoothing!r}."
             )
-        if self.jit_compile not in ("auto", "true", "false"):
-            raise ValueError(
-                f"jit_compile must be 'auto', 'true' or 'false'; received {self.jit_compile!r}."
-            )
+        for name in ("jit_compile", "deterministic_ops"):
+            if getattr(self, name) not in ("auto", "true", "false"):
+                raise ValueError(
+                    f"{name} must be 'auto', 'true' or 'false'; received {getattr(self, name)!r}."
+                )
         if self.strategy not in ("default", "mirrored"):
             raise ValueError(
                 f"strategy must be 'default' or 'mirrored'; received {self.strategy!r}."
@@ -174,12 +198,15 @@ class TrainingConfig:
 
 
 def cell_paths(output_dir: str, cell: Cell) -> dict[str, str]:
-    """Where a cell keeps its record, summaries, checkpoint and model."""
+    """Where a cell keeps its record, provenance, summaries, checkpoint and model."""
     cid = cell.cell_id
+    checkpoint = os.path.join(output_dir, "checkpoints", cid)
     return {
         "record": os.path.join(output_dir, "cells", f"{cid}.json"),
+        "provenance": os.path.join(output_dir, "provenance", f"{cid}.json"),
         "tensorboard": os.path.join(output_dir, "tensorboard", cid),
-        "checkpoint": os.path.join(output_dir, "checkpoints", cid),
+        "checkpoint": checkpoint,
+        "checkpoint_file": os.path.join(checkpoint, "state.npz"),
         "model": os.path.join(output_dir, "models", f"{cid}.keras"),
     }
 
@@ -221,6 +248,28 @@ def resolve_jit_compile(setting: str) -> bool:
     return setting == "true"
 
 
+def resolve_deterministic_ops(setting: str) -> bool:
+    """``auto``: on when a GPU is visible.
+
+    GPU kernels such as cuDNN's convolution gradients are not deterministic by default,
+    so neither an uninterrupted run nor a resumed one would repeat itself; with
+    ``tf.config.experimental.enable_op_determinism`` they do, at some cost in speed. The
+    CPU kernels used here repeat themselves without it (the resume tests check this).
+    """
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return setting == "true"
+
+
+def execution_settings(config: TrainingConfig) -> dict:
+    """How the cell's ops run; a checkpoint resumes only under the same settings."""
+    return {
+        "jit_compile": resolve_jit_compile(config.jit_compile),
+        "deterministic_ops": resolve_deterministic_ops(config.deterministic_ops),
+        "strategy": config.strategy,
+    }
+
+
 def make_strategy(name: str, devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
     """``default``: the current strategy; ``mirrored``: all local GPUs (or ``devices``)."""
     if name == "default":
@@ -257,28 +306,33 @@ class DivergenceGuard(keras.callbacks.Callback):
         self._check(logs, f"the end of epoch {epoch + 1}")
 
 
-class CurveRecorder(keras.callbacks.Callback):
-    """Keeps per-epoch metrics; :meth:`save` persists them next to the checkpoint.
+class EpochData(keras.callbacks.Callback):
+    """Tells the training data which epoch begins (see ``model.make_train_dataset``).
 
-    On the first epoch of a run resumed from a checkpoint it truncates what it loaded to
-    the epochs the checkpoint holds. Must come before :class:`TimedBackupAndRestore` in
-    the callback list so an epoch's metrics are recorded before its checkpoint.
+    ``epoch`` is the ``tf.Variable`` the data set reads when Keras makes the epoch's
+    iterator, which happens after ``on_epoch_begin``.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, epoch: tf.Variable):
         super().__init__()
-        self.path = path
-        loaded = read_json(path)
-        self.curves: dict[str, list] = loaded if isinstance(loaded, dict) else {}
-        self.epoch_times: list[float] = self.curves.pop("epoch_time_s", [])
-        self._started = False
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+
+
+class CurveRecorder(keras.callbacks.Callback):
+    """Keeps the per-epoch metrics and epoch times, starting from those of a checkpoint."""
+
+    def __init__(self, curves: dict[str, list] | None = None, epoch_times=None):
+        super().__init__()
+        self.curves: dict[str, list] = {k: list(v) for k, v in (curves or {}).items()}
+        self.epoch_times: list[float] = list(epoch_times or [])
         self._epoch_start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not self._started:
-            self._started = True
-            self.curves = {k: v[:epoch] for k, v in self.curves.items()}
-            self.epoch_times = self.epoch_times[:epoch]
+        self.curves = {k: v[:epoch] for k, v in self.curves.items()}
+        self.epoch_times = self.epoch_times[:epoch]
         self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -286,46 +340,50 @@ class CurveRecorder(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.curves.setdefault(key, []).append(float(value))
 
-    def save(self) -> None:
-        atomic_write_json(self.path, {**self.curves, "epoch_time_s": self.epoch_times})
 
+class CellCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state at the end of an epoch, once ``interval_s`` seconds
+    have passed since the last save (0: every epoch); see :func:`save_checkpoint`.
 
-class TimedBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' ``BackupAndRestore``, saving at an epoch's end only when ``interval_s``
-    seconds have passed since the last save (0: every epoch).
-
-    Saving costs a fraction of a second; the digits' epochs take less, CIFAR-10's take
-    minutes on a CPU. ``before_save`` runs just before each save.
+    ``metadata()`` gives what is saved besides the variables (the curves so far, ...).
+    Must come last in the callback list, so the epoch's metrics are recorded first.
     """
 
-    def __init__(self, backup_dir: str, interval_s: float, before_save: Callable[[], None]):
-        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
+    def __init__(self, path: str, interval_s: float, metadata: Callable[[], dict]):
+        super().__init__()
+        self.path = path
         self.interval_s = interval_s
-        self.before_save = before_save
+        self.metadata = metadata
         self._last_save = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
-        self._last_batch_seen = 0
-        now = time.monotonic()
-        if now - self._last_save >= self.interval_s:
-            self.before_save()
-            self._save_model()
+        if time.monotonic() - self._last_save >= self.interval_s:
+            save_checkpoint(self.path, self.model, {**self.metadata(), "epoch": epoch + 1})
             self._last_save = time.monotonic()
 
 
 class EpochSummaries(keras.callbacks.Callback):
-    """TensorBoard scalars per epoch: ``train/`` and ``validation/`` runs (test set)."""
+    """TensorBoard scalars per epoch: ``train/`` and ``validation/`` runs (test set).
 
-    def __init__(self, log_dir: str):
+    A resumed cell first writes the epochs its checkpoint holds (``replay``), into a
+    log directory emptied beforehand, so the logs hold each epoch once.
+    """
+
+    def __init__(self, log_dir: str, replay: dict[str, list] | None = None):
         super().__init__()
         self.log_dir = log_dir
+        self.replay = replay or {}
         self._writers = {}
 
     def _writer(self, run):
         if run not in self._writers:
             self._writers[run] = tf.summary.create_file_writer(os.path.join(self.log_dir, run))
         return self._writers[run]
+
+    def on_train_begin(self, logs=None):
+        epochs = min((len(v) for v in self.replay.values()), default=0)
+        for epoch in range(epochs):
+            self.on_epoch_end(epoch, {k: v[epoch] for k, v in self.replay.items()})
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -357,6 +415,106 @@ class EpochLogger(keras.callbacks.Callback):
             f"train acc {logs.get('accuracy', 0):.4f} test acc "
             f"{logs.get('val_accuracy', 0):.4f} ({time.perf_counter() - self._start:.1f}s)"
         )
+
+
+# ------------------------------------------------------------------------- checkpoints
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not belong to this cell, these settings or this network."""
+
+
+def save_checkpoint(path: str, model: keras.Model, metadata: dict) -> None:
+    """Writes the whole training state of ``model`` to ``path`` (an ``.npz``), atomically.
+
+    The state is every variable of the model (weights, batch-norm statistics and the
+    states of the dropout layers' seed generators: ``model.variables``) and of its
+    optimizer (step counter, learning rate, moments: ``model.optimizer.variables``),
+    with ``metadata`` (JSON). Together with the epoch, which fixes the order and
+    augmentation of the data (``model_lib.make_train_dataset``), that is everything the
+    rest of the run depends on: Keras resets the metrics at every epoch.
+    """
+    arrays = {
+        "metadata": np.array(json.dumps({**metadata, "format": CHECKPOINT_FORMAT})),
+        "model_paths": np.array([v.path for v in model.variables]),
+        "optimizer_paths": np.array([v.path for v in model.optimizer.variables]),
+    }
+    for kind, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+        for i, variable in enumerate(variables):
+            arrays[f"{kind}_{i:05d}"] = keras.ops.convert_to_numpy(variable)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_checkpoint_metadata(path: str) -> dict | None:
+    """The metadata of the checkpoint at ``path`` (None when there is none)."""
+    try:
+        with np.load(path, allow_pickle=False) as state:
+            return json.loads(str(state["metadata"]))
+    except FileNotFoundError:
+        return None
+
+
+def restore_checkpoint(path: str, model: keras.Model) -> dict:
+    """Assigns the state saved by :func:`save_checkpoint` to ``model``; returns its metadata.
+
+    Raises :class:`CheckpointMismatchError`, before assigning anything, when the saved
+    variables do not match the model's in number or shape.
+    """
+    with np.load(path, allow_pickle=False) as state:
+        metadata = json.loads(str(state["metadata"]))
+        pairs = []
+        for kind, variables in (
+            ("model", model.variables),
+            ("optimizer", model.optimizer.variables),
+        ):
+            saved = [str(p) for p in state[f"{kind}_paths"]]
+            if len(saved) != len(variables):
+                raise CheckpointMismatchError(
+                    f"the checkpoint holds {len(saved)} {kind} variables, the network "
+                    f"{len(variables)}"
+                )
+            for i, (variable, name) in enumerate(zip(variables, saved)):
+                value = state[f"{kind}_{i:05d}"]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise CheckpointMismatchError(
+                        f"{name} has shape {value.shape} in the checkpoint, "
+                        f"{tuple(variable.shape)} in the network"
+                    )
+                pairs.append((variable, value))
+    for variable, value in pairs:
+        variable.assign(value)
+    return metadata
+
+
+def _usable_checkpoint(path: str, cell: Cell, config: TrainingConfig) -> tuple[dict | None, str]:
+    """The metadata of the cell's checkpoint if it can resume the cell, else why not."""
+    try:
+        metadata = read_checkpoint_metadata(path)
+    except Exception as error:  # noqa: BLE001 - any unreadable file: start again
+        return None, f"its checkpoint is unreadable ({type(error).__name__}: {error})"
+    if metadata is None:
+        return None, ""
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        return None, f"its checkpoint has format {metadata.get('format')!r}"
+    if metadata.get("cell_id") != cell.cell_id:
+        return None, f"its checkpoint belongs to {metadata.get('cell_id')!r}"
+    if metadata.get("config_fingerprint") != config.fingerprint():
+        return None, "its checkpoint was made with other settings"
+    if metadata.get("execution") != execution_settings(config):
+        return None, (
+            f"its checkpoint ran with {metadata.get('execution')}, this run with "
+            f"{execution_settings(config)}"
+        )
+    return metadata, ""
+
+
+def resume_epoch(output_dir: str, cell: Cell, config: TrainingConfig) -> int | None:
+    """The epochs a killed run of ``cell`` finished and checkpointed (None: none saved)."""
+    path = cell_paths(output_dir, cell)["checkpoint_file"]
+    metadata, _ = _usable_checkpoint(path, cell, config)
+    return None if metadata is None else int(metadata["epoch"])
 
 
 # ---------------------------------------------------------------------------- one cell
@@ -438,7 +596,6 @@ class _WarmModel:
             _copy_variables(fresh.variables, self.model.variables)
             for variable, value in zip(self.model.optimizer.variables, self.optimizer_start):
                 variable.assign(value)
-            self.model._initial_epoch = None  # left set by a BackupAndRestore resume
             return self.model, self.strategy
         self.clear()
         keras.utils.set_random_seed(cell.seed)
@@ -505,36 +662,67 @@ def _cold_model(cell, config, dataset):
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = build_model(cell, config, dataset)
+        model.optimizer.build(model.trainable_variables)
     return model, strategy
 
 
-def _train(cell, config, output_dir, printer, reuse) -> tuple[dict, dict]:
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _train(cell, config, output_dir, printer, reuse, run) -> tuple[dict, dict]:
     paths = cell_paths(output_dir, cell)
     dataset = get_dataset(config)
-    backup_dir = os.path.join(paths["checkpoint"], "backup")
-    resuming = any(
-        os.path.exists(os.path.join(backup_dir, name))
-        for name in ("training_metadata.json", "training_metadata.json.bkp")
-    )
-    if not resuming:
-        # Leftovers of a run killed before its first checkpoint.
-        shutil.rmtree(paths["tensorboard"], ignore_errors=True)
-        shutil.rmtree(paths["checkpoint"], ignore_errors=True)
+    if resolve_deterministic_ops(config.deterministic_ops):
+        tf.config.experimental.enable_op_determinism()
+    metadata, reason = _usable_checkpoint(paths["checkpoint_file"], cell, config)
+    if metadata is None and os.path.isdir(os.path.join(paths["checkpoint"], "backup")):
+        reason = "its checkpoint predates the saved data order and dropout state"
     model, strategy = (
         _WARM.get(cell, config, dataset) if reuse else _cold_model(cell, config, dataset)
     )
-    os.makedirs(paths["checkpoint"], exist_ok=True)
-    recorder = CurveRecorder(os.path.join(paths["checkpoint"], "curves.json"))
-    callbacks = [DivergenceGuard(), recorder]
+    model._initial_epoch = None  # only fit's initial_epoch decides where training starts
+    if metadata is not None:
+        try:  # assigns nothing unless every variable matches
+            with strategy.scope():
+                metadata = restore_checkpoint(paths["checkpoint_file"], model)
+        except CheckpointMismatchError as error:
+            metadata, reason = None, str(error)
+    if metadata is None:
+        if reason:
+            printer(f"    {cell.cell_id} starts again from epoch 1: {reason}.")
+        # Leftovers of a run killed before its first checkpoint.
+        shutil.rmtree(paths["checkpoint"], ignore_errors=True)
+    # The logs are rewritten from the checkpoint's curves: each epoch appears once.
+    shutil.rmtree(paths["tensorboard"], ignore_errors=True)
+    metadata = metadata or {}
+    initial_epoch = int(metadata.get("epoch", 0))
+    run["start_epoch"] = initial_epoch
+    run["earlier_attempts"] = metadata.get("attempts", [])
+    this_attempt = {key: run[key] for key in ("host", "pid", "started_at", "start_epoch")}
+    if initial_epoch and config.log_epochs:
+        printer(f"    {cell.cell_id} resumes after epoch {initial_epoch}/{config.epochs}.")
+
+    recorder = run["recorder"] = CurveRecorder(metadata.get("curves"), metadata.get("epoch_time_s"))
+    epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="data_epoch")
+    callbacks = [EpochData(epoch), DivergenceGuard(), recorder]
     if config.log_epochs:
         callbacks.append(EpochLogger(cell.cell_id, config.epochs, printer))
     if config.tensorboard:
-        callbacks.append(EpochSummaries(paths["tensorboard"]))
+        replay = {key: list(values) for key, values in recorder.curves.items()}
+        callbacks.append(EpochSummaries(paths["tensorboard"], replay=replay))
     callbacks.append(
-        TimedBackupAndRestore(
-            backup_dir,
+        CellCheckpoint(
+            paths["checkpoint_file"],
             config.checkpoint_interval_s,
-            before_save=recorder.save,
+            lambda: {
+                "cell_id": cell.cell_id,
+                "config_fingerprint": config.fingerprint(),
+                "execution": execution_settings(config),
+                "curves": recorder.curves,
+                "epoch_time_s": recorder.epoch_times,
+                "attempts": [*run["earlier_attempts"], this_attempt],
+            },
         )
     )
     train = model_lib.make_train_dataset(
@@ -544,25 +732,26 @@ def _train(cell, config, output_dir, printer, reuse) -> tuple[dict, dict]:
         config.batch_size,
         seed=cell.seed,
         augment=config.augment,
+        epoch=epoch,
     )
     test = _eval_dataset(dataset)
     try:
         model.fit(
             train,
+            initial_epoch=initial_epoch,
             epochs=config.epochs,
             validation_data=test,
             callbacks=callbacks,
             verbose=0,
-            shuffle=False,  # the data set shuffles itself, seeded by the cell
+            shuffle=False,  # the data set orders each epoch itself, keyed by (seed, epoch)
         )
     except CellDivergedError as error:
         error.curves = recorder.curves  # the epochs finished before the divergence
         raise
     extra = {
-        "resumed": resuming,
-        "epoch_time_s": recorder.epoch_times,
         "num_parameters": int(model.count_params()),
         "jit_compile": resolve_jit_compile(config.jit_compile),
+        "deterministic_ops": resolve_deterministic_ops(config.deterministic_ops),
         "replicas": int(strategy.num_replicas_in_sync),
         "data_source": dataset.source,
     }
@@ -589,10 +778,17 @@ def run_cell(
     this process reuses its compiled model (see ``_WarmModel``), reinitialized for the
     cell's seed; the numbers are those of a newly built model.
 
-    The record holds the cell, the config and its fingerprint, ``status`` (``"done"`` or
-    ``"failed"`` with ``reason``), final and best test accuracy, the per-epoch curves
-    (``loss``, ``accuracy``, ``nll`` and their ``val_`` test counterparts), timings and
-    where the model was saved.
+    A cell whose run was killed resumes from its checkpoint (see :func:`save_checkpoint`)
+    and ends with the record the uninterrupted run writes, byte for byte.
+
+    The record holds the cell, the settings that change its numbers
+    (``TrainingConfig.RESULT_FIELDS``) and their fingerprint, how the ops ran (XLA,
+    deterministic kernels, replicas), ``status`` (``"done"`` or ``"failed"`` with
+    ``reason``), final and best test accuracy, the per-epoch curves (``loss``,
+    ``accuracy``, ``nll`` and their ``val_`` test counterparts) and where the model was
+    saved: only what the cell and its settings determine. The whole config, and where,
+    when and how long the cell ran (hosts, process ids, the epoch each attempt started
+    from, epoch and wall times) go to ``provenance/<cell_id>.json``.
     """
     paths = cell_paths(output_dir, cell)
     record = {
@@ -600,13 +796,15 @@ def run_cell(
         "cell_id": cell.cell_id,
         **cell.as_dict(),
         "config_fingerprint": config.fingerprint(),
-        "config": config.as_dict(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
+        # The settings that make the numbers; the rest (checkpoint interval, summaries,
+        # where the data is, ...) go to the provenance, so that they leave the record as
+        # it is.
+        "config": config.result_settings(),
     }
+    run = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": _now()}
     start = time.perf_counter()
     try:
-        curves, extra = _train(cell, config, output_dir, printer or _silent, reuse_model)
+        curves, extra = _train(cell, config, output_dir, printer or _silent, reuse_model, run)
         record.update(status=STATUS_DONE, **_summary(curves), curves=curves, **extra)
     except CellDivergedError as error:
         _WARM.clear()
@@ -625,12 +823,30 @@ def run_cell(
         raise
     if not reuse_model:
         _WARM.clear()
-    record["wall_time_s"] = time.perf_counter() - start
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    wall_time = time.perf_counter() - start
+    recorder = run.pop("recorder", None)
+    earlier = run.pop("earlier_attempts", [])
+    atomic_write_json(
+        paths["provenance"],
+        {
+            "cell_id": cell.cell_id,
+            "status": record["status"],
+            "config": config.as_dict(),
+            "resumed_after_epoch": run.get("start_epoch") or None,
+            "wall_time_s": wall_time,
+            "epoch_time_s": recorder.epoch_times if recorder else [],
+            "attempts": [*earlier, {**run, "wall_time_s": wall_time, "finished_at": _now()}],
+        },
+    )
     atomic_write_json(paths["record"], record)
     # Only once the record exists: a kill before this point resumes from the checkpoint.
     shutil.rmtree(paths["checkpoint"], ignore_errors=True)
     return record
+
+
+def read_provenance(output_dir: str, cell: Cell) -> dict | None:
+    """Where, when and how long ``cell`` ran (``provenance/<cell_id>.json``), if known."""
+    return read_json(cell_paths(output_dir, cell)["provenance"])
 
 
 def release_models() -> None:
