@@ -184,14 +184,10 @@ class ContinuousCategorical(tfd.Distribution):
         return tf.cast(ops.cc_covariance(self._compute_natural_parameters()), self.dtype)
 
     def _variance(self):
-        return tf.linalg.diag_part(self._covariance())
+        return tf.cast(ops.cc_variance(self._compute_natural_parameters()), self.dtype)
 
     def _entropy(self):
-        # H = log C^{-1}(eta) - eta . E[y]: for an exponential family with log-partition
-        # A(eta), H = A(eta) - eta . grad A(eta), and grad A is the mean.
-        eta = self._compute_natural_parameters()
-        entropy = ops.cc_log_normalizer(eta) - tf.reduce_sum(eta * ops.cc_mean(eta), axis=-1)
-        return tf.cast(entropy, self.dtype)
+        return tf.cast(ops.cc_entropy(self._compute_natural_parameters()), self.dtype)
 
     def _default_event_space_bijector(self):
         return tfb.SoftmaxCentered(validate_args=self.validate_args)
@@ -345,10 +341,4 @@ def _kl_continuous_categorical(a, b, name=None):
     with tf.name_scope(name or "kl_continuous_categorical"):
         eta_a = a._compute_natural_parameters()
         eta_b = tf.cast(b._compute_natural_parameters(), eta_a.dtype)
-        mean_a = ops.cc_mean(eta_a)
-        kl = (
-            tf.reduce_sum((eta_a - eta_b) * mean_a, axis=-1)
-            - ops.cc_log_normalizer(eta_a)
-            + ops.cc_log_normalizer(eta_b)
-        )
-        return tf.cast(kl, a.dtype)
+        return tf.cast(ops.cc_kl_divergence(eta_a, eta_b), a.dtype)

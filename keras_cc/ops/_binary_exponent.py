@@ -36,9 +36,15 @@ def normalize(mantissa, exp):
 
 
 def from_log(log_value):
-    """``(m, e)`` of exp(log_value) (float64), for any finite log_value."""
+    """``(m, e)`` of exp(log_value) (float64), for any finite log_value.
+
+    Beyond |log_value| ~ 1e15 the residual log_value - e ln 2 is below float64's resolution
+    of log_value; it is clipped to [0, ln 2], an error of at most ln 2 in the log (relative
+    1e-15 there).
+    """
     exp = tf.math.floor(log_value / LN2)
-    return normalize(tf.exp(log_value - exp * LN2), exp)
+    residual = tf.clip_by_value(log_value - exp * LN2, 0.0, LN2)
+    return normalize(tf.exp(residual), exp)
 
 
 def to_log(mantissa, exp):

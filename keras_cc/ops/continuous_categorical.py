@@ -29,6 +29,7 @@ consecutive terms satisfy t_{n+1} / t_n <= max(w) / (n + 1) (from R1), so after
 n + 1 > 2 max(w) the tail is bounded by the last term.
 """
 
+import functools
 import math
 
 import tensorflow as tf
@@ -41,10 +42,13 @@ __all__ = [
     "cc_closed_form_failure",
     "cc_closed_form_log_normalizer",
     "cc_covariance",
+    "cc_entropy",
+    "cc_kl_divergence",
     "cc_log_normalizer",
     "cc_log_prob",
     "cc_mean",
     "cc_sample",
+    "cc_variance",
 ]
 
 # Inputs of lower precision are computed in float32.
@@ -86,7 +90,8 @@ def _positive_series(w, second_moment=False):
 
     Args:
       w: [B, K] non-negative nodes (logits minus their row minimum).
-      second_moment: also return E[y y^T] ([B, K, K]).
+      second_moment: False, ``"full"`` (also return E[y y^T], [B, K, K]) or ``"diagonal"``
+        (also return E[y_k^2], [B, K], in O(K) memory).
 
     Returns:
       ``(log_sum, mean, second)``: log of sum_n h_n(w)/(n+K-1)! (float64, [B]), E[y]
@@ -106,8 +111,10 @@ def _positive_series(w, second_moment=False):
     sum_terms = tf.ones([batch], tf.float64)  # sum_i exp(log t_i - log_max)
     sum_first = ratio_g / num_classes  # sum_i exp(.) G_i / (h_i (i + K))
     state = [tf.constant(1), ratio_g, log_term, log_max, sum_terms, sum_first]
+    diagonal = second_moment == "diagonal"
     if second_moment:
-        ratio_g2 = tf.ones_like(w)[:, :, None] * tf.ones_like(w)[:, None, :]
+        ones = tf.ones_like(w)
+        ratio_g2 = ones if diagonal else ones[:, :, None] * ones[:, None, :]
         sum_second = ratio_g2 / (num_classes * (num_classes + 1.0))
         state += [ratio_g2, sum_second]
 
@@ -135,14 +142,19 @@ def _positive_series(w, second_moment=False):
         out = [n + 1, ratio_g_next, log_term_next, log_max_next, sum_terms_next, sum_first_next]
         if second:
             ratio_g2, sum_second = second
-            ratio_g2_next = (
-                w[:, None, :] * ratio_g2 / safe_ratio_h[:, None, None] + ratio_g_next[:, :, None]
-            )
             denominator = (n_float + num_classes) * (n_float + num_classes + 1.0)
-            sum_second_next = (
-                sum_second * rescale_c[:, :, None]
-                + weight_c[:, :, None] * ratio_g2_next / denominator
-            )
+            if diagonal:  # G2_n[k, k] = w_k G2_{n-1}[k, k] + G_n[k]
+                ratio_g2_next = w * ratio_g2 / safe_ratio_h[:, None] + ratio_g_next
+                sum_second_next = sum_second * rescale_c + weight_c * ratio_g2_next / denominator
+            else:
+                ratio_g2_next = (
+                    w[:, None, :] * ratio_g2 / safe_ratio_h[:, None, None]
+                    + ratio_g_next[:, :, None]
+                )
+                sum_second_next = (
+                    sum_second * rescale_c[:, :, None]
+                    + weight_c[:, :, None] * ratio_g2_next / denominator
+                )
             out += [ratio_g2_next, sum_second_next]
         return out
 
@@ -151,7 +163,9 @@ def _positive_series(w, second_moment=False):
     log_sum = final[3] + tf.math.log(sum_terms)
     mean = final[5] / tf.cast(sum_terms, dtype)[:, None]
     second = None
-    if second_moment:
+    if diagonal:
+        second = 2.0 * final[7] / tf.cast(sum_terms, dtype)[:, None]
+    elif second_moment:
         diagonal_factor = 1.0 + tf.eye(tf.shape(w)[-1], dtype=dtype)
         second = diagonal_factor * final[7] / tf.cast(sum_terms, dtype)[:, None, None]
     return log_sum, mean, second
@@ -219,11 +233,17 @@ def _log_normalizer_and_mean(logits):
     return value, tf.where(finite[:, None], mean, nan)
 
 
-_log_normalizer_and_mean_xla = tf.function(
-    _log_normalizer_and_mean, jit_compile=True, autograph=False, reduce_retracing=True
-)
-"""The whole computation as one XLA cluster: one kernel launch per call in eager mode and in
-graphs that are not compiled, instead of several per loop iteration."""
+@functools.cache
+def _compiled(num_classes, dtype):
+    """The computation as one XLA cluster for [B, num_classes] logits of ``dtype``: one
+    kernel launch per call in eager mode and in graphs that are not compiled. The number
+    of classes stays static (the table needs it); the batch size does not."""
+    return tf.function(
+        _log_normalizer_and_mean,
+        jit_compile=True,
+        autograph=False,
+        input_signature=[tf.TensorSpec([None, num_classes], dtype)],
+    )
 
 
 def _in_xla_context():
@@ -238,9 +258,9 @@ def _value_and_mean_forward(logits):
     # runs as its own XLA cluster (eager mode costs what graph mode costs).
     # The gradient is supplied by `_value_and_mean`: no tape may record the loops.
     logits = tf.stop_gradient(logits)
-    if _in_xla_context():
+    if _in_xla_context() or logits.shape[-1] is None:
         return _log_normalizer_and_mean(logits)
-    return _log_normalizer_and_mean_xla(logits)
+    return _compiled(logits.shape[-1], logits.dtype)(logits)
 
 
 def _covariance_vector_product(logits, vector):
@@ -262,6 +282,17 @@ def _covariance_vector_product(logits, vector):
 
 
 @tf.custom_gradient
+def _with_mean_gradient(logits, mean):
+    """``mean`` (E[y] at ``logits``) with its derivative Cov[y] attached, for tapes that
+    differentiate a gradient."""
+
+    def gradient(upstream):
+        return _covariance_vector_product(logits, upstream), tf.zeros_like(mean)
+
+    return tf.identity(mean), gradient
+
+
+@tf.custom_gradient
 def _value_and_mean(logits):
     """(log C^{-1}, E[y]) of [B, K] logits, with the exact gradient d log C^{-1} = E[y] and
     d E[y] = Cov[y] (:func:`_covariance_vector_product`). No loop is ever differentiated, so
@@ -271,7 +302,7 @@ def _value_and_mean(logits):
     def gradient(upstream_value, upstream_mean):
         grad = tf.zeros_like(logits)
         if upstream_value is not None:
-            grad += upstream_value[:, None] * mean
+            grad += upstream_value[:, None] * _with_mean_gradient(logits, mean)
         if upstream_mean is not None:
             grad += _covariance_vector_product(logits, upstream_mean)
         return grad
@@ -334,11 +365,94 @@ def cc_covariance(logits):
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
     minimum, w = _centered(flat)
-    _, mean, second = _positive_series(w, second_moment=True)
+    _, mean, second = _positive_series(w, second_moment="full")
     covariance = second - mean[:, :, None] * mean[:, None, :]
     num_classes = tf.shape(logits)[-1]
     shape = tf.concat([batch_shape, [num_classes, num_classes]], 0)
     return tf.cast(tf.reshape(covariance, shape), logits.dtype)
+
+
+def cc_variance(logits):
+    """Var[y_k] of CC(eta), the diagonal of :func:`cc_covariance` in O(K) memory.
+
+    E[y_k^2] = 2 exp[eta, eta_k, eta_k] / exp[eta] by the series (S1) with node k tripled
+    (the diagonal of M2). Rows wider than the table's threshold take the derivative of the
+    exact mean along each class in turn (:func:`_covariance_vector_product`, K calls).
+
+    Args:
+      logits: [..., K] natural parameters.
+
+    Returns:
+      [..., K] tensor of the input's dtype.
+    """
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
+    minimum, w = _centered(flat)
+    num_classes = tf.shape(flat)[-1]
+    spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(num_classes - 1, compute_dtype)
+    wide = tf.reduce_max(w, axis=-1) > spread_limit
+    _, mean, second = _positive_series(
+        tf.where(wide[:, None], tf.zeros_like(w), w), second_moment="diagonal"
+    )
+    variance = second - tf.square(mean)
+
+    def along_each_class(variance):
+        def component(k, variance):
+            direction = tf.one_hot(tf.fill(tf.shape(flat)[:1], k), num_classes, dtype=flat.dtype)
+            product = _covariance_vector_product(flat, direction)
+            update = tf.where(wide[:, None] & tf.cast(direction, tf.bool), product, variance)
+            return k + 1, update
+
+        return tf.while_loop(lambda k, _: k < num_classes, component, [0, variance])[1]
+
+    variance = tf.cond(tf.reduce_any(wide), lambda: along_each_class(variance), lambda: variance)
+    return tf.cast(tf.reshape(variance, tf.shape(logits)), logits.dtype)
+
+
+def _centered_at_maximum(logits):
+    """Logits in float64 minus their row maximum: entropies and divergences built from them
+    subtract no large numbers (shift invariance of the CC log-density)."""
+    eta = tf.cast(logits, tf.float64)
+    return eta - tf.reduce_max(eta, axis=-1, keepdims=True)
+
+
+def cc_entropy(logits):
+    """H[CC(eta)] = log C^{-1}(eta) - eta . E[y] (an exponential family's entropy).
+
+    Computed in float64 from logits shifted to a zero maximum, so that no large terms cancel
+    (at a logit spread of 1e6 in float32 the direct formula loses every digit).
+
+    Args:
+      logits: [..., K] natural parameters.
+
+    Returns:
+      [...] tensor of the input's dtype (nats).
+    """
+    logits, _ = _as_compute_tensor(logits)
+    eta = _centered_at_maximum(logits)
+    entropy = cc_log_normalizer(eta) - tf.reduce_sum(eta * cc_mean(eta), axis=-1)
+    return tf.cast(entropy, logits.dtype)
+
+
+def cc_kl_divergence(logits_a, logits_b):
+    """KL(CC(eta_a) || CC(eta_b)): the Bregman divergence of the log-normalizer.
+
+    (eta_a - eta_b) . E_a[y] - log C^{-1}(eta_a) + log C^{-1}(eta_b), computed in float64
+    from logits shifted to a zero maximum (no large terms cancel). Shapes broadcast; returns
+    [...] in the dtype of ``logits_a`` (nats).
+    """
+    logits_a, _ = _as_compute_tensor(logits_a, name="logits_a")
+    logits_b, _ = _as_compute_tensor(logits_b, name="logits_b")
+    eta_a = _centered_at_maximum(logits_a)
+    eta_b = _centered_at_maximum(logits_b)
+    shape = tf.broadcast_dynamic_shape(tf.shape(eta_a), tf.shape(eta_b))
+    eta_a, eta_b = tf.broadcast_to(eta_a, shape), tf.broadcast_to(eta_b, shape)
+    kl = (
+        tf.reduce_sum((eta_a - eta_b) * cc_mean(eta_a), axis=-1)
+        - cc_log_normalizer(eta_a)
+        + cc_log_normalizer(eta_b)
+    )
+    return tf.cast(kl, logits_a.dtype)
 
 
 def cc_closed_form_log_normalizer(logits):
