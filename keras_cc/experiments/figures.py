@@ -164,12 +164,9 @@ def plot_curves(
         plt.Line2D([], [], color=LOSS_COLORS[loss], label=model_lib.LOSS_LABELS[loss])
         for loss in losses
     ]
-    if seed_counts == {1}:
-        shading = "one seed: no shading"
-    else:
+    if seed_counts - {1}:  # a band needs two seeds
         counts = "/".join(str(n) for n in sorted(seed_counts))
-        shading = f"shading: ± 1 std over {counts} seeds"
-    handles.append(Patch(color="0.5", alpha=0.3, label=shading))
+        handles.append(Patch(color="0.5", alpha=0.3, label=f"shading: ± 1 std over {counts} seeds"))
     fig.legend(
         handles=handles,
         loc="outside upper center",
