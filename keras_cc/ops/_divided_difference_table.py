@@ -266,11 +266,12 @@ class _Structure:
 def log_divided_difference_and_gradient(w, max_leaf_terms):
     """log exp[w] and d/dw for sorted float64 nodes ``w`` ([B, K], ascending, w[:, 0] = 0).
 
-    Returns ``(value [B], gradient [B, K], ok [B])``; ``ok`` is False on rows whose clusters
-    did not converge within ``max_leaf_terms`` series terms (their values are not usable).
+    Returns ``(value [B], gradient [B, K], ok [B], terms)``; ``ok`` is False on rows whose
+    clusters did not converge within ``max_leaf_terms`` series terms (their values are not
+    usable); ``terms`` is the number of cluster-series terms summed.
     """
     structure = _Structure(w, *clusters(w))
     prefix, structure.leaf_suffix, ok = structure.leaves(max_leaf_terms)
     structure.by_last = tf.stack([tf.cast(structure.start, w.dtype), w, *prefix])
     value, gradient = structure.table()
-    return value, gradient, ok
+    return value, gradient, ok, structure.last

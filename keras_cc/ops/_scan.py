@@ -1,8 +1,8 @@
 """Shifts and (segmented) inclusive scans along the last axis of a [B, K] tensor.
 
-Scans run by recursive doubling (Hillis and Steele, 1986): ceil(log2 K) vectorized steps,
-unrolled when K is static. Shifts are slices of a padded copy. Shapes stay static, so
-everything compiles under XLA.
+Scans run by recursive doubling (Hillis and Steele, 1986): ceil(log2 K) vectorized steps
+in a loop (a small graph, quick to compile). Shifts are slices of a padded copy. Shapes
+stay static, so everything compiles under XLA.
 """
 
 import tensorflow as tf
@@ -61,17 +61,18 @@ def segmented_scan(x, segments, combine, identity, reverse=False):
             other = tf.where(masks[index], other, tf.cast(identity, x.dtype))
         return combine(x, other)
 
-    size = x.shape[-1]
-    if size is not None:
-        for index, offset in enumerate(_offsets(size)):
-            x = step(index, offset, x)
-        return x
-    if masks is not None:
-        raise ValueError("Segmented scans need a static last axis.")
-    _, x = tf.while_loop(
-        lambda offset, _: offset < tf.shape(x)[-1],
-        lambda offset, x: (offset * 2, step(None, offset, x)),
-        [tf.constant(1), x],
+    stacked = masks
+
+    def body(index, offset, x):
+        other = shift(x, offset, identity, reverse)
+        if stacked is not None:
+            other = tf.where(stacked[index], other, tf.cast(identity, x.dtype))
+        return index + 1, offset * 2, combine(x, other)
+
+    _, _, x = tf.while_loop(
+        lambda index, offset, _: offset < tf.shape(x)[-1],
+        body,
+        [tf.constant(0), tf.constant(1), x],
     )
     return x
 
@@ -91,12 +92,15 @@ class Segments:
         if size is None:
             raise ValueError("Segmented scans need a static last axis.")
         self._masks = {
-            reverse: [
-                tf.equal(shift(segments, offset, -1, reverse), segments)
-                for offset in _offsets(size)
-            ]
+            reverse: tf.stack(
+                [
+                    tf.equal(shift(segments, offset, -1, reverse), segments)
+                    for offset in _offsets(size)
+                ]
+            )
             for reverse in (False, True)
         }
 
     def masks(self, reverse):
+        """[ceil(log2 K), B, K] booleans: step j may combine positions 2**j apart."""
         return self._masks[reverse]

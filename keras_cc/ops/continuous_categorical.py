@@ -94,8 +94,8 @@ def _positive_series(w, second_moment=False):
         (also return E[y_k^2], [B, K], in O(K) memory).
 
     Returns:
-      ``(log_sum, mean, second)``: log of sum_n h_n(w)/(n+K-1)! (float64, [B]), E[y]
-      ([B, K], dtype of w) and E[y y^T] (or None).
+      ``(log_sum, mean, second, num_terms)``: log of sum_n h_n(w)/(n+K-1)! (float64, [B]),
+      E[y] ([B, K], dtype of w), E[y y^T] (or None) and the number of terms (loop steps).
     """
     dtype = w.dtype
     num_classes = tf.cast(tf.shape(w)[-1], dtype)
@@ -168,7 +168,7 @@ def _positive_series(w, second_moment=False):
     elif second_moment:
         diagonal_factor = 1.0 + tf.eye(tf.shape(w)[-1], dtype=dtype)
         second = diagonal_factor * final[7] / tf.cast(sum_terms, dtype)[:, None, None]
-    return log_sum, mean, second
+    return log_sum, mean, second, final[0]
 
 
 def _centered(logits):
@@ -188,14 +188,16 @@ def _table_terms(num_classes):
     return _divided_difference_table.leaf_series_terms(2.0 * num_classes)
 
 
-def _log_normalizer_and_mean(logits):
+def _log_normalizer_and_mean(logits, with_steps=False):
     """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits.
 
     Rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1) go through the
     divided-difference table (their sorted nodes always split into clusters); the others,
     and rows whose clusters would need more series terms than the table's static cap,
     through the series (S1) with its moments (M1).
-    Rows with a non-finite logit give NaN.
+    Rows with a non-finite logit give NaN. With ``with_steps`` also returns the number of
+    sequential loop steps: series terms, 3 x cluster-series terms and 3 x (K - 1) table
+    levels when the table runs (forward, replay from checkpoints, adjoint).
     """
     dtype = logits.dtype
     finite = tf.reduce_all(tf.math.is_finite(logits), axis=-1)
@@ -211,26 +213,40 @@ def _log_normalizer_and_mean(logits):
     def by_table():
         # Rows left to the series get evenly spaced nodes: K one-node clusters, no work.
         spaced = tf.broadcast_to(tf.range(tf.shape(w)[-1], dtype=w.dtype), tf.shape(w))
-        value, gradient, ok = _divided_difference_table.log_divided_difference_and_gradient(
+        table = _divided_difference_table.log_divided_difference_and_gradient(
             tf.where(wide[:, None], w, spaced), _table_terms(num_classes)
         )
-        return value, gradient, wide & ok
+        value, gradient, ok, terms = table
+        return value, gradient, wide & ok, 3 * (terms + num_classes - 1)
 
     def none():
-        return tf.zeros_like(minimum), tf.zeros_like(w), tf.zeros_like(wide)
+        return tf.zeros_like(minimum), tf.zeros_like(w), tf.zeros_like(wide), tf.constant(0)
 
     if num_classes is None:
-        table_value, table_gradient, by_table_rows = none()
+        table_value, table_gradient, by_table_rows, table_steps = none()
     else:
-        table_value, table_gradient, by_table_rows = tf.cond(tf.reduce_any(wide), by_table, none)
+        table_value, table_gradient, by_table_rows, table_steps = tf.cond(
+            tf.reduce_any(wide), by_table, none
+        )
     series_w = tf.where(by_table_rows[:, None], tf.zeros_like(w), w)
-    series_value, series_mean, _ = _positive_series(tf.cast(series_w, dtype))
+    series_value, series_mean, _, series_steps = _positive_series(tf.cast(series_w, dtype))
     value = minimum + tf.where(by_table_rows, table_value, series_value)
     mean = tf.where(by_table_rows[:, None], tf.cast(table_gradient, dtype), series_mean)
     mean = tf.gather(mean, tf.argsort(order, axis=-1), batch_dims=1)
     nan = tf.constant(math.nan, dtype)
     value = tf.where(finite, tf.cast(value, dtype), nan)
-    return value, tf.where(finite[:, None], mean, nan)
+    mean = tf.where(finite[:, None], mean, nan)
+    if with_steps:
+        return value, mean, series_steps + table_steps
+    return value, mean
+
+
+def sequential_steps(logits):
+    """The number of sequential loop steps one call on [B, K] ``logits`` takes (a scalar
+    int32): what bounds its latency on a GPU, where each step is a few kernel launches."""
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, _ = _flatten_batch(tf.cast(logits, compute_dtype))
+    return _log_normalizer_and_mean(flat, with_steps=True)[2]
 
 
 @functools.cache
@@ -365,7 +381,7 @@ def cc_covariance(logits):
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
     minimum, w = _centered(flat)
-    _, mean, second = _positive_series(w, second_moment="full")
+    _, mean, second, _ = _positive_series(w, second_moment="full")
     covariance = second - mean[:, :, None] * mean[:, None, :]
     num_classes = tf.shape(logits)[-1]
     shape = tf.concat([batch_shape, [num_classes, num_classes]], 0)
@@ -391,7 +407,7 @@ def cc_variance(logits):
     num_classes = tf.shape(flat)[-1]
     spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(num_classes - 1, compute_dtype)
     wide = tf.reduce_max(w, axis=-1) > spread_limit
-    _, mean, second = _positive_series(
+    _, mean, second, _ = _positive_series(
         tf.where(wide[:, None], tf.zeros_like(w), w), second_moment="diagonal"
     )
     variance = second - tf.square(mean)
