@@ -188,18 +188,54 @@ def _table_terms(num_classes):
     return _divided_difference_table.leaf_series_terms(2.0 * num_classes)
 
 
-def _log_normalizer_and_mean(logits, with_steps=False):
+def _table_rows(w, wide):
+    """The table on the rows flagged ``wide`` of sorted float64 nodes ``w`` ([B, K]).
+
+    Returns ``(value, gradient, rows, steps)``: log exp[w] and its gradient on ``rows`` (the
+    wide rows whose clusters converged), and the sequential steps taken.
+    """
+    num_classes = w.shape[-1]
+    # Rows left to the series get evenly spaced nodes: K one-node clusters, no work.
+    spaced = tf.broadcast_to(tf.range(num_classes, dtype=w.dtype), tf.shape(w))
+    value, gradient, ok, terms = _divided_difference_table.log_divided_difference_and_gradient(
+        tf.where(wide[:, None], w, spaced), _table_terms(num_classes)
+    )
+    return value, gradient, wide & ok, 3 * (terms + num_classes - 1)
+
+
+def _series_rows(w):
+    """The series (S1) with its mean (M1) on non-negative nodes ``w``: (value, mean, steps)."""
+    value, mean, _, steps = _positive_series(w)
+    return value, mean, steps
+
+
+@functools.cache
+def _compiled(function, num_classes, dtype):
+    """``function`` of [B, num_classes] ``dtype`` tensors as its own XLA cluster: one kernel
+    launch per call in eager mode and in graphs that are not compiled. The number of classes
+    stays static (the table needs it); the batch size does not. Compiled on first use."""
+    arguments = {_table_rows: [dtype, tf.bool], _series_rows: [dtype]}[function]
+    signature = [
+        tf.TensorSpec([None, num_classes] if d != tf.bool else [None], d) for d in arguments
+    ]
+    return tf.function(function, jit_compile=True, autograph=False, input_signature=signature)
+
+
+def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
     """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits.
 
     Rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1) go through the
     divided-difference table (their sorted nodes always split into clusters); the others,
     and rows whose clusters would need more series terms than the table's static cap,
-    through the series (S1) with its moments (M1).
-    Rows with a non-finite logit give NaN. With ``with_steps`` also returns the number of
-    sequential loop steps: series terms, 3 x cluster-series terms and 3 x (K - 1) table
-    levels when the table runs (forward, replay from checkpoints, adjoint).
+    through the series (S1) with its moments (M1). Rows with a non-finite logit give NaN.
+
+    With ``compiled`` (outside XLA) the table and the series each run as their own XLA
+    cluster, the table's compiled only once a batch needs it. With ``with_steps`` also
+    returns the number of sequential loop steps: series terms, 3 x cluster-series terms
+    and 3 x (K - 1) table levels when the table runs (forward, replay, adjoint).
     """
     dtype = logits.dtype
+    num_classes = logits.shape[-1]
     finite = tf.reduce_all(tf.math.is_finite(logits), axis=-1)
     logits = tf.where(finite[:, None], logits, tf.zeros_like(logits))
     order = tf.argsort(logits, axis=-1, stable=True)
@@ -208,16 +244,10 @@ def _log_normalizer_and_mean(logits, with_steps=False):
     w = nodes - minimum[:, None]
     spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(tf.shape(w)[-1] - 1, w.dtype)
     wide = w[:, -1] > spread_limit  # such rows always split into clusters
-    num_classes = logits.shape[-1]
-
-    def by_table():
-        # Rows left to the series get evenly spaced nodes: K one-node clusters, no work.
-        spaced = tf.broadcast_to(tf.range(tf.shape(w)[-1], dtype=w.dtype), tf.shape(w))
-        table = _divided_difference_table.log_divided_difference_and_gradient(
-            tf.where(wide[:, None], w, spaced), _table_terms(num_classes)
-        )
-        value, gradient, ok, terms = table
-        return value, gradient, wide & ok, 3 * (terms + num_classes - 1)
+    table, series = _table_rows, _series_rows
+    if compiled and num_classes is not None:
+        table = _compiled(_table_rows, num_classes, tf.float64)
+        series = _compiled(_series_rows, num_classes, dtype)
 
     def none():
         return tf.zeros_like(minimum), tf.zeros_like(w), tf.zeros_like(wide), tf.constant(0)
@@ -226,10 +256,10 @@ def _log_normalizer_and_mean(logits, with_steps=False):
         table_value, table_gradient, by_table_rows, table_steps = none()
     else:
         table_value, table_gradient, by_table_rows, table_steps = tf.cond(
-            tf.reduce_any(wide), by_table, none
+            tf.reduce_any(wide), lambda: table(w, wide), none
         )
     series_w = tf.where(by_table_rows[:, None], tf.zeros_like(w), w)
-    series_value, series_mean, _, series_steps = _positive_series(tf.cast(series_w, dtype))
+    series_value, series_mean, series_steps = series(tf.cast(series_w, dtype))
     value = minimum + tf.where(by_table_rows, table_value, series_value)
     mean = tf.where(by_table_rows[:, None], tf.cast(table_gradient, dtype), series_mean)
     mean = tf.gather(mean, tf.argsort(order, axis=-1), batch_dims=1)
@@ -246,20 +276,7 @@ def sequential_steps(logits):
     int32): what bounds its latency on a GPU, where each step is a few kernel launches."""
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, _ = _flatten_batch(tf.cast(logits, compute_dtype))
-    return _log_normalizer_and_mean(flat, with_steps=True)[2]
-
-
-@functools.cache
-def _compiled(num_classes, dtype):
-    """The computation as one XLA cluster for [B, num_classes] logits of ``dtype``: one
-    kernel launch per call in eager mode and in graphs that are not compiled. The number
-    of classes stays static (the table needs it); the batch size does not."""
-    return tf.function(
-        _log_normalizer_and_mean,
-        jit_compile=True,
-        autograph=False,
-        input_signature=[tf.TensorSpec([None, num_classes], dtype)],
-    )
+    return _log_normalizer_and_mean(flat, with_steps=True, compiled=True)[2]
 
 
 def _in_xla_context():
@@ -274,9 +291,7 @@ def _value_and_mean_forward(logits):
     # runs as its own XLA cluster (eager mode costs what graph mode costs).
     # The gradient is supplied by `_value_and_mean`: no tape may record the loops.
     logits = tf.stop_gradient(logits)
-    if _in_xla_context() or logits.shape[-1] is None:
-        return _log_normalizer_and_mean(logits)
-    return _compiled(logits.shape[-1], logits.dtype)(logits)
+    return _log_normalizer_and_mean(logits, compiled=not _in_xla_context())
 
 
 def _covariance_vector_product(logits, vector):
