@@ -5,10 +5,14 @@ JSON. Usage:  python benchmarks/cc_numerics.py [--quick] [--json_out results.jso
 
 (a) max |error| of log C^{-1} for the CC paper's closed form (eq. 4) and for
     keras_cc.ops.cc_log_normalizer, float32 and float64, against an mpmath reference;
-(b) time of loss+gradient of the CC negative log-likelihood of soft targets, as ratios to
-    the closed form and to softmax cross-entropy;
-(c) sampler throughput (samples/s);
-(d) peak memory of loss+gradient at (4096, 1000), in units of the logits tensor's size.
+(b) loss+gradient against the closed form at (4096, 10), logits N(0, 2^2): eq. 4 in the
+    input's precision under XLA (one product of pairwise differences and a sum);
+(c) the spread sweep: loss+gradient at logit spreads 1 to 1e4 as ratios to softmax
+    cross-entropy on the same batch, with the number of sequential loop steps;
+(d) a training-shaped case: logits of a digits MLP trained with CC label smoothing;
+(e) sampler throughput (samples/s);
+(f) peak memory of loss+gradient at (4096, 1000), in units of the logits tensor's size.
+Timings are medians over interleaved rounds; "spread" gives the ratios' range over rounds.
 """
 
 import argparse
@@ -21,15 +25,13 @@ import sys
 import numpy as np
 import tensorflow as tf  # noqa: E402
 
-import keras_cc  # noqa: F401  (configures TensorFlow's Keras routing first)
+import keras_cc
 from keras_cc import ops  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
 import cc_reference  # noqa: E402
-
-TIMING_SHAPES = ((4096, 10), (256, 100), (64, 1000))
 
 
 def median_time(function, *args, repeats=15):
@@ -99,40 +101,146 @@ def example_batch(batch, num_classes, seed=0):
     return tf.constant(logits), tf.constant(targets)
 
 
-def timing_table(repeats):
+def _ratio_row(contenders, baseline, repeats):
+    """Median seconds of each contender and its ratio to ``baseline``, with the ratio's
+    range over the interleaved rounds (the rounds share whatever load the machine had)."""
+    finish = lambda result: tf.nest.map_structure(lambda t: t.numpy(), result)  # noqa: E731
+    for function in contenders.values():
+        finish(function())  # compile
+    samples = _timing.side_by_side(contenders, repeats, finish=finish)
+    medians = _timing.medians(samples)
+    row = {f"{name}_ms": 1e3 * seconds for name, seconds in medians.items()}
+    for name in contenders:
+        if name == baseline:
+            continue
+        ratios = [a / b for a, b in zip(samples[name], samples[baseline])]
+        row[f"{name}/{baseline}"] = float(np.median(ratios))
+        row[f"{name}/{baseline}_spread"] = f"{min(ratios):.3g}-{max(ratios):.3g}"
+    return row
+
+
+def closed_form_table(repeats):
+    """(b): ours against eq. 4 at (4096, 10), logits N(0, 2^2)."""
+    rng = np.random.default_rng(0)
+    logits = tf.constant(2.0 * rng.standard_normal((4096, 10)), tf.float32)
+    targets = tf.constant(rng.dirichlet(np.full(10, 2.0), size=4096), tf.float32)
     ours = _loss_and_gradient(ops.cc_log_normalizer)
     closed = _loss_and_gradient(ops.cc_closed_form_log_normalizer)
+    row = _ratio_row(
+        {
+            "ours": lambda: ours(logits, targets),
+            "closed_form": lambda: closed(logits, targets),
+            "softmax_ce": lambda: _softmax_cross_entropy_step(logits, targets),
+        },
+        "closed_form",
+        repeats,
+    )
+    failed = ops.cc_closed_form_failure(tf.nn.log_softmax(logits)).numpy().mean()
+    return [{"batch": 4096, "K": 10, **row, "closed_form_rows_off_by_1e-3": float(failed)}]
+
+
+def spread_batch(batch, num_classes, spread, seed=0):
+    """Unit-normal logits rescaled to the given spread (max - min) in every row."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((batch, num_classes))
+    z = (z - z.min(-1, keepdims=True)) / np.ptp(z, axis=-1, keepdims=True) * spread
+    targets = rng.dirichlet(np.full(num_classes, 2.0), size=batch)
+    return tf.constant(z, tf.float32), tf.constant(targets, tf.float32)
+
+
+SWEEP_SHAPES = ((128, 10), (128, 100), (128, 1000), (4096, 10))
+SWEEP_SPREADS = (1.0, 20.0, 150.0, 1e3, 1e4)
+
+
+def spread_table(repeats, shapes=SWEEP_SHAPES, spreads=SWEEP_SPREADS):
+    """(c): loss+gradient at each spread, as a ratio to softmax cross-entropy."""
+    ours = _loss_and_gradient(ops.cc_log_normalizer)
     rows = []
-    for batch, num_classes in TIMING_SHAPES:
-        logits, targets = example_batch(batch, num_classes)
-        t_ours = median_time(ours, logits, targets, repeats=repeats)
-        t_closed = median_time(closed, logits, targets, repeats=repeats)
-        t_ce = median_time(_softmax_cross_entropy_step, logits, targets, repeats=repeats)
-        closed_loss = closed(logits, targets)[0].numpy()
-        rows.append(
-            {
-                "batch": batch,
-                "K": num_classes,
-                "ours_ms": 1e3 * t_ours,
-                "closed_form_ms": 1e3 * t_closed,
-                "softmax_ce_ms": 1e3 * t_ce,
-                "ours/closed_form": t_ours / t_closed,
-                "ours/softmax_ce": t_ours / t_ce,
-                "closed_form_loss_finite": bool(np.isfinite(closed_loss)),
-            }
-        )
+    for batch, num_classes in shapes:
+        for spread in spreads:
+            logits, targets = spread_batch(batch, num_classes, spread)
+            row = _ratio_row(
+                {
+                    "ours": lambda x=logits, y=targets: ours(x, y),
+                    "softmax_ce": lambda x=logits, y=targets: _softmax_cross_entropy_step(x, y),
+                },
+                "softmax_ce",
+                repeats,
+            )
+            steps = ops.continuous_categorical.sequential_steps(tf.nn.log_softmax(logits))
+            rows.append(
+                {
+                    "batch": batch,
+                    "K": num_classes,
+                    "spread": spread,
+                    **row,
+                    "sequential_steps": int(steps),
+                }
+            )
+            print(rows[-1], flush=True)
     return rows
 
 
+def trained_logits(epochs=50, seed=0):
+    """Training-set logits of a 64-128-10 MLP fitted to scikit-learn's digits with
+    CCLabelSmoothing(0.1) for ``epochs`` epochs (Adam, batch 128)."""
+    import keras
+    from sklearn.datasets import load_digits
+
+    keras.utils.set_random_seed(seed)
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = keras.utils.to_categorical(digits.target, 10)
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)]
+    )
+    model.compile("adam", loss=keras_cc.CCLabelSmoothing(0.1, from_logits=True))
+    model.fit(x, y, batch_size=128, epochs=epochs, verbose=0)
+    return model.predict(x, verbose=0), y
+
+
+def training_table(repeats, epochs):
+    """(d): loss+gradient on trained CC-LS logits, batches of 128 training examples."""
+    logits, labels = trained_logits(epochs)
+    spreads = np.ptp(logits, axis=-1)
+    targets = 0.9 * labels + 0.01
+    ours = _loss_and_gradient(ops.cc_log_normalizer)
+    batch_logits = tf.constant(logits[:128])
+    batch_targets = tf.constant(targets[:128], tf.float32)
+    row = _ratio_row(
+        {
+            "ours": lambda: ours(batch_logits, batch_targets),
+            "softmax_ce": lambda: _softmax_cross_entropy_step(batch_logits, batch_targets),
+        },
+        "softmax_ce",
+        repeats,
+    )
+    return [
+        {
+            "epochs": epochs,
+            "median_spread": float(np.median(spreads)),
+            "max_spread": float(spreads.max()),
+            **row,
+        }
+    ]
+
+
 def sampler_table(num_samples, repeats):
+    """(e): samples/s of the exact sampler by number of classes and logit spread."""
     rows = []
+    sample = tf.function(lambda x, s: ops.cc_sample(x, [num_samples], seed=s))
     for num_classes in (10, 100, 1000):
-        logits = tf.constant(np.random.default_rng(1).standard_normal((1, num_classes)), tf.float32)
-        sample = tf.function(lambda x, s: ops.cc_sample(x, [num_samples], seed=s))
-        seconds = median_time(sample, logits, tf.constant([1, 2]), repeats=repeats)
-        rows.append(
-            {"K": num_classes, "samples": num_samples, "samples_per_s": num_samples / seconds}
-        )
+        for spread in (1.0, 150.0, 1e3):
+            logits, _ = spread_batch(1, num_classes, spread, seed=1)
+            seconds = median_time(sample, logits, tf.constant([1, 2]), repeats=repeats)
+            rows.append(
+                {
+                    "K": num_classes,
+                    "spread": spread,
+                    "samples": num_samples,
+                    "samples_per_s": num_samples / seconds,
+                }
+            )
     return rows
 
 
@@ -188,20 +296,37 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
     parser.add_argument("--json_out", default=None, help="also write the results here")
+    parser.add_argument(
+        "--sections",
+        default="accuracy,closed_form,spread,training,sampler,memory",
+        help="comma-separated subset of: accuracy, closed_form, spread, training, sampler, memory",
+    )
     args = parser.parse_args()
     repeats = 5 if args.quick else 15
     sizes = (2, 10, 100) if args.quick else (2, 5, 10, 20, 50, 100, 256)
+    sections = args.sections.split(",")
     results = {
-        "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU x{os.cpu_count()}",
-        "accuracy": accuracy_table(sizes, cases_per_cell=2 if args.quick else 4),
-        "timing": timing_table(repeats),
-        "sampler": sampler_table(20000 if args.quick else 100000, max(3, repeats // 3)),
-        "memory": peak_memory(),
+        "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU x{os.cpu_count()}"
     }
-    _print_table("(a) max |error| of log C^-1 (inf: NaN or inf)", results["accuracy"])
-    _print_table("(b) loss+gradient time, XLA (median)", results["timing"])
-    _print_table("(c) sampler throughput", results["sampler"])
-    _print_table("(d) peak memory of loss+gradient / logits size", [results["memory"]])
+    titles = {
+        "accuracy": "(a) max |error| of log C^-1 (inf: NaN or inf)",
+        "closed_form": "(b) loss+gradient against the closed form (eq. 4), XLA",
+        "spread": "(c) loss+gradient against softmax cross-entropy by logit spread, XLA",
+        "training": "(d) trained CC-LS logits (digits MLP), XLA",
+        "sampler": "(e) sampler throughput",
+        "memory": "(f) peak memory of loss+gradient / logits size",
+    }
+    makers = {
+        "accuracy": lambda: accuracy_table(sizes, cases_per_cell=2 if args.quick else 4),
+        "closed_form": lambda: closed_form_table(repeats),
+        "spread": lambda: spread_table(repeats),
+        "training": lambda: training_table(repeats, epochs=10 if args.quick else 50),
+        "sampler": lambda: sampler_table(20000 if args.quick else 100000, max(3, repeats // 3)),
+        "memory": lambda: [peak_memory()],
+    }
+    for name in sections:
+        results[name] = makers[name]()
+        _print_table(titles[name], results[name])
     text = json.dumps(results, indent=1)
     print("\nJSON\n" + text)
     if args.json_out:
