@@ -189,17 +189,21 @@ def _table_terms(num_classes):
 
 
 def _table_rows(w, wide):
-    """The table on the rows flagged ``wide`` of sorted float64 nodes ``w`` ([B, K]).
+    """The table on the rows flagged ``wide`` of non-negative float64 nodes ``w`` ([B, K]).
 
     Returns ``(value, gradient, rows, steps)``: log exp[w] and its gradient on ``rows`` (the
     wide rows whose clusters converged), and the sequential steps taken.
     """
     num_classes = w.shape[-1]
+    order = tf.argsort(w, axis=-1, stable=True)
+    nodes = tf.gather(w, order, batch_dims=1)
+    nodes -= nodes[:, :1]
     # Rows left to the series get evenly spaced nodes: K one-node clusters, no work.
     spaced = tf.broadcast_to(tf.range(num_classes, dtype=w.dtype), tf.shape(w))
     value, gradient, ok, terms = _divided_difference_table.log_divided_difference_and_gradient(
-        tf.where(wide[:, None], w, spaced), _table_terms(num_classes)
+        tf.where(wide[:, None], nodes, spaced), _table_terms(num_classes)
     )
+    gradient = tf.gather(gradient, tf.argsort(order, axis=-1), batch_dims=1)
     return value, gradient, wide & ok, 3 * (terms + num_classes - 1)
 
 
@@ -238,31 +242,33 @@ def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
     num_classes = logits.shape[-1]
     finite = tf.reduce_all(tf.math.is_finite(logits), axis=-1)
     logits = tf.where(finite[:, None], logits, tf.zeros_like(logits))
-    order = tf.argsort(logits, axis=-1, stable=True)
-    nodes = tf.cast(tf.gather(logits, order, batch_dims=1), tf.float64)
-    minimum = nodes[:, 0]
-    w = nodes - minimum[:, None]
+    minimum = tf.reduce_min(logits, axis=-1)
+    w = logits - minimum[:, None]
     spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(tf.shape(w)[-1] - 1, w.dtype)
-    wide = w[:, -1] > spread_limit  # such rows always split into clusters
+    wide = tf.reduce_max(w, axis=-1) > spread_limit  # such rows always split into clusters
     table, series = _table_rows, _series_rows
     if compiled and num_classes is not None:
         table = _compiled(_table_rows, num_classes, tf.float64)
         series = _compiled(_series_rows, num_classes, dtype)
 
+    # The table's nodes: the logits' differences, exact in float64.
+    w64 = tf.cast(logits, tf.float64) - tf.cast(minimum, tf.float64)[:, None]
+
     def none():
-        return tf.zeros_like(minimum), tf.zeros_like(w), tf.zeros_like(wide), tf.constant(0)
+        zeros = tf.zeros_like(w64)
+        return zeros[:, 0], zeros, tf.zeros_like(wide), tf.constant(0)
 
     if num_classes is None:
         table_value, table_gradient, by_table_rows, table_steps = none()
     else:
         table_value, table_gradient, by_table_rows, table_steps = tf.cond(
-            tf.reduce_any(wide), lambda: table(w, wide), none
+            tf.reduce_any(wide), lambda: table(w64, wide), none
         )
-    series_w = tf.where(by_table_rows[:, None], tf.zeros_like(w), w)
-    series_value, series_mean, series_steps = series(tf.cast(series_w, dtype))
-    value = minimum + tf.where(by_table_rows, table_value, series_value)
+    series_value, series_mean, series_steps = series(
+        tf.where(by_table_rows[:, None], tf.zeros_like(w), w)
+    )
+    value = tf.cast(minimum, tf.float64) + tf.where(by_table_rows, table_value, series_value)
     mean = tf.where(by_table_rows[:, None], tf.cast(table_gradient, dtype), series_mean)
-    mean = tf.gather(mean, tf.argsort(order, axis=-1), batch_dims=1)
     nan = tf.constant(math.nan, dtype)
     value = tf.where(finite, tf.cast(value, dtype), nan)
     mean = tf.where(finite[:, None], mean, nan)
