@@ -96,7 +96,7 @@ def test_shift_invariance_and_batch_shapes():
 
 def test_gradient_is_mean_and_hessian_is_covariance():
     logits = tf.constant([[0.3, -1.2, 2.0, 0.0], [0.0, 1e-9, 2e-9, 0.0]], tf.float64)
-    with tf.GradientTape() as outer:
+    with tf.GradientTape(persistent=True) as outer:
         outer.watch(logits)
         mean = ops.cc_mean(logits)
         with tf.GradientTape() as inner:

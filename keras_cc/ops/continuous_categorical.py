@@ -177,10 +177,10 @@ def _centered(logits):
     return minimum, logits - minimum[:, None]
 
 
-# Rows whose spread exceeds this many times K - 1 go to the table: the series costs about
-# 2 spread terms of O(K) work, the table K levels of O(K) work at a larger constant factor
-# (measured with benchmarks/cc_numerics.py).
-TABLE_SPREAD_PER_CLASS = 4.0
+# Rows whose spread exceeds this many times K - 1 go to the table. The series takes about
+# 2 spread steps of O(K) work, the table 3 (K - 1) steps of O(K) work, each step about 20x
+# the series' on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
+TABLE_SPREAD_PER_CLASS = 30.0
 
 
 def _table_terms(num_classes):
