@@ -14,6 +14,7 @@ Usage (stdlib only; any Python 3.10-3.12 with ``venv``; needs the package index)
     python benchmarks/compat_matrix.py
     python benchmarks/compat_matrix.py --tensorflow 2.20 2.21 --tfp 0.23 0.24 0.25 \\
         --extra_set "2.21:0.25:numpy==2.4.*" --json_out compat.json
+    python benchmarks/compat_matrix.py --render compat.json   # the tables again
 
 The tests run on a snapshot of the working tree, copied once at the start (``--ref HEAD``:
 of a commit instead). Each virtual
@@ -217,14 +218,11 @@ def _cell(record: dict) -> str:
     if record["status"] not in ("pass", "FAIL"):
         return record["status"]
     tests = record["tests"]
-    text = f"{record['status']} {tests.get('passed', 0)}"
-    if tests.get("failed") or tests.get("error"):
-        text += f"/{tests.get('failed', 0) + tests.get('error', 0)} failed"
-    if tests.get("skipped"):
-        text += f" ({tests['skipped']} skipped)"
-    if not record.get("declared", True):
-        text += ", outside declared ranges"
-    return text
+    failed = tests.get("failed", 0) + tests.get("error", 0)
+    text = f"{record['status']}: {tests.get('passed', 0)} passed"
+    text += f", {failed} failed" if failed else ""
+    text += f", {tests['skipped']} skipped" if tests.get("skipped") else ""
+    return text + ("" if record.get("declared", True) else "; outside declared ranges")
 
 
 def markdown(records: list[dict]) -> str:
@@ -254,6 +252,36 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def grid(records: list[dict]) -> str:
+    """TensorFlow rows x TFP columns, for the sets that pin nothing else."""
+    cells = {}
+    for record in records:
+        pins = {_name(r): r.split("==", 1)[-1].rstrip(".*") for r in record["requirements"]}
+        if len(pins) == 3:
+            cells[pins["tensorflow"], pins["tensorflow-probability"]] = _cell(record)
+    tensorflows = sorted({tf for tf, _ in cells}, key=_release)
+    tfps = sorted({tfp for _, tfp in cells}, key=_release)
+    lines = [
+        "| TensorFlow \\ TFP | " + " | ".join(tfps) + " |",
+        "|---" * (len(tfps) + 1) + "|",
+    ]
+    for tf in tensorflows:
+        row = [cells.get((tf, tfp), "not run") for tfp in tfps]
+        lines.append(f"| {tf} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def render(result: dict) -> None:
+    """Prints the grid and the per-set table of a result record."""
+    print(grid(result["sets"]))
+    print()
+    print(markdown(result["sets"]))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tensorflow", nargs="+", default=["2.20", "2.21"], metavar="X.Y")
@@ -272,7 +300,11 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the venvs and the snapshot")
     parser.add_argument("--timeout_s", type=int, default=3600, help="per set, for the tests")
     parser.add_argument("--json_out", default=None)
+    parser.add_argument("--render", default=None, help="print the tables of a --json_out file")
     args = parser.parse_args(argv)
+    if args.render:
+        render(json.loads(pathlib.Path(args.render).read_text()))
+        return 0
 
     sets = [(tf, tfp, []) for tf in args.tensorflow for tfp in args.tfp]
     for text in args.extra_set:
@@ -312,8 +344,6 @@ def main(argv=None) -> int:
         if not args.keep:
             shutil.rmtree(source, ignore_errors=True)
 
-    print()
-    print(markdown(records))
     result = {
         "python": subprocess.run(
             [args.python, "-c", "import platform; print(platform.python_version())"],
@@ -323,6 +353,8 @@ def main(argv=None) -> int:
         "tests": args.tests,
         "sets": records,
     }
+    print()
+    render(result)
     print("\nJSON:")
     print(json.dumps(result, indent=2))
     if args.json_out:
