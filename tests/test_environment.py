@@ -64,40 +64,33 @@ PRELUDE = textwrap.dedent(
 )
 
 
-def run_probe(body, **environment):
-    """Runs PRELUDE + body in a fresh interpreter; returns its report (the last line)."""
+def _run(body, environment):
+    """Runs PRELUDE + body in a fresh interpreter with only ``environment`` beside PATH/HOME."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHONPATH": _KERAS_CC_ROOT,
         **environment,
     }
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def run_probe(body, **environment):
+    """Runs PRELUDE + body in a fresh interpreter; returns its report (the last line)."""
+    result = _run(body, environment)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run_failing_probe(body, **environment):
     """Runs PRELUDE + body, which must fail; returns its stderr."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "PYTHONPATH": _KERAS_CC_ROOT,
-        **environment,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _run(body, environment)
     assert result.returncode != 0, result.stdout[-3000:]
     return result.stderr
 
