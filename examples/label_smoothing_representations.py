@@ -16,7 +16,7 @@ From the models of a finished ablation run (CIFAR-10 classes airplane, automobil
 bird are 0, 1, 2):
 
     python examples/label_smoothing_representations.py \
-        --ablation_dir=runs/label_smoothing_ablation/cifar10 --seeds=0-9
+        --ablation_dir=runs/label_smoothing_ablation/cifar10-standard --seeds=0-9
 
 Outputs in --output_dir: ``figure1.png``, ``table2.md``, ``table2.json``.
 """
@@ -131,7 +131,7 @@ def main(argv):
     if len(classes) != 3:
         raise app.UsageError(f"--classes needs three classes; received {list(classes)}.")
     output_dir = FLAGS.output_dir or cli.default_output_dir(
-        "label_smoothing_representations", config.dataset
+        "label_smoothing_representations", config.dataset, config.protocol
     )
     try:
         dataset = get_dataset(config)

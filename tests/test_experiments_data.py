@@ -215,8 +215,10 @@ def test_ablation_script_without_cifar_stops_at_once_with_instructions(tmp_path)
     assert not (tmp_path / "out" / "cells").exists()
 
 
-def test_a_cifar10_grid_cell_trains_from_a_pickle_directory(tmp_path, no_default_caches):
-    """The CIFAR path end to end: uint8 32x32x3 images, augmentation, full-width CNN."""
+@pytest.mark.parametrize("protocol", ["standard", "paper"])
+def test_a_cifar10_grid_cell_trains_from_a_pickle_directory(tmp_path, no_default_caches, protocol):
+    """The CIFAR path end to end: uint8 32x32x3 images, augmentation, full-width CNN, in
+    both protocols (20 training images: no validation split)."""
     from keras_cc.experiments import grid, training
     from keras_cc.experiments.model import Regularizers
 
@@ -230,14 +232,18 @@ def test_a_cifar10_grid_cell_trains_from_a_pickle_directory(tmp_path, no_default
         width=0.25,
         augment=True,
         tensorboard=False,
+        protocol=protocol,
+        validation_fraction=0.0,
     )
-    cells = grid.enumerate_cells([Regularizers(True, True, True)], ["cc_ls"], [0])
+    cells = grid.enumerate_cells([Regularizers(True, True, True)], ["cc_ls_published"], [0])
     records = grid.run_grid(cells, config, str(tmp_path / "out"), printer=lambda line: None)
     record = records[cells[0].cell_id]
     assert record["status"] == "done", record.get("reason")
     assert record["data_source"] == str(directory)
-    assert len(record["curves"]["val_accuracy"]) == 2
-    correct = 6 * record["curves"]["val_accuracy"][-1]
+    assert record["config"]["protocol"] == protocol
+    assert len(record["curves"]["test_accuracy"]) == 2 and "val_accuracy" not in record["curves"]
+    assert record["selected_test_accuracy"] is None
+    correct = 6 * record["curves"]["test_accuracy"][-1]
     assert abs(correct - round(correct)) < 1e-5  # accuracy over the 6 test images
 
 

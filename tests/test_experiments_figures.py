@@ -19,7 +19,7 @@ def _records(rows, losses, seeds):
                 records[f"{row.key}__{loss}__seed{seed}"] = {
                     "status": "done",
                     "final_test_accuracy": curve[-1],
-                    "curves": {"val_accuracy": curve},
+                    "curves": {"test_accuracy": curve},
                 }
     return records
 

@@ -43,9 +43,14 @@ def test_two_cell_grid_end_to_end_and_rerun_skips(tmp_path):
         assert record["row"] == {"dropout": True, "weight_decay": False, "batch_norm": True}
         assert record["config_fingerprint"] == config.fingerprint()
         curves = record["curves"]
-        assert len(curves["val_accuracy"]) == len(curves["loss"]) == TINY["epochs"]
-        assert record["final_test_accuracy"] == curves["val_accuracy"][-1]
-        assert record["best_test_accuracy"] == max(curves["val_accuracy"])
+        assert len(curves["test_accuracy"]) == len(curves["loss"]) == TINY["epochs"]
+        assert len(curves["val_accuracy"]) == TINY["epochs"]  # the validation split
+        assert record["final_test_accuracy"] == curves["test_accuracy"][-1]
+        assert record["max_test_accuracy"] == max(curves["test_accuracy"])
+        epoch = record["selected_epoch"]
+        assert record["selected_test_accuracy"] == curves["test_accuracy"][epoch - 1]
+        assert record["selected_validation_accuracy"] == max(curves["val_accuracy"])
+        assert record["config"]["protocol"] == "standard"
         assert 0.0 <= record["final_test_accuracy"] <= 1.0
         paths = training.cell_paths(str(tmp_path), cell)
         assert glob.glob(os.path.join(paths["tensorboard"], "validation", "events.out.*"))
@@ -58,7 +63,7 @@ def test_two_cell_grid_end_to_end_and_rerun_skips(tmp_path):
     model = keras.saving.load_model(
         training.cell_paths(str(tmp_path), cells[0])["model"], compile=False
     )
-    predicted = np.argmax(model.predict(dataset.x_test, verbose=0), -1)
+    predicted = np.argmax(model.predict(dataset.x_test, verbose=0), -1)  # logits
     accuracy = float(np.mean(predicted == dataset.y_test))
     assert accuracy == pytest.approx(records[cells[0].cell_id]["final_test_accuracy"], abs=1e-6)
     assert any("[2/2]" in line and "test acc" in line for line in lines)
@@ -218,7 +223,7 @@ def test_resume_after_the_process_is_killed_mid_grid(tmp_path):
     assert resumed["status"] == "done"
     assert provenance[interrupted[0]]["resumed_after_epoch"] >= 1
     assert f"{interrupted[0]}: test acc" in output and "resumed after epoch" in output
-    assert len(resumed["curves"]["val_accuracy"]) == 6
+    assert len(resumed["curves"]["test_accuracy"]) == 6
     assert not glob.glob(os.path.join(checkpoints, "*"))
     assert "Table 1" in output and "w/o LS" in output
     with open(os.path.join(output_dir, "table1.md")) as f:

@@ -53,8 +53,9 @@ def test_unregularized_cnn_structure_and_output():
     assert model.get_layer("penultimate").output.shape[-1] == 4 * 4 * 128
     assert model.get_layer("logits").units == 10
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
-    probabilities = model(x).numpy()
-    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    logits = model(x).numpy()  # the output is the logits layer's
+    assert model.layers[-1].name == "logits" and logits.shape == (3, 10)
+    assert np.isfinite(logits).all()
     assert model.losses == []
 
 
@@ -118,22 +119,28 @@ def test_standardization_uses_the_given_channel_statistics():
     np.testing.assert_allclose(out, (12.0 / 16.0 - 0.5) / 0.5, rtol=1e-5)
 
 
-def test_make_loss_gives_the_three_columns():
+def test_make_loss_gives_the_four_columns_on_logits():
     none = model_lib.make_loss("none")
     ls = model_lib.make_loss("ls", 0.2)
     cc = model_lib.make_loss("cc_ls", 0.2)
+    published = model_lib.make_loss("cc_ls_published", 0.2, reduction="sum")
+    assert published.label_smoothing == 0.2 and published.reduction == "sum"
+    assert model_lib.make_loss("ls", 0.2, reduction="sum").reduction == "sum"
+    assert model_lib.make_loss("none", reduction="sum").reduction == "sum_over_batch_size"
     assert isinstance(none, keras.losses.CategoricalCrossentropy)
     assert none.get_config()["label_smoothing"] == 0.0
     assert isinstance(ls, keras.losses.CategoricalCrossentropy)
     assert ls.get_config()["label_smoothing"] == 0.2
     assert isinstance(cc, keras_cc.CCLabelSmoothing) and cc.label_smoothing == 0.2
     y = tf.one_hot([0, 2], 3)
-    p = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    z = tf.math.log(tf.constant([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
     # CC-LS is LS plus the CC log-normalizer of the predictions (CC paper eq. 7).
-    extra = keras_cc.ops.cc_log_normalizer(tf.math.log(p))
+    extra = keras_cc.ops.cc_log_normalizer(tf.nn.log_softmax(z))
     np.testing.assert_allclose(
-        float(cc(y, p)), float(ls(y, p)) + float(tf.reduce_mean(extra)), rtol=1e-4
+        float(cc(y, z)), float(ls(y, z)) + float(tf.reduce_mean(extra)), rtol=1e-4
     )
+    # The losses take logits: a shift of every logit changes nothing.
+    np.testing.assert_allclose(float(ls(y, z + 3.0)), float(ls(y, z)), rtol=1e-5)
     with pytest.raises(ValueError, match="Unknown loss"):
         model_lib.make_loss("focal")
     with pytest.raises(ValueError, match=r"label_smoothing must lie in \(0, 1\)"):

@@ -136,8 +136,17 @@ def test_table_1_marks_the_best_of_each_row_and_reports_failures():
     markdown = tables.format_table1(summary, rows, losses, markdown=True)
     assert "| Yes | Yes | Yes | **91.0 (±1.4)** | 89.0 (±1.4) | 86.0 (±1.4) |" in markdown
     assert "| No | No | No | 80.0 (±0.0) | – | **84.0 [1 failed]** |" in markdown
-    best = tables.summarize_grid(records, rows, losses, seeds, metric="best_test_accuracy")
+    # The maximum over epochs; records of version 2 called it best_test_accuracy.
+    best = tables.summarize_grid(records, rows, losses, seeds, metric="max_test_accuracy")
     assert best[(top.key, "none")].mean == pytest.approx(92.0)
+    population = tables.summarize_grid(records, rows, losses, seeds, ddof=0)
+    assert population[(top.key, "none")].std == pytest.approx(1.0)
+    # Records without a validation split have no selected accuracy: counted as missing.
+    selected = tables.summarize_grid(records, rows, losses, seeds, "selected_test_accuracy")
+    assert selected[(top.key, "none")].missing == 2 and not selected[(top.key, "none")].values
+    caption = tables.table_caption("max_test_accuracy", 0, seeds, "digits", "paper", 300)
+    assert caption.startswith("maximum test accuracy over epochs (the CC paper's number) (%)")
+    assert "population std" in caption and "--protocol=paper, 300 epochs" in caption
     # Ties at the displayed precision are all marked.
     tie = {"none": tables.EntryStats((90.04,), 0, 0), "ls": tables.EntryStats((89.96,), 0, 0)}
     assert tables.best_losses(tie, decimals=1) == {"none", "ls"}

@@ -9,8 +9,14 @@ runs must end with the same record files, byte for byte:
 * cells stopped at exact points (mid-epoch, between epochs before and after the
   checkpoint, after the last epoch before the record) by an exception that, like a kill,
   leaves the files as they are, and rerun in this process.
+
+Both run for LS under the ``standard`` protocol and for the published CC-LS (fallback
+share, skipped-step counter) under the ``paper`` protocol (rotation and shift
+augmentation).
 """
 
+import collections
+import glob
 import json
 import os
 import random
@@ -21,6 +27,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_cc.experiments import grid, training
 from keras_cc.experiments.model import Regularizers
@@ -36,24 +43,32 @@ SETTINGS = dict(
     batch_size=20,
     width=0.25,
     augment=True,
+    batch_norm_momentum=0.99,  # given: the protocols' defaults differ
     steps_per_execution=4,
     checkpoint_interval_s=0.0,
     save_models=False,
 )
-FLAGS = [
-    f"--rows={ROW.key}",
-    "--losses=ls",
-    "--seeds=0,1",
-    *(f"--{name}={str(value).lower()}" for name, value in SETTINGS.items()),
-]
+# (protocol, loss) pairs; the module's tests run once for each.
+VARIANTS = [("standard", "ls"), ("paper", "cc_ls_published")]
+_VARIANT = {"protocol": "standard", "loss": "ls"}
+
+
+def _flags():
+    return [
+        f"--rows={ROW.key}",
+        f"--losses={_VARIANT['loss']}",
+        f"--protocol={_VARIANT['protocol']}",
+        "--seeds=0,1",
+        *(f"--{name}={str(value).lower()}" for name, value in SETTINGS.items()),
+    ]
 
 
 def _config(**changes):
-    return training.TrainingConfig(**{**SETTINGS, **changes})
+    return training.TrainingConfig(**{**SETTINGS, "protocol": _VARIANT["protocol"], **changes})
 
 
 def _cells():
-    return grid.enumerate_cells([ROW], ["ls"], [0, 1])
+    return grid.enumerate_cells([ROW], [_VARIANT["loss"]], [0, 1])
 
 
 def _read(path):
@@ -68,20 +83,24 @@ def _assert_same_records(output_dir, reference_dir, cells):
         assert _read(ours) == _read(theirs), cell.cell_id
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+@pytest.fixture(scope="module", params=VARIANTS, ids=lambda v: f"{v[0]}-{v[1]}")
+def uninterrupted(request, tmp_path_factory):
+    _VARIANT.update(protocol=request.param[0], loss=request.param[1])
     output_dir = str(tmp_path_factory.mktemp("uninterrupted"))
     # Settings that do not change the numbers do not change the record either.
     config = _config(checkpoint_interval_s=60.0, tensorboard=False)
     records = grid.run_grid(_cells(), config, output_dir, printer=lambda line: None)
     assert {r["status"] for r in records.values()} == {"done"}, records
-    assert all(len(r["curves"]["val_accuracy"]) == SETTINGS["epochs"] for r in records.values())
+    assert all(len(r["curves"]["test_accuracy"]) == SETTINGS["epochs"] for r in records.values())
+    if _VARIANT["loss"] == "cc_ls_published":
+        assert all(len(r["curves"]["fallback"]) == SETTINGS["epochs"] for r in records.values())
+        assert all("skipped_steps" in r["curves"] for r in records.values())
     return output_dir
 
 
 def _start_script(output_dir):
     return subprocess.Popen(
-        [sys.executable, ABLATION, *FLAGS, f"--output_dir={output_dir}"],
+        [sys.executable, ABLATION, *_flags(), f"--output_dir={output_dir}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -195,10 +214,23 @@ def test_stopped_at_every_kind_of_point_the_cell_ends_with_the_uninterrupted_rec
     provenance = training.read_provenance(output_dir, second)
     assert [a["start_epoch"] for a in provenance["attempts"]] == [0, 2, 3, 4, 5]
     assert len(provenance["epoch_time_s"]) == 5
-    # The TensorBoard logs of the resumed cell hold each epoch once, in one file per run.
+    # The TensorBoard logs of the resumed cell hold each epoch once.
     summaries = training.cell_paths(output_dir, second)["tensorboard"]
     assert sorted(os.listdir(summaries)) == ["train", "validation"]
-    assert len(os.listdir(os.path.join(summaries, "validation"))) == 1
+    for run, tag in (("train", "epoch_test_accuracy"), ("validation", "epoch_accuracy")):
+        counts = _summary_counts(os.path.join(summaries, run))
+        assert set(counts.values()) == {1}, counts
+        assert sorted(step for t, step in counts if t == tag) == list(range(5))
+
+
+def _summary_counts(directory):
+    """How often each (tag, step) pair occurs in the event files of ``directory``."""
+    counts = collections.Counter()
+    for path in glob.glob(os.path.join(directory, "events.out.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                counts[(value.tag, event.step)] += 1
+    return counts
 
 
 def test_directories_of_the_earlier_version_still_resume(uninterrupted, tmp_path):
@@ -229,7 +261,7 @@ def test_directories_of_the_earlier_version_still_resume(uninterrupted, tmp_path
     assert not os.path.exists(paths[1]["checkpoint"])
 
 
-def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+def test_a_checkpoint_of_other_settings_is_not_resumed(uninterrupted, tmp_path):
     """Such a checkpoint restarts its cell, as the earlier version's does above."""
     output_dir = str(tmp_path / "other")
     cell = _cells()[0]

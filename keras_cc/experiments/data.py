@@ -76,6 +76,8 @@ class ImageDataset:
         class_names: one name per class.
         pixel_max: the value of a white pixel (16 for digits, 255 for CIFAR-10).
         source: where the data was read from (for the run's records).
+        x_valid, y_valid: a validation split held out of the training images
+            (:meth:`hold_out_validation`), or None.
     """
 
     name: str
@@ -86,9 +88,13 @@ class ImageDataset:
     class_names: tuple[str, ...]
     pixel_max: float
     source: str
+    x_valid: np.ndarray | None = None
+    y_valid: np.ndarray | None = None
 
     def __post_init__(self):
-        for split in ("train", "test"):
+        if (self.x_valid is None) != (self.y_valid is None):
+            raise ValueError("x_valid and y_valid must both be given or both be None.")
+        for split in ("train", "test") + (("valid",) if self.x_valid is not None else ()):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim != 4:
                 raise ValueError(f"x_{split} must be [N, H, W, C]; received shape {x.shape}.")
@@ -102,6 +108,11 @@ class ImageDataset:
                     f"y_{split} labels must lie in [0, {len(self.class_names)}); found "
                     f"[{y.min()}, {y.max()}]."
                 )
+        if self.x_valid is not None and self.x_valid.shape[1:] != self.x_train.shape[1:]:
+            raise ValueError(
+                f"Train and validation images differ in shape: {self.x_train.shape[1:]} vs "
+                f"{self.x_valid.shape[1:]}."
+            )
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(
                 f"Train and test images differ in shape: {self.x_train.shape[1:]} vs "
@@ -121,6 +132,46 @@ class ImageDataset:
         scaled = self.x_train.astype(np.float64) / self.pixel_max
         axes = (0, 1, 2)
         return scaled.mean(axis=axes).tolist(), scaled.var(axis=axes).tolist()
+
+    def scalar_statistics(self) -> tuple[list[float], list[float]]:
+        """One mean and variance over all training pixels scaled to [0, 1], repeated per
+        channel (the CC paper's standardization)."""
+        scaled = self.x_train.astype(np.float64) / self.pixel_max
+        channels = self.input_shape[-1]
+        return [float(scaled.mean())] * channels, [float(scaled.var())] * channels
+
+    def hold_out_validation(self, fraction: float, seed: int = 0) -> ImageDataset:
+        """A copy whose training images lose a class-stratified ``fraction`` to
+        ``x_valid``/``y_valid`` (fixed by ``seed``); 0 returns the data set unchanged.
+
+        Raises:
+            ValueError: ``fraction`` outside ``[0, 1)``, a validation split already held
+                out, or too few images for one per class on each side.
+        """
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"--validation_fraction must lie in [0, 1); received {fraction!r}.")
+        if fraction == 0.0:
+            return self
+        if self.x_valid is not None:
+            raise ValueError("This data set already holds a validation split.")
+        from sklearn.model_selection import train_test_split
+
+        try:
+            x_train, x_valid, y_train, y_valid = train_test_split(
+                self.x_train,
+                self.y_train,
+                test_size=fraction,
+                random_state=seed,
+                stratify=self.y_train,
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"--validation_fraction={fraction} cannot split {len(self.y_train)} training "
+                f"images by class: {error}"
+            ) from None
+        return dataclasses.replace(
+            self, x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid
+        )
 
     def subset(
         self, train_examples: int | None = None, test_examples: int | None = None, seed: int = 0

@@ -13,7 +13,12 @@ from keras_cc.experiments.tables import EntryStats
 
 __all__ = ["plot_ablation", "plot_curves", "plot_representations", "row_label"]
 
-LOSS_COLORS = {"none": "tab:gray", "ls": "tab:blue", "cc_ls": "tab:red"}
+LOSS_COLORS = {
+    "none": "tab:gray",
+    "ls": "tab:blue",
+    "cc_ls": "tab:red",
+    "cc_ls_published": "tab:orange",
+}
 # Figure 1 of the CC paper colours its three classes blue, orange and pink.
 CLASS_COLORS = ("tab:blue", "tab:orange", "tab:pink")
 
@@ -105,14 +110,18 @@ def plot_curves(
     losses: Sequence[str],
     seeds: Sequence[int],
     path: str,
-    curve: str = "val_accuracy",
+    curve: str = "test_accuracy",
+    label: str = "test accuracy (%)",
+    scale: float = 100.0,
 ) -> str:
-    """Per-epoch test accuracy, one panel per row: the mean over seeds as a line, and
-    ± one standard deviation over seeds (as in Table 1) as a shaded band.
+    """A per-epoch curve of the records (default: test accuracy in %), one panel per row:
+    the mean over seeds as a line, and ± one sample standard deviation over seeds as a
+    shaded band. ``scale`` multiplies the recorded values; ``label`` names the y-axis.
 
     Every panel has the whole range of its curves, the first epochs included, on one
     y-axis shared by all panels, each with its label. A legend above the panels names the
-    losses and the shading, and says over which seeds.
+    losses and the shading, and says over which seeds. Losses without the curve are
+    left out.
     """
     plt = _pyplot()
     from matplotlib.patches import Patch
@@ -128,16 +137,19 @@ def plot_curves(
         sharey=True,
         layout="constrained",
     )
-    low, high, seed_counts = 100.0, 0.0, set()
+    low, high, seed_counts, shown = math.inf, -math.inf, set(), []
     for ax, row in zip(axes.flat, rows):
         for loss in losses:
             series = []
             for seed in seeds:
                 record = records.get(f"{row.key}__{loss}__seed{seed}")
-                if record and record.get("status") == "done":
-                    series.append(100.0 * np.asarray(record["curves"][curve], dtype=float))
+                if record and record.get("status") == "done" and curve in record["curves"]:
+                    values = [math.nan if v is None else v for v in record["curves"][curve]]
+                    series.append(scale * np.asarray(values, dtype=float))
             if not series:
                 continue
+            if loss not in shown:
+                shown.append(loss)
             seed_counts.add(len(series))
             length = min(len(s) for s in series)
             stack = np.stack([s[:length] for s in series])
@@ -148,21 +160,24 @@ def plot_curves(
             ax.fill_between(
                 epochs, mean - std, mean + std, color=LOSS_COLORS[loss], alpha=0.18, linewidth=0
             )
-            low = min(low, float(np.min(mean - std)), float(np.min(stack)))
-            high = max(high, float(np.max(mean + std)), float(np.max(stack)))
+            low = min(low, float(np.nanmin(mean - std)), float(np.nanmin(stack)))
+            high = max(high, float(np.nanmax(mean + std)), float(np.nanmax(stack)))
         ax.set_title(row_label(row), fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.set_xlabel("epoch", fontsize=8)
-        ax.set_ylabel("test accuracy (%)", fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=8, labelleft=True)
     for ax in axes.flat[len(rows) :]:
         ax.axis("off")
-    if high > low:  # all of every curve, to the next multiple of 5 below
+    if high > low and scale == 100.0:  # percentages: all of every curve, from a multiple of 5
         axes[0, 0].set_ylim(max(0.0, 5.0 * math.floor(low / 5.0)), min(100.0, high) + 1.0)
+    elif high > low:
+        margin = 0.03 * (high - low)
+        axes[0, 0].set_ylim(low - margin, high + margin)
     handles = [
         plt.Line2D([], [], color=LOSS_COLORS[loss], label=model_lib.LOSS_LABELS[loss])
-        for loss in losses
+        for loss in shown
     ]
     if seed_counts - {1}:  # a band needs two seeds
         counts = "/".join(str(n) for n in sorted(seed_counts))
@@ -173,7 +188,7 @@ def plot_curves(
         ncol=len(handles),
         fontsize=8,
         frameon=False,
-        title=f"lines: mean test accuracy over seeds {list(seeds)}",
+        title=f"lines: mean {label.split(' (')[0]} over seeds {list(seeds)}",
         title_fontsize=8,
     )
     path = _save(fig, path)

@@ -47,6 +47,26 @@ class ConfigMismatchError(ValueError):
     """The output directory holds results of a grid run with different settings."""
 
 
+def _protocol_of(config: dict | None) -> str:
+    """The protocol of a stored config; records before protocols ran ``standard``."""
+    return (config or {}).get("protocol") or "standard"
+
+
+def check_protocol(output_dir: str, records: dict[str, dict], config: training.TrainingConfig):
+    """Raises :class:`ConfigMismatchError` (one line) when ``output_dir`` already holds
+    cells, or a grid's ``config.json``, of another protocol."""
+    stored = read_json(os.path.join(output_dir, CONFIG_FILE))
+    sources = [("config.json", stored.get("config"))] if stored else []
+    sources += [(f"cell {cid}", r.get("config")) for cid, r in sorted(records.items())]
+    for where, theirs in sources:
+        if _protocol_of(theirs) != config.protocol:
+            raise ConfigMismatchError(
+                f"--protocol={config.protocol}, but {output_dir} holds results of "
+                f"--protocol={_protocol_of(theirs)} ({where}); a results directory holds one "
+                "protocol: use another --output_dir."
+            )
+
+
 def enumerate_cells(
     rows: Sequence[model_lib.Regularizers], losses: Sequence[str], seeds: Sequence[int]
 ) -> list[training.Cell]:
@@ -170,10 +190,18 @@ class GridProgress:
     def finished(self, record: dict) -> None:
         if record.get("status") == training.STATUS_DONE:
             self.done += 1
-            outcome = (
-                f"test acc {100 * record['final_test_accuracy']:.2f}% "
-                f"(best {100 * record['best_test_accuracy']:.2f}%)"
-            )
+            outcome = f"test acc final {100 * record['final_test_accuracy']:.2f}%"
+            if record.get("selected_test_accuracy") is not None:
+                outcome += (
+                    f", validation-selected {100 * record['selected_test_accuracy']:.2f}% "
+                    f"(epoch {record['selected_epoch']})"
+                )
+            outcome += f", max {100 * record['max_test_accuracy']:.2f}%"
+            if "fallback_last_epoch" in record:
+                outcome += (
+                    f", fallback {100 * record['fallback_first_epoch']:.0f}% -> "
+                    f"{100 * record['fallback_last_epoch']:.1f}% of rows"
+                )
         else:
             self.failed += 1
             outcome = f"FAILED: {record.get('reason')}"
@@ -330,6 +358,7 @@ def run_grid(
     remove_stale_temporaries(output_dir)
 
     records = load_records(output_dir, cells)
+    check_protocol(output_dir, records, config)
     _check_fingerprints(records, config)
     for cell in cells:
         checkpoint = training.cell_paths(output_dir, cell)["checkpoint"]

@@ -1,8 +1,10 @@
 """Tables 1 and 2 of the CC paper from results records, as text and markdown.
 
 Table 1: one row per regularizer combination (dropout, weight decay, batch norm), one
-column per loss (w/o LS, with LS, CC-LS), each entry the test accuracy in percent,
-mean (± standard deviation over seeds), the best mean of each row marked.
+column per loss (w/o LS, with LS, CC-LS, CC-LS published), each entry a test accuracy
+in percent (:data:`METRICS`: final, maximum over epochs, or at the validation-selected
+epoch), mean (± standard deviation over seeds, sample or population), the best mean of
+each row marked. :func:`table_caption` says which number and which deviation.
 Table 2: within-cluster over between-cluster sum of squares of the learned
 representations, in percent, mean (± standard error over seeds), training and test.
 """
@@ -27,9 +29,12 @@ __all__ = [
 ]
 
 METRICS = {
-    "final_test_accuracy": "final test accuracy",
-    "best_test_accuracy": "best test accuracy over epochs",
+    "final_test_accuracy": "test accuracy after the last epoch",
+    "max_test_accuracy": "maximum test accuracy over epochs (the CC paper's number)",
+    "selected_test_accuracy": "test accuracy at the epoch of best validation accuracy",
 }
+# Records of version 2 named the maximum "best_test_accuracy".
+_METRIC_ALIASES = {"max_test_accuracy": ("best_test_accuracy",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +45,7 @@ class EntryStats:
     failed: int
     missing: int
     reasons: tuple[str, ...] = ()
+    ddof: int = 1
 
     @property
     def mean(self) -> float:
@@ -47,8 +53,9 @@ class EntryStats:
 
     @property
     def std(self) -> float:
-        """Sample standard deviation over seeds (ddof=1); NaN for fewer than 2."""
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
+        """Standard deviation over seeds: sample (``ddof=1``) or population (``ddof=0``,
+        the CC paper's); NaN for fewer than 2 values."""
+        return float(np.std(self.values, ddof=self.ddof)) if len(self.values) > 1 else math.nan
 
     @property
     def standard_error(self) -> float:
@@ -59,6 +66,7 @@ class EntryStats:
             "values": list(self.values),
             "mean": self.mean,
             "std": self.std,
+            "ddof": self.ddof,
             "n": len(self.values),
             "failed": self.failed,
             "missing": self.missing,
@@ -72,8 +80,13 @@ def summarize_grid(
     losses: Sequence[str],
     seeds: Sequence[int],
     metric: str = "final_test_accuracy",
+    ddof: int = 1,
 ) -> dict[tuple[str, str], EntryStats]:
-    """Entry statistics keyed by ``(row.key, loss)``; accuracies in percent."""
+    """Entry statistics keyed by ``(row.key, loss)``; accuracies in percent.
+
+    A finished record without ``metric`` (no validation split for
+    ``selected_test_accuracy``) counts as missing.
+    """
     if metric not in METRICS:
         raise ValueError(f"Unknown metric {metric!r}; choose one of {sorted(METRICS)}.")
     summary = {}
@@ -85,12 +98,36 @@ def summarize_grid(
                 if record is None:
                     missing += 1
                 elif record.get("status") == STATUS_DONE:
-                    values.append(100.0 * float(record[metric]))
+                    value = _metric_value(record, metric)
+                    if value is None:
+                        missing += 1
+                    else:
+                        values.append(100.0 * float(value))
                 else:
                     failed += 1
                     reasons.append(str(record.get("reason")))
-            summary[(row.key, loss)] = EntryStats(tuple(values), failed, missing, tuple(reasons))
+            summary[(row.key, loss)] = EntryStats(
+                tuple(values), failed, missing, tuple(reasons), ddof
+            )
     return summary
+
+
+def _metric_value(record: dict, metric: str):
+    for name in (metric, *_METRIC_ALIASES.get(metric, ())):
+        if record.get(name) is not None:
+            return record[name]
+    return None
+
+
+def table_caption(
+    metric: str, ddof: int, seeds: Sequence[int], dataset: str, protocol: str, epochs: int
+) -> str:
+    """What a Table 1 shows: the number, the deviation, the seeds and the setup."""
+    deviation = "population std" if ddof == 0 else "sample std"
+    return (
+        f"{METRICS[metric]} (%), mean (± {deviation}) over seeds {list(seeds)}; "
+        f"{dataset}, --protocol={protocol}, {epochs} epochs"
+    )
 
 
 def best_losses(entries: Mapping[str, EntryStats], decimals: int = 1) -> set[str]:

@@ -5,8 +5,9 @@ the test set after every epoch, and returns a results record (a JSON-ready dict)
 also writes atomically to ``<output_dir>/cells/<cell_id>.json``. Along the way a cell
 keeps:
 
-* ``<output_dir>/tensorboard/<cell_id>/``: TensorBoard summaries per epoch (``train``
-  and ``validation`` runs; validation is the test set);
+* ``<output_dir>/tensorboard/<cell_id>/``: TensorBoard summaries per epoch
+  (``keras.callbacks.TensorBoard``: a ``train`` run, with the test set's ``test_*``
+  scalars, and a ``validation`` run for the held-out validation split);
 * ``<output_dir>/checkpoints/<cell_id>/state.npz``: the whole training state (see
   :func:`save_checkpoint`), saved atomically at the end of an epoch once
   ``checkpoint_interval_s`` seconds have passed since the last save, and removed when
@@ -22,8 +23,18 @@ cell killed at any moment, mid-epoch or between epochs, resumes from its last
 checkpoint and writes the record of the uninterrupted run, byte for byte; the record
 holds nothing that depends on when or where the cell ran.
 
-A cell whose training loss becomes NaN or infinite stops at once and its record says
-``"status": "failed"`` with the reason; any other exception is recorded the same way.
+Every epoch ends with the held-out validation split (Keras' ``val_*`` metrics) and the
+test set (``test_*``) evaluated. The record reports the test accuracy three ways: after
+the last epoch (``final_test_accuracy``), its maximum over epochs (``max_test_accuracy``,
+the CC paper's number) and at the epoch the validation split selects
+(``selected_test_accuracy``: highest validation accuracy, ties to the lower validation
+cross-entropy, then the earlier epoch).
+
+A cell whose training loss becomes NaN or infinite stops (``keras.callbacks.
+TerminateOnNaN``) and its record says ``"status": "failed"`` with the reason; any other
+exception is recorded the same way. Cells whose optimizer skips non-finite steps (the
+``paper`` protocol, and ``cc_ls_published`` everywhere) train on instead, as the CC
+paper's code did.
 """
 
 from __future__ import annotations
@@ -46,6 +57,8 @@ import tensorflow as tf
 
 from keras_cc.experiments import data as data_lib
 from keras_cc.experiments import model as model_lib
+from keras_cc.experiments import published
+from keras_cc.experiments.protocols import get_protocol
 from keras_cc.experiments.records import atomic_write_bytes, atomic_write_json, read_json
 
 __all__ = [
@@ -72,8 +85,10 @@ __all__ = [
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
 # 2: epoch-keyed data order and exact resume; where, when and how long a cell ran moved
-# to provenance/<cell_id>.json. Version-1 records are read as they are.
-RECORD_VERSION = 2
+# to provenance/<cell_id>.json. 3: protocols, a validation split (val_* curves), the test
+# set's curves as test_*, max and validation-selected test accuracy, models output logits.
+# Earlier records are read as they are.
+RECORD_VERSION = 3
 CHECKPOINT_FORMAT = 1
 
 
@@ -83,7 +98,7 @@ class CellDivergedError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True, order=True)
 class Cell:
-    """One grid cell: a row of regularizers, a loss (``none``/``ls``/``cc_ls``), a seed."""
+    """One grid cell: a row of regularizers, a loss (one of ``model.LOSSES``), a seed."""
 
     regularizers: model_lib.Regularizers
     loss: str
@@ -111,6 +126,8 @@ class TrainingConfig:
     """
 
     dataset: str = "digits"
+    protocol: str = "standard"
+    validation_fraction: float = 0.1
     data_dir: str | None = None
     download: bool = False
     train_examples: int | None = None
@@ -135,6 +152,8 @@ class TrainingConfig:
 
     RESULT_FIELDS = (
         "dataset",
+        "protocol",
+        "validation_fraction",
         "train_examples",
         "test_examples",
         "epochs",
@@ -152,6 +171,11 @@ class TrainingConfig:
         if self.dataset not in data_lib.DATASETS:
             raise ValueError(
                 f"Unknown dataset {self.dataset!r}; choose one of {data_lib.DATASETS}."
+            )
+        get_protocol(self.protocol)
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"--validation_fraction must lie in [0, 1); received {self.validation_fraction!r}."
             )
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1; received {self.epochs!r}.")
@@ -189,6 +213,11 @@ class TrainingConfig:
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
+    @property
+    def protocol_spec(self):
+        """The :class:`~keras_cc.experiments.protocols.Protocol` named by ``protocol``."""
+        return get_protocol(self.protocol)
+
     def result_settings(self) -> dict:
         return {name: getattr(self, name) for name in self.RESULT_FIELDS}
 
@@ -217,17 +246,20 @@ _DATASETS: dict[tuple, data_lib.ImageDataset] = {}
 
 
 def get_dataset(config: TrainingConfig) -> data_lib.ImageDataset:
-    """The (possibly subset) data set of ``config``, loaded once per process."""
+    """The data set of ``config``, loaded once per process: subset if asked, then a
+    class-stratified ``validation_fraction`` of the training images held out (seed 0)."""
     key = (
         config.dataset,
         config.data_dir,
         config.download,
         config.train_examples,
         config.test_examples,
+        config.validation_fraction,
     )
     if key not in _DATASETS:
         full = data_lib.load_dataset(config.dataset, config.data_dir, config.download)
-        _DATASETS[key] = full.subset(config.train_examples, config.test_examples, seed=0)
+        subset = full.subset(config.train_examples, config.test_examples, seed=0)
+        _DATASETS[key] = subset.hold_out_validation(config.validation_fraction, seed=0)
     return _DATASETS[key]
 
 
@@ -282,28 +314,31 @@ def make_strategy(name: str, devices: Sequence[str] | None = None) -> tf.distrib
 # --------------------------------------------------------------------------- callbacks
 
 
-class DivergenceGuard(keras.callbacks.Callback):
-    """Raises :class:`CellDivergedError` as soon as the training loss is not finite."""
+class TestEvaluation(keras.callbacks.Callback):
+    """Evaluates the test set at the end of every epoch into ``logs`` as ``test_*``.
 
-    def __init__(self, check_every: int = 1):
+    Must come before the callbacks that read the epoch's logs (recorder, logger,
+    TensorBoard, checkpoint): Keras hands every callback the same ``logs``.
+    """
+
+    def __init__(self, data):
         super().__init__()
-        self.check_every = check_every
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def _check(self, logs, where):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise CellDivergedError(f"training loss became {float(loss)} at {where}")
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch % self.check_every == 0:
-            self._check(logs, f"epoch {self._epoch + 1}, batch {batch + 1}")
+        self.data = data
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check(logs, f"the end of epoch {epoch + 1}")
+        if logs is None or self.model.stop_training:
+            return
+        results = self.model.evaluate(self.data, verbose=0, return_dict=True)
+        logs.update({f"test_{name}": float(value) for name, value in results.items()})
+
+
+class SkippedSteps(keras.callbacks.Callback):
+    """Adds ``skipped_steps``, the optimizer's count of skipped non-finite steps so far,
+    to each epoch's logs (:class:`~keras_cc.experiments.published.SkipNonFiniteAdam`)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["skipped_steps"] = int(self.model.optimizer.skipped_steps.numpy())
 
 
 class EpochData(keras.callbacks.Callback):
@@ -357,44 +392,30 @@ class CellCheckpoint(keras.callbacks.Callback):
         self._last_save = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:  # a diverged epoch is never resumed from
+            return
         if time.monotonic() - self._last_save >= self.interval_s:
             save_checkpoint(self.path, self.model, {**self.metadata(), "epoch": epoch + 1})
             self._last_save = time.monotonic()
 
 
-class EpochSummaries(keras.callbacks.Callback):
-    """TensorBoard scalars per epoch: ``train/`` and ``validation/`` runs (test set).
-
-    A resumed cell first writes the epochs its checkpoint holds (``replay``), into a
-    log directory emptied beforehand, so the logs hold each epoch once.
-    """
-
-    def __init__(self, log_dir: str, replay: dict[str, list] | None = None):
-        super().__init__()
-        self.log_dir = log_dir
-        self.replay = replay or {}
-        self._writers = {}
-
-    def _writer(self, run):
-        if run not in self._writers:
-            self._writers[run] = tf.summary.create_file_writer(os.path.join(self.log_dir, run))
-        return self._writers[run]
-
-    def on_train_begin(self, logs=None):
-        epochs = min((len(v) for v in self.replay.values()), default=0)
-        for epoch in range(epochs):
-            self.on_epoch_end(epoch, {k: v[epoch] for k, v in self.replay.items()})
-
-    def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            with self._writer(run).as_default():
-                tf.summary.scalar(f"epoch_{name}", float(value), step=epoch)
-
-    def on_train_end(self, logs=None):
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
+def replay_summaries(log_dir: str, curves: dict[str, list]) -> None:
+    """Writes the epochs of ``curves`` as ``keras.callbacks.TensorBoard`` does (scalars
+    ``epoch_<name>``; ``val_*`` in the ``validation`` run, the rest in ``train``), so that
+    a resumed cell's logs hold every epoch once."""
+    epochs = min((len(v) for v in curves.values()), default=0)
+    runs: dict[str, dict[str, list]] = {}
+    for key, values in curves.items():
+        run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+        runs.setdefault(run, {})[name] = values
+    for run, series in runs.items():
+        writer = tf.summary.create_file_writer(os.path.join(log_dir, run))
+        with writer.as_default():
+            for epoch in range(epochs):
+                for name, values in series.items():
+                    if values[epoch] is not None and math.isfinite(values[epoch]):
+                        tf.summary.scalar(f"epoch_{name}", values[epoch], step=epoch)
+        writer.close()
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -410,10 +431,11 @@ class EpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        validation = f"validation acc {logs['val_accuracy']:.4f} " if "val_accuracy" in logs else ""
         self.printer(
             f"    {self.label} epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', 0):.4f} "
-            f"train acc {logs.get('accuracy', 0):.4f} test acc "
-            f"{logs.get('val_accuracy', 0):.4f} ({time.perf_counter() - self._start:.1f}s)"
+            f"train acc {logs.get('accuracy', 0):.4f} {validation}test acc "
+            f"{logs.get('test_accuracy', 0):.4f} ({time.perf_counter() - self._start:.1f}s)"
         )
 
 
@@ -523,8 +545,12 @@ def resume_epoch(output_dir: str, cell: Cell, config: TrainingConfig) -> int | N
 def build_network(
     cell: Cell, config: TrainingConfig, dataset: data_lib.ImageDataset
 ) -> keras.Model:
-    """The cell's CNN for ``dataset`` (not compiled)."""
-    mean, variance = dataset.channel_statistics()
+    """The cell's CNN for ``dataset`` (not compiled), as its protocol builds it."""
+    protocol = config.protocol_spec
+    if protocol.standardization == "scalar":
+        mean, variance = dataset.scalar_statistics()
+    else:
+        mean, variance = dataset.channel_statistics()
     return model_lib.build_ablation_cnn(
         dataset.input_shape,
         dataset.num_classes,
@@ -536,19 +562,42 @@ def build_network(
         pixel_max=dataset.pixel_max,
         channel_mean=mean,
         channel_variance=variance,
+        layer_order=protocol.layer_order,
+        weight_decay_on=protocol.weight_decay_on,
     )
 
 
+def skips_nonfinite_steps(cell: Cell, config: TrainingConfig) -> bool:
+    """Whether the cell's optimizer skips steps with a non-finite gradient."""
+    return config.protocol_spec.skip_nonfinite_steps or cell.loss == "cc_ls_published"
+
+
 def build_model(cell: Cell, config: TrainingConfig, dataset: data_lib.ImageDataset) -> keras.Model:
-    """The cell's CNN, compiled with Adam and its loss (inside the current strategy)."""
+    """The cell's CNN, compiled with Adam and its loss (inside the current strategy).
+
+    Metrics: ``accuracy``, ``nll`` (cross-entropy against the one-hot label), ``spread``
+    (mean logit spread, max − min) and, for ``cc_ls_published``, ``fallback`` (the share
+    of rows whose loss fell back to the cross-entropy).
+    """
     model = build_network(cell, config, dataset)
+    protocol = config.protocol_spec
+    reduction = "sum" if cell.loss in protocol.summed_losses else "sum_over_batch_size"
+    adam = (
+        published.SkipNonFiniteAdam
+        if skips_nonfinite_steps(cell, config)
+        else keras.optimizers.Adam
+    )
+    metrics = [
+        keras.metrics.CategoricalAccuracy(name="accuracy"),
+        keras.metrics.CategoricalCrossentropy(name="nll", from_logits=True),
+        published.LogitSpread(name="spread"),
+    ]
+    if cell.loss == "cc_ls_published":
+        metrics.append(published.FallbackShare(name="fallback"))
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=model_lib.make_loss(cell.loss, config.label_smoothing),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.CategoricalCrossentropy(name="nll"),
-        ],
+        optimizer=adam(config.learning_rate),
+        loss=model_lib.make_loss(cell.loss, config.label_smoothing, reduction),
+        metrics=metrics,
         jit_compile=resolve_jit_compile(config.jit_compile),
         steps_per_execution=effective_steps_per_execution(config),
     )
@@ -630,28 +679,65 @@ def _save_model(model: keras.Model, path: str) -> None:
     os.replace(temporary, path)
 
 
-def _summary(curves: dict[str, list]) -> dict:
-    test_accuracy = curves.get("val_accuracy", [])
+def selected_epoch(curves: dict[str, list]) -> int | None:
+    """The epoch (from 1) the validation split selects: the highest ``val_accuracy``,
+    ties to the lower ``val_nll``, then the earlier epoch; None without a validation
+    split."""
+    accuracy = curves.get("val_accuracy") or []
+    if not accuracy:
+        return None
+    nll = curves.get("val_nll") or [0.0] * len(accuracy)
+    keys = [
+        (-a if a is not None else math.inf, n if n is not None else math.inf, e)
+        for e, (a, n) in enumerate(zip(accuracy, nll))
+    ]
+    return min(keys)[2] + 1
+
+
+def summarize_curves(curves: dict[str, list]) -> dict:
+    """The record's summary of per-epoch curves (accuracies in [0, 1], epochs from 1).
+
+    ``final_test_accuracy`` (last epoch), ``max_test_accuracy`` and ``max_epoch`` (the CC
+    paper's number), ``selected_test_accuracy``, ``selected_epoch`` and
+    ``selected_validation_accuracy`` (None without a validation split), the final test
+    cross-entropy and train accuracy, and for ``cc_ls_published`` the fallback share of
+    the first and last epochs.
+    """
+    test_accuracy = curves.get("test_accuracy", [])
     if not test_accuracy:
         return {}
-    best_epoch = int(np.argmax(test_accuracy))
-    return {
+    best = int(np.argmax(test_accuracy))
+    chosen = selected_epoch(curves)
+    summary = {
         "final_test_accuracy": test_accuracy[-1],
-        "best_test_accuracy": test_accuracy[best_epoch],
-        "best_epoch": best_epoch + 1,
-        "final_test_nll": curves.get("val_nll", [None])[-1],
+        "max_test_accuracy": test_accuracy[best],
+        "max_epoch": best + 1,
+        "selected_test_accuracy": None if chosen is None else test_accuracy[chosen - 1],
+        "selected_epoch": chosen,
+        "selected_validation_accuracy": (
+            None if chosen is None else curves["val_accuracy"][chosen - 1]
+        ),
+        "final_test_nll": curves.get("test_nll", [None])[-1],
         "final_train_accuracy": curves.get("accuracy", [None])[-1],
     }
+    if "fallback" in curves:
+        summary["fallback_first_epoch"] = curves["fallback"][0]
+        summary["fallback_last_epoch"] = curves["fallback"][-1]
+    return summary
 
 
-_EVAL_DATASETS: dict[int, tuple] = {}
+_EVAL_DATASETS: dict[tuple, tuple] = {}
 
 
-def _eval_dataset(dataset: data_lib.ImageDataset):
-    """The test set pipeline, made once per data set and process (its cache is reused)."""
-    key = id(dataset)
+def _eval_dataset(dataset: data_lib.ImageDataset, split: str = "test"):
+    """The ``test`` or ``valid`` pipeline, made once per data set, split and process (its
+    cache is reused); None for a missing validation split."""
+    x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
+    if x is None:
+        return None
+    key = (id(dataset), split)
     if key not in _EVAL_DATASETS or _EVAL_DATASETS[key][0] is not dataset:
-        pipeline = model_lib.make_eval_dataset(dataset.x_test, dataset.y_test, dataset.num_classes)
+        pipeline = model_lib.make_eval_dataset(x, y, dataset.num_classes)
         _EVAL_DATASETS[key] = (dataset, pipeline)
     return _EVAL_DATASETS[key][1]
 
@@ -705,12 +791,19 @@ def _train(cell, config, output_dir, printer, reuse, run) -> tuple[dict, dict]:
 
     recorder = run["recorder"] = CurveRecorder(metadata.get("curves"), metadata.get("epoch_time_s"))
     epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="data_epoch")
-    callbacks = [EpochData(epoch), DivergenceGuard(), recorder]
+    # Order matters: the test metrics and skipped steps join the logs before the
+    # callbacks that read them.
+    callbacks = [EpochData(epoch), TestEvaluation(_eval_dataset(dataset, "test"))]
+    if skips_nonfinite_steps(cell, config):
+        callbacks.append(SkippedSteps())
+    else:
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+    callbacks.append(recorder)
     if config.log_epochs:
         callbacks.append(EpochLogger(cell.cell_id, config.epochs, printer))
     if config.tensorboard:
-        replay = {key: list(values) for key, values in recorder.curves.items()}
-        callbacks.append(EpochSummaries(paths["tensorboard"], replay=replay))
+        replay_summaries(paths["tensorboard"], recorder.curves)
+        callbacks.append(keras.callbacks.TensorBoard(paths["tensorboard"], write_graph=False))
     callbacks.append(
         CellCheckpoint(
             paths["checkpoint_file"],
@@ -733,21 +826,24 @@ def _train(cell, config, output_dir, printer, reuse, run) -> tuple[dict, dict]:
         seed=cell.seed,
         augment=config.augment,
         epoch=epoch,
+        augmentation=config.protocol_spec.augmentation,
     )
-    test = _eval_dataset(dataset)
-    try:
-        model.fit(
-            train,
-            initial_epoch=initial_epoch,
-            epochs=config.epochs,
-            validation_data=test,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,  # the data set orders each epoch itself, keyed by (seed, epoch)
+    model.fit(
+        train,
+        initial_epoch=initial_epoch,
+        epochs=config.epochs,
+        validation_data=_eval_dataset(dataset, "valid"),
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=False,  # the data set orders each epoch itself, keyed by (seed, epoch)
+    )
+    losses = recorder.curves.get("loss", [])
+    if model.stop_training or len(losses) < config.epochs:  # TerminateOnNaN stopped it
+        error = CellDivergedError(
+            f"training loss became {losses[-1] if losses else 'non-finite'} in epoch {len(losses)}"
         )
-    except CellDivergedError as error:
-        error.curves = recorder.curves  # the epochs finished before the divergence
-        raise
+        error.curves = recorder.curves  # the epochs up to the divergence
+        raise error
     extra = {
         "num_parameters": int(model.count_params()),
         "jit_compile": resolve_jit_compile(config.jit_compile),
@@ -782,11 +878,14 @@ def run_cell(
     and ends with the record the uninterrupted run writes, byte for byte.
 
     The record holds the cell, the settings that change its numbers
-    (``TrainingConfig.RESULT_FIELDS``) and their fingerprint, how the ops ran (XLA,
-    deterministic kernels, replicas), ``status`` (``"done"`` or ``"failed"`` with
-    ``reason``), final and best test accuracy, the per-epoch curves (``loss``,
-    ``accuracy``, ``nll`` and their ``val_`` test counterparts) and where the model was
-    saved: only what the cell and its settings determine. The whole config, and where,
+    (``TrainingConfig.RESULT_FIELDS``, the protocol among them) and their fingerprint,
+    how the ops ran (XLA, deterministic kernels, replicas), ``status`` (``"done"`` or
+    ``"failed"`` with ``reason``), the summary of :func:`summarize_curves` (final, maximum
+    and validation-selected test accuracy), the per-epoch curves (training ``loss``,
+    ``accuracy``, ``nll``, ``spread``; ``val_*`` on the validation split; ``test_*`` on
+    the test set; ``fallback`` for ``cc_ls_published``; ``skipped_steps`` where steps
+    can be skipped) and where the model was saved: only what the cell and its settings
+    determine. The whole config, and where,
     when and how long the cell ran (hosts, process ids, the epoch each attempt started
     from, epoch and wall times) go to ``provenance/<cell_id>.json``.
     """
@@ -805,7 +904,7 @@ def run_cell(
     start = time.perf_counter()
     try:
         curves, extra = _train(cell, config, output_dir, printer or _silent, reuse_model, run)
-        record.update(status=STATUS_DONE, **_summary(curves), curves=curves, **extra)
+        record.update(status=STATUS_DONE, **summarize_curves(curves), curves=curves, **extra)
     except CellDivergedError as error:
         _WARM.clear()
         record.update(
