@@ -42,4 +42,23 @@ def _route_tf_keras_to_keras_2() -> None:
         )
 
 
+def import_gym_quietly() -> None:
+    """Imports ``gym`` without the notice it prints to stderr on import.
+
+    TF-Agents 0.19 imports the old ``gym`` 0.23, which prints a notice asking to move to
+    gymnasium (this package uses gymnasium; TF-Agents' import of gym is not ours to
+    change). Scripts call this before importing TF-Agents unless ``--verbosity`` is given.
+    """
+    import contextlib
+    import io
+
+    if "gym" in sys.modules:
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            import gym  # noqa: F401
+        except ImportError:
+            pass
+
+
 _route_tf_keras_to_keras_2()

@@ -30,7 +30,9 @@ import numpy as np
 from absl import app, flags
 
 import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
-from agents import actor_mimic, actor_mimic_training, random_experts
+from agents.actor_mimic import agent as actor_mimic
+from agents.actor_mimic import trainer as actor_mimic_training
+from agents.dqn import random_experts
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -76,7 +78,7 @@ def _trainer(loss, experts_dir, work_dir):
 def _batches(trainer, count):
     return [
         actor_mimic.StateBatch(
-            np.concatenate([g.replay.sample(FLAGS.batch_size_per_game) for g in trainer.games]),
+            np.concatenate([g.replay.sample_states(FLAGS.batch_size_per_game) for g in trainer.games]),
             trainer.batch_game_ids,
         )
         for _ in range(count)

@@ -64,7 +64,7 @@ flags.DEFINE_string("json", None, "Optional path of a JSON file with the results
 
 def _ours(config, run_dir):
     """Our loop; returns a function that runs n agent steps and reports (seconds, env secs)."""
-    from agents.dqn_expert import DqnExpertTrainer
+    from agents.dqn.expert import DqnExpertTrainer
 
     trainer = DqnExpertTrainer(config, run_dir, overwrite=True, progress=None)
     while trainer.replay.num_transitions < config.learning_starts:
@@ -100,7 +100,9 @@ def _plain_tf_agents(config):
     from tf_agents.replay_buffers import tf_uniform_replay_buffer
     from tf_agents.utils import common
 
-    from agents import dqn_expert, environments, networks
+    from agents.dqn import expert as dqn_expert
+    from agents.environments import adapters as environments
+    from agents.networks import q_networks as networks
 
     py_env = dqn_expert.TimedPyEnvironment(
         environments.make_atari_env(config.game, config.atari_options, seed=config.seed)
@@ -176,8 +178,8 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from agents.dqn_expert import DqnExpertConfig
-    from agents.replay import FrameStackReplay
+    from agents.dqn.expert import DqnExpertConfig
+    from agents.replay_buffers.frame_stack_replay import FrameStackReplay
 
     config = DqnExpertConfig(
         game=FLAGS.game,

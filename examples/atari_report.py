@@ -17,28 +17,34 @@ run directories, e.g. one single-game run per game or one multi-task run), and w
         --output_dir runs/report
 """
 
-import sys
+import os
 
-from absl import app, flags
+from absl import flags
 
-from agents import actor_mimic_report as report
-from keras_cc._environment import quiet_script_logging
+from agents.actor_mimic import report
+from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experts_dir", "runs/dqn", "DQN expert runs (one per game); '' to omit.")
 flags.DEFINE_list("amn_dirs", [], "AMN (--loss ce) student runs or directories of runs.")
 flags.DEFINE_list("cc_amn_dirs", [], "CC-AMN (--loss cc) student runs or directories of runs.")
 flags.DEFINE_list("games", [], "Games (columns) in order; default: every game found.")
-flags.DEFINE_integer("last_epochs", 20, "Evaluation epochs averaged in Table 3 (the paper: 20).")
-flags.DEFINE_integer("window", 5, "Moving-average window of Figure 2, in epochs.")
+flags.DEFINE_integer(
+    "last_epochs", 20, "Evaluation epochs averaged in Table 3 (the paper: 20).", lower_bound=1
+)
+flags.DEFINE_integer("window", 5, "Moving-average window of Figure 2, in epochs.", lower_bound=1)
 flags.DEFINE_string("output_dir", "runs/report", "Where table3.md, figure2.png, report.json go.")
 
 
 def main(argv):
-    quiet_script_logging()
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
+    del argv
+    with cli.checks():
+        run_directory.check_output_dir(FLAGS.output_dir)
+        for flag in ("experts_dir", "amn_dirs", "cc_amn_dirs"):
+            value = FLAGS[flag].value
+            for path in [value] if isinstance(value, str) else value:
+                if path and not os.path.isdir(path):
+                    raise ValueError(f"--{flag}: {path!r} is not a directory.")
         markdown = report.build_report(
             FLAGS.experts_dir,
             FLAGS.amn_dirs,
@@ -48,11 +54,9 @@ def main(argv):
             FLAGS.window,
             FLAGS.games,
         )
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"atari_report: {error}")
     print(markdown)
     print(f"wrote {FLAGS.output_dir}/table3.md, figure2.png, report.json")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

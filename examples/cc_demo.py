@@ -8,25 +8,35 @@ parameters.
     python examples/cc_demo.py [--epochs 15] [--seed 0]
 """
 
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+import dataclasses
 
-import keras_cc  # noqa: F401  (first: configures TensorFlow's Keras routing)
-from keras_cc import ops
-from keras_cc._environment import quiet_script_logging
+from absl import flags
 
-flags.DEFINE_integer("epochs", 15, "Training epochs per loss.")
-flags.DEFINE_integer("seed", 0, "Random seed of the split and the initialization.")
-flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing epsilon for LS and CC-LS.")
+from keras_cc_runs import cli
+
 FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass
+class DemoConfig:
+    """Settings of the tour (one flag each)."""
+
+    epochs: int = cli.setting(15, "Training epochs per loss.", minimum=1)
+    seed: int = cli.setting(0, "Random seed of the split and the initialization.")
+    label_smoothing: float = cli.setting(
+        0.1, "Label smoothing epsilon for LS and CC-LS, in [0, 1).", minimum=0.0, maximum=0.999
+    )
+
+
+cli.define_flags(DemoConfig)
 
 
 def digits_split(seed):
     """The embedded 8x8 digits, scaled to [0, 1], one-hot labels, seeded 75/25 split."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     x = (digits.data / 16.0).astype("float32")
     y = np.eye(10, dtype="float32")[digits.target]
@@ -34,6 +44,8 @@ def digits_split(seed):
 
 
 def fit_and_score(loss, data, epochs, seed):
+    import keras
+
     x_train, x_test, y_train, y_test = data
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
@@ -49,17 +61,25 @@ def fit_and_score(loss, data, epochs, seed):
 
 
 def main(argv):
-    quiet_script_logging()
     del argv
-    data = digits_split(FLAGS.seed)
-    eps = FLAGS.label_smoothing
+    with cli.checks():
+        config = cli.config_from_flags(DemoConfig)
+    import keras  # TensorFlow and Keras: after the flags are checked
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_cc
+    from keras_cc import ops
+
+    data = digits_split(config.seed)
+    eps = config.label_smoothing
     losses = {
         "LS": keras.losses.CategoricalCrossentropy(label_smoothing=eps),
         "CC-LS": keras_cc.CCLabelSmoothing(eps),
     }
-    print(f"Test accuracy on digits after {FLAGS.epochs} epochs (seed {FLAGS.seed}):")
+    print(f"Test accuracy on digits after {config.epochs} epochs (seed {config.seed}):")
     for name, loss in losses.items():
-        print(f"  {name:6s} {fit_and_score(loss, data, FLAGS.epochs, FLAGS.seed):.4f}")
+        print(f"  {name:6s} {fit_and_score(loss, data, config.epochs, config.seed):.4f}")
 
     print("\nlog C^-1 near uniform parameters (K = 10, node gaps 1e-6), float32:")
     logits = tf.constant([np.arange(10) * 1e-6], tf.float32)
@@ -71,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

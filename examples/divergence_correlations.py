@@ -19,52 +19,63 @@ query, roughness, the temperature for the target roughness, the configuration),
 shepard_one_against_many.png, shepard_random_pairs.png, roughness.png, series.png.
 """
 
+import dataclasses
+import math
 import os
 import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-import keras_cc  # noqa: F401  (configures TensorFlow before it is imported)
-from keras_cc import analysis
-from keras_cc._environment import quiet_script_logging
+from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string(
-    "logits",
-    None,
-    "A .npy or .npz file holding a [num_vectors, num_classes] matrix of logits. Default: "
-    "logits of a softmax classifier trained here on scikit-learn's digits.",
-)
-flags.DEFINE_string(
-    "logits_key", None, "Array name inside an .npz file (default: 'logits' or the only one)."
-)
-flags.DEFINE_string(
-    "output_dir", "divergence_correlations", "Directory for the table, JSON and figures."
-)
-flags.DEFINE_list("temperatures", ["1", "10", "100"], "Softmax temperatures to sweep.")
-flags.DEFINE_integer("query_index", 0, "Row used as the query of the one-against-many study.")
-flags.DEFINE_integer(
-    "num_queries",
-    5,
-    "Number of query rows: --query_index plus randomly chosen others; the table shows "
-    "mean ± std of rho over them, the Shepard diagrams the first.",
-)
-flags.DEFINE_integer(
-    "max_rows",
-    10000,
-    "Use at most this many rows (a random subset, as the paper's first 10,000 images).",
-)
-flags.DEFINE_integer("num_pairs", 2000, "Number of random pairs of distinct rows.")
-flags.DEFINE_float(
-    "target_roughness",
-    1e-6,
-    "Find the temperature whose mean measure of roughness equals this (paper: e.g. 1e-6).",
-)
-flags.DEFINE_integer("max_points", 2000, "At most this many points per Shepard panel.")
-flags.DEFINE_integer("seed", 0, "Seed of the classifier, row subset, queries and pairs.")
+
+@dataclasses.dataclass
+class StudyConfig:
+    """Settings of the correlation study (one flag each)."""
+
+    logits: str | None = cli.setting(
+        None,
+        "A .npy or .npz file holding a [num_vectors, num_classes] matrix of logits. Default: "
+        "logits of a softmax classifier trained here on scikit-learn's digits.",
+    )
+    logits_key: str | None = cli.setting(
+        None, "Array name inside an .npz file (default: 'logits' or the only one)."
+    )
+    output_dir: str = cli.setting(
+        "divergence_correlations", "Directory for the table, JSON and figures."
+    )
+    temperatures: tuple[str, ...] = cli.setting(
+        ("1", "10", "100"), "Softmax temperatures to sweep."
+    )
+    query_index: int = cli.setting(
+        0, "Row used as the query of the one-against-many study.", minimum=0
+    )
+    num_queries: int = cli.setting(
+        5,
+        "Number of query rows: --query_index plus randomly chosen others; the table shows "
+        "mean ± std of rho over them, the Shepard diagrams the first.",
+        minimum=1,
+    )
+    max_rows: int = cli.setting(
+        10000,
+        "Use at most this many rows (a random subset, as the paper's first 10,000 images).",
+        minimum=3,
+    )
+    num_pairs: int = cli.setting(2000, "Number of random pairs of distinct rows.", minimum=2)
+    target_roughness: float = cli.setting(
+        1e-6,
+        "Find the temperature whose mean measure of roughness equals this (paper: e.g. 1e-6).",
+        minimum=0.0,
+    )
+    max_points: int = cli.setting(2000, "At most this many points per Shepard panel.", minimum=1)
+    seed: int = cli.setting(0, "Seed of the classifier, row subset, queries and pairs.")
+
+
+cli.define_flags(StudyConfig)
 
 
 def _parse_temperatures(values):
@@ -73,21 +84,21 @@ def _parse_temperatures(values):
         try:
             t = float(value)
         except ValueError:
-            raise app.UsageError(f"--temperatures: {value!r} is not a number.") from None
-        if not np.isfinite(t) or t <= 0:
-            raise app.UsageError(f"--temperatures must be finite and > 0; received {value!r}.")
+            raise cli.ScriptError(f"--temperatures: {value!r} is not a number.") from None
+        if not math.isfinite(t) or t <= 0:
+            raise cli.ScriptError(f"--temperatures must be finite and > 0; received {value!r}.")
         temperatures.append(t)
     if not temperatures:
-        raise app.UsageError("--temperatures must name at least one temperature.")
+        raise cli.ScriptError("--temperatures must name at least one temperature.")
     return temperatures
 
 
-def _load(rng):
+def _load(rng, analysis):
     if FLAGS.logits:
         try:
             logits = analysis.load_logits(FLAGS.logits, FLAGS.logits_key)
         except (OSError, ValueError) as error:
-            raise app.UsageError(f"--logits: {error}") from None
+            raise cli.ScriptError(f"--logits: {error}") from None
         source = {"logits": os.path.abspath(FLAGS.logits), "logits_key": FLAGS.logits_key}
     else:
         logits, accuracy = analysis.digits_logits(seed=FLAGS.seed)
@@ -103,14 +114,18 @@ def _load(rng):
 def run(output_dir):
     """Runs the study with the current flags; returns the results dictionary."""
     temperatures = _parse_temperatures(FLAGS.temperatures)
-    if FLAGS.num_queries < 1 or FLAGS.num_pairs < 2 or FLAGS.max_rows < 3:
-        raise app.UsageError("--num_queries >= 1, --num_pairs >= 2 and --max_rows >= 3.")
+    with cli.checks():
+        run_directory.check_output_dir(output_dir)
+        if FLAGS.logits and not os.path.isfile(FLAGS.logits):
+            raise ValueError(f"--logits: {FLAGS.logits!r} is not a file.")
+    from keras_cc import analysis  # TensorFlow: after the flags are checked
+
     rng = np.random.default_rng(FLAGS.seed)
     start = time.time()
-    logits, rows, source = _load(rng)
+    logits, rows, source = _load(rng, analysis)
     n = logits.shape[0]
     if not 0 <= FLAGS.query_index < n:
-        raise app.UsageError(f"--query_index={FLAGS.query_index} is outside [0, {n}).")
+        raise cli.ScriptError(f"--query_index={FLAGS.query_index} is outside [0, {n}).")
     others = np.setdiff1d(np.arange(n), [FLAGS.query_index])
     extra = rng.choice(others, size=min(FLAGS.num_queries - 1, others.size), replace=False)
     queries = [FLAGS.query_index, *map(int, extra)]
@@ -176,37 +191,20 @@ def run(output_dir):
         "target_roughness": FLAGS.target_roughness,
         "temperature_for_target_roughness": target_t,
         "roughness_curve": {"temperatures": sweep.tolist(), "mean_roughness": roughness.tolist()},
-        "flags": {name: FLAGS[name].value for name in _FLAG_NAMES},
+        "flags": {field.name: FLAGS[field.name].value for field in dataclasses.fields(StudyConfig)},
         "seconds": time.time() - start,
     }
-    analysis.write_text_atomic(os.path.join(output_dir, "rho_table.md"), table)
-    analysis.write_json_atomic(os.path.join(output_dir, "results.json"), summary)
+    run_directory.write_text(os.path.join(output_dir, "rho_table.md"), table)
+    run_directory.write_json(os.path.join(output_dir, "results.json"), summary)
     return summary, table
 
 
-_FLAG_NAMES = (
-    "logits",
-    "logits_key",
-    "output_dir",
-    "temperatures",
-    "query_index",
-    "num_queries",
-    "max_rows",
-    "num_pairs",
-    "target_roughness",
-    "max_points",
-    "seed",
-)
-
-
 def main(argv):
-    quiet_script_logging()
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv
     summary, table = run(FLAGS.output_dir)
     print(table)
     print(f"Wrote the table, results.json and figures to {os.path.abspath(FLAGS.output_dir)}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

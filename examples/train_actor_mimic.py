@@ -23,126 +23,42 @@ epoch; a finished run is kept unless --overwrite (or continued with a larger --e
         --epochs 5 --epoch_frames 20000 --eval_frames 10000 --output_dir runs/actor_mimic/ce_Pong
 """
 
+import dataclasses
 import os
 import signal
 import sys
 
-from absl import app, flags
+from absl import flags
 
-import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
-from agents import actor_mimic_training, games
-from keras_cc._environment import quiet_script_logging
+import agents
+from agents.actor_mimic.config import ActorMimicConfig, find_experts
+from agents.environments import games
+from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
-_DEFAULTS = actor_mimic_training.ActorMimicConfig(games=("Pong",), experts_dir="", output_dir="")
-
-flags.DEFINE_list(
-    "games",
-    ["Pong"],
-    "Games to distil, comma separated: one game (single-game, Figure 2) or several "
-    f"(multi-task, Table 3), e.g. {','.join(games.PAPER_GAMES)}.",
-)
-flags.DEFINE_string(
-    "experts_dir",
-    "runs/dqn",
-    "Directory with one exported DQN expert run per game (<dir>/<run>/export/expert.json).",
-)
-flags.DEFINE_enum(
-    "loss", _DEFAULTS.loss, ["ce", "cc"], "'ce': AMN (eq. 10); 'cc': CC-AMN (eq. 11)."
-)
-flags.DEFINE_float(
-    "temperature",
-    _DEFAULTS.temperature,
-    "Boltzmann temperature T of the guidance softmax(Q/T); > 0.",
-)
-flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Training + evaluation epochs.")
-flags.DEFINE_integer(
-    "epoch_frames",
-    _DEFAULTS.epoch_frames,
-    "Training frames per game per epoch (agent steps x 4 on Atari).",
-)
-flags.DEFINE_integer("eval_frames", _DEFAULTS.eval_frames, "Evaluation frames per game per epoch.")
-flags.DEFINE_string(
-    "output_dir", "", "Run directory; default runs/actor_mimic/<loss>_<games>_seed<seed>."
-)
-flags.DEFINE_integer(
-    "seed", _DEFAULTS.seed, "Seed of environments, network, exploration and replay."
-)
-flags.DEFINE_float(
-    "epsilon", _DEFAULTS.epsilon, "Exploration of the acting student (epsilon-greedy)."
-)
-flags.DEFINE_float("eval_epsilon", _DEFAULTS.eval_epsilon, "Exploration during evaluation.")
-flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Student learning rate.")
-flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, ["adam", "rmsprop"], "Student optimizer.")
-flags.DEFINE_integer(
-    "batch_size_per_game",
-    _DEFAULTS.batch_size_per_game,
-    "States of each game per update (even mixing).",
-)
-flags.DEFINE_integer("train_every", _DEFAULTS.train_every, "Agent steps per game per update.")
-flags.DEFINE_integer(
-    "learning_starts", _DEFAULTS.learning_starts, "States per game in replay before updates start."
-)
-flags.DEFINE_integer(
-    "replay_capacity", _DEFAULTS.replay_capacity, "States kept per game (about 7 KB each on Atari)."
-)
-flags.DEFINE_integer(
-    "num_envs", _DEFAULTS.num_envs, "Parallel environments per game (acting and evaluation)."
-)
-flags.DEFINE_float(
-    "feature_regression_weight",
-    _DEFAULTS.feature_regression_weight,
-    "Weight of the feature-regression term of Parisotto et al. (0: off).",
-)
-flags.DEFINE_float("gradient_clipping", _DEFAULTS.gradient_clipping, "Global-norm clip (0: off).")
-flags.DEFINE_bool(
-    "jit_compile", _DEFAULTS.jit_compile, "Compile the per-state loss (CC series) with XLA."
-)
-flags.DEFINE_float(
-    "log_every_seconds", _DEFAULTS.log_every_seconds, "Seconds between progress lines."
-)
-flags.DEFINE_integer(
-    "summary_every_updates",
-    _DEFAULTS.summary_every_updates,
-    "Updates between TensorBoard loss points.",
-)
-flags.DEFINE_bool("overwrite", False, "Delete and restart a run directory holding a finished run.")
-flags.register_validator(
-    "temperature", lambda t: t > 0, message="--temperature must be > 0 (guidance is softmax(Q/T))."
-)
+cli.define_flags(ActorMimicConfig)
 
 
-def config_from_flags() -> actor_mimic_training.ActorMimicConfig:
+def config_from_flags() -> ActorMimicConfig:
+    """The run's settings from the flags, checked (games known, experts present)."""
     names = tuple(FLAGS.games)
     output_dir = FLAGS.output_dir or os.path.join(
         "runs", "actor_mimic", f"{FLAGS.loss}_{'-'.join(names)}_seed{FLAGS.seed}"
     )
-    return actor_mimic_training.ActorMimicConfig(
-        games=names,
-        experts_dir=FLAGS.experts_dir,
-        output_dir=output_dir,
-        loss=FLAGS.loss,
-        temperature=FLAGS.temperature,
-        epochs=FLAGS.epochs,
-        epoch_frames=FLAGS.epoch_frames,
-        eval_frames=FLAGS.eval_frames,
-        epsilon=FLAGS.epsilon,
-        eval_epsilon=FLAGS.eval_epsilon,
-        learning_rate=FLAGS.learning_rate,
-        optimizer=FLAGS.optimizer,
-        batch_size_per_game=FLAGS.batch_size_per_game,
-        train_every=FLAGS.train_every,
-        learning_starts=FLAGS.learning_starts,
-        replay_capacity=FLAGS.replay_capacity,
-        num_envs=FLAGS.num_envs,
-        feature_regression_weight=FLAGS.feature_regression_weight,
-        gradient_clipping=FLAGS.gradient_clipping,
-        jit_compile=FLAGS.jit_compile,
-        seed=FLAGS.seed,
-        log_every_seconds=FLAGS.log_every_seconds,
-        summary_every_updates=FLAGS.summary_every_updates,
-        overwrite=FLAGS.overwrite,
-    )
+    config = cli.config_from_flags(ActorMimicConfig, games=names, output_dir=output_dir)
+    try:
+        config = config.validated()
+    except games.UnknownGameError as error:
+        raise ValueError(f"--games: {error}") from None
+    except ValueError as error:
+        message = str(error)
+        first = message.split(" ", 1)[0]
+        if first in {field.name for field in dataclasses.fields(ActorMimicConfig)}:
+            message = "--" + message
+        raise ValueError(message) from None
+    find_experts(config.experts_dir, config.games)
+    run_directory.check_output_dir(config.output_dir)
+    return config
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -151,15 +67,16 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def main(argv):
-    quiet_script_logging()
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = config_from_flags()
+    del argv
+    with cli.checks():
+        config = config_from_flags()
+    if not cli.verbose():
+        agents.import_gym_quietly()
+    from agents.actor_mimic import trainer as actor_mimic_training  # TensorFlow: from here
+
     log = lambda line: print(line, flush=True)
-    try:
+    with cli.checks():  # what only loading the experts shows (e.g. differing observations)
         trainer = actor_mimic_training.ActorMimicTrainer(config, log)
-    except (ValueError, FileNotFoundError, games.UnknownGameError) as error:
-        sys.exit(f"train_actor_mimic: {error}")
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         summary = trainer.run()
@@ -174,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

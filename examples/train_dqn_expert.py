@@ -25,11 +25,12 @@ import os
 import signal
 import sys
 
-from absl import app, flags
+from absl import flags
 
-import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
-from agents import dqn_expert, dqn_flags, games
-from keras_cc._environment import quiet_script_logging
+import agents  # (routes tf.keras to Keras 2 before TensorFlow is imported)
+from agents.dqn.config import DqnExpertConfig
+from agents.environments import games
+from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -40,8 +41,7 @@ flags.DEFINE_bool("overwrite", False, "Delete and restart a run directory holdin
 flags.DEFINE_bool(
     "export_only", False, "Export the latest checkpoint of --output_dir without training."
 )
-dqn_flags.define_dqn_flags()
-flags.adopt_module_key_flags(dqn_flags)  # lists them in --help
+cli.define_flags(DqnExpertConfig, exclude=("game",))
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -50,16 +50,29 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def main(argv):
-    quiet_script_logging()
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        config = dqn_flags.config_from_flags(FLAGS.game)
-    except (ValueError, games.UnknownGameError) as error:
-        raise app.UsageError(str(error)) from error
-    run_dir = FLAGS.output_dir or os.path.join("runs", "dqn", f"{config.game}_seed{config.seed}")
+    del argv
+    with cli.checks():
+        try:
+            games.get_game(FLAGS.game)
+        except games.UnknownGameError as error:
+            raise ValueError(f"--game: {error}") from None
+        config = cli.config_from_flags(DqnExpertConfig, game=FLAGS.game)
+        run_dir = FLAGS.output_dir or os.path.join(
+            "runs", "dqn", f"{config.game}_seed{config.seed}"
+        )
+        run_directory.check_output_dir(run_dir)
+        if FLAGS.export_only and not os.path.isfile(os.path.join(run_dir, "config.json")):
+            raise ValueError(f"--export_only: {run_dir} holds no run (no config.json).")
+
+    if not cli.verbose():
+        agents.import_gym_quietly()
+    from agents.dqn import expert as dqn_expert  # TensorFlow: after the flags are checked
+
     if FLAGS.export_only:
-        print(f"exported {dqn_expert.export_run(run_dir)}", flush=True)
+        try:
+            print(f"exported {dqn_expert.export_run(run_dir)}", flush=True)
+        except (FileNotFoundError, dqn_expert.CheckpointMismatchError) as error:
+            raise cli.ScriptError(f"--export_only: {error}") from error
         return
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     print(f"[{config.game}] run directory {os.path.abspath(run_dir)}", flush=True)
@@ -70,9 +83,8 @@ def main(argv):
             overwrite=FLAGS.overwrite,
             progress=lambda line: print(line, flush=True),
         )
-    except (dqn_expert.RunDirectoryError, dqn_expert.CheckpointMismatchError) as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    except (run_directory.RunDirectoryError, dqn_expert.CheckpointMismatchError) as error:
+        raise cli.ScriptError(str(error)) from error
     except KeyboardInterrupt:
         print(
             f"[{config.game}] interrupted; checkpoint saved. Run the same command to resume.",
@@ -90,4 +102,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,17 +13,15 @@ written to <output_dir>/summary.json.
     python examples/train_dqn_experts.py --ray_address ray://head:10001 --num_gpus_per_run 1
 """
 
-import concurrent.futures
-import json
-import multiprocessing
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
-import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
-from agents import dqn_expert, dqn_flags, games
-from keras_cc._environment import quiet_script_logging
+import agents
+from agents.dqn.config import DqnExpertConfig
+from agents.environments import games
+from keras_cc_runs import cli, launcher, run_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("games", list(games.PAPER_GAMES), "Games to train, comma-separated.")
@@ -34,87 +32,56 @@ flags.DEFINE_string(
     "",
     "Ray cluster address; 'local' starts a local Ray instance; empty: local processes.",
 )
-flags.DEFINE_integer("max_parallel", 2, "Concurrent local processes (without Ray).")
-flags.DEFINE_float("num_cpus_per_run", 1.0, "CPUs Ray reserves per run.")
-flags.DEFINE_float("num_gpus_per_run", 0.0, "GPUs Ray reserves per run.")
-dqn_flags.define_dqn_flags()
-flags.adopt_module_key_flags(dqn_flags)  # lists them in --help
+flags.DEFINE_integer("max_parallel", 2, "Concurrent local processes (without Ray).", lower_bound=1)
+flags.DEFINE_float("num_cpus_per_run", 1.0, "CPUs Ray reserves per run.", lower_bound=0.0)
+flags.DEFINE_float("num_gpus_per_run", 0.0, "GPUs Ray reserves per run.", lower_bound=0.0)
+cli.define_flags(DqnExpertConfig, exclude=("game",))
 
 
-def run_in_processes(jobs, max_parallel: int) -> dict:
-    """Runs `train_expert_task` jobs (game -> (config, run_dir)) in spawned processes."""
-    results = {}
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_parallel, mp_context=context) as pool:
-        futures = {
-            pool.submit(dqn_expert.train_expert_task, config, run_dir, FLAGS.overwrite): game
-            for game, (config, run_dir) in jobs.items()
-        }
-        for future in concurrent.futures.as_completed(futures):
-            game = futures[future]
-            try:
-                results[game] = future.result()
-            except Exception as error:  # one failed game must not stop the others
-                results[game] = {"error": f"{type(error).__name__}: {error}"}
-            print(f"[{game}] done", flush=True)
-    return results
-
-
-def run_on_ray(jobs, address: str) -> dict:
-    """Runs `train_expert_task` jobs as Ray tasks (`local`: a local Ray instance)."""
-    import ray
-
-    ray.init(
-        address=None if address == "local" else address,
-        runtime_env={"env_vars": {"TF_USE_LEGACY_KERAS": "1"}},
-        include_dashboard=False,
-        log_to_driver=True,
-    )
-    task = ray.remote(
-        num_cpus=FLAGS.num_cpus_per_run, num_gpus=FLAGS.num_gpus_per_run, max_retries=0
-    )(dqn_expert.train_expert_task)
-    pending = {
-        task.remote(config, run_dir, FLAGS.overwrite): game
-        for game, (config, run_dir) in jobs.items()
-    }
-    results = {}
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            game = pending.pop(done[0])
-            try:
-                results[game] = ray.get(done[0])
-            except Exception as error:  # one failed game must not stop the others
-                results[game] = {"error": f"{type(error).__name__}: {error}"}
-            print(f"[{game}] done", flush=True)
-    finally:
-        ray.shutdown()
-    return results
+def _jobs() -> dict[str, tuple[dict, str]]:
+    """``{game: (config values, run directory)}`` of the flags; ValueError naming a flag."""
+    jobs = {}
+    for name in FLAGS.games:
+        try:
+            game = games.get_game(name.strip()).name
+        except games.UnknownGameError as error:
+            raise ValueError(f"--games: {error}") from None
+        config = cli.config_from_flags(DqnExpertConfig, game=game)
+        jobs[config.game] = (config.to_dict(), os.path.join(FLAGS.output_dir, config.game))
+    if not jobs:
+        raise ValueError("--games is empty.")
+    return jobs
 
 
 def main(argv):
-    quiet_script_logging()
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    jobs = {}
-    try:
-        for name in FLAGS.games:
-            config = dqn_flags.config_from_flags(name)
-            jobs[config.game] = (config.to_dict(), os.path.join(FLAGS.output_dir, config.game))
-    except (ValueError, games.UnknownGameError) as error:
-        raise app.UsageError(str(error)) from error
-    if not jobs:
-        raise app.UsageError("--games is empty.")
+    del argv
+    with cli.checks():
+        jobs = _jobs()
+        run_directory.check_output_dir(FLAGS.output_dir)
+    if not cli.verbose():
+        agents.import_gym_quietly()
+    from agents.dqn import expert as dqn_expert  # TensorFlow: after the flags are checked
+
     print(f"training {', '.join(jobs)} in {os.path.abspath(FLAGS.output_dir)}", flush=True)
-    if FLAGS.ray_address:
-        results = run_on_ray(jobs, FLAGS.ray_address)
-    else:
-        results = run_in_processes(jobs, FLAGS.max_parallel)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    summary_path = os.path.join(FLAGS.output_dir, "summary.json")
-    with open(summary_path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(summary_path + ".tmp", summary_path)
+    tasks = [
+        launcher.Task(game, dqn_expert.train_expert_task, (config, run_dir, FLAGS.overwrite))
+        for game, (config, run_dir) in jobs.items()
+    ]
+    results = {}
+    for outcome in launcher.launch(
+        tasks,
+        max_parallel=FLAGS.max_parallel,
+        processes=True,  # TensorFlow stays out of this process
+        ray_address=FLAGS.ray_address or None,
+        num_cpus=FLAGS.num_cpus_per_run,
+        num_gpus=FLAGS.num_gpus_per_run,
+        env_vars={"TF_USE_LEGACY_KERAS": "1"},
+        ray_log_to_driver=True,
+        initializer=None if cli.verbose() else agents.import_gym_quietly,
+    ):
+        results[outcome.key] = outcome.result if outcome.ok else {"error": outcome.error}
+        print(f"[{outcome.key}] done", flush=True)
+    run_directory.write_json(os.path.join(FLAGS.output_dir, "summary.json"), results)
     print(f"{'game':<16}{'frames':>12}{'final score':>14}{'best score':>12}")
     for game in jobs:
         r = results[game]
@@ -129,4 +96,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -257,12 +257,14 @@ def test_script_on_user_logits(tmp_path, rng, script_module):
 
 
 def test_script_reports_bad_flags(tmp_path, script_module):
-    from absl import app, flags
+    from absl import flags
+
+    from keras_cc_runs import cli
 
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["prog", "--temperatures=1,-3", f"--output_dir={tmp_path}"])
     try:
-        with pytest.raises(app.UsageError, match="temperatures"):
+        with pytest.raises(cli.ScriptError, match="temperatures"):
             script_module.run(str(tmp_path))
     finally:
         flags.FLAGS.unparse_flags()

@@ -1,11 +1,14 @@
-"""Logits in, results out: loading logit matrices, the default digits logits, atomic writes."""
+"""Logits in, results out: loading logit matrices, the default digits logits, atomic writes.
 
-import io
-import json
+The atomic writes are ``keras_cc_runs.run_directory``'s, under the names this module
+has always exported.
+"""
+
 import os
-import tempfile
 
 import numpy as np
+
+from keras_cc_runs import run_directory
 
 __all__ = [
     "load_logits",
@@ -78,40 +81,16 @@ def digits_logits(seed=0, test_fraction=0.5):
     return model.decision_function(x_test), float(model.score(x_test, y_test))
 
 
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _replace_atomically(path, write):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def write_text_atomic(path, text):
-    """Writes ``text`` (UTF-8) to ``path`` through a temporary file and ``os.replace``."""
-    _replace_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+    """Writes ``text`` (UTF-8) to ``path`` atomically (``keras_cc_runs.run_directory``)."""
+    run_directory.write_text(os.fspath(path), text)
 
 
 def write_json_atomic(path, value):
-    """Writes ``value`` as indented JSON to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    """Writes ``value`` as indented, key-sorted JSON to ``path`` atomically."""
+    run_directory.write_json(os.fspath(path), value)
 
 
 def save_figure_atomic(figure, path, dpi=120):
     """Saves a matplotlib figure as PNG to ``path`` atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    _replace_atomically(path, lambda stream: stream.write(buffer.getvalue()))
+    run_directory.write_figure(figure, os.fspath(path), dpi=dpi)

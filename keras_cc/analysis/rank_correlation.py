@@ -1,6 +1,14 @@
-"""Spearman's rank correlation with ties (the correlations paper's eq. 8, generalized)."""
+"""Spearman's rank correlation with ties (the correlations paper's eq. 8, generalized).
+
+Thin checks over SciPy: ``scipy.stats.rankdata(method="average")`` and
+``scipy.stats.spearmanr`` (Pearson's r of average ranks; equal to eq. 8,
+``1 - 6 Σ d² / (T³ - T)``, when no value is tied).
+"""
+
+import warnings
 
 import numpy as np
+import scipy.stats
 
 __all__ = ["average_ranks", "spearman_rho"]
 
@@ -8,31 +16,24 @@ __all__ = ["average_ranks", "spearman_rho"]
 def average_ranks(values):
     """Ranks 1..n of a 1-D array; tied values share the mean of the ranks they span.
 
-    Matches ``scipy.stats.rankdata(values, method="average")``.
+    ``scipy.stats.rankdata(values, method="average")`` as float64 ``[n]``.
+
+    Raises:
+      ValueError: `values` is not 1-D.
     """
     values = np.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"average_ranks expects a 1-D array; received shape {values.shape}.")
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    # Start index of each run of equal values, and the run each sorted element belongs to.
-    new_run = np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]])
-    run_id = np.cumsum(new_run) - 1
-    starts = np.flatnonzero(new_run)
-    ends = np.concatenate([starts[1:], [values.size]])
-    mean_rank = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = mean_rank[run_id]
-    return ranks
+    return scipy.stats.rankdata(values, method="average").astype(np.float64)
 
 
 def spearman_rho(x, y):
-    """Spearman's rho between paired samples ``x`` and ``y``: Pearson's r of their ranks.
+    """Spearman's rho between paired samples ``x`` and ``y`` (``scipy.stats.spearmanr``).
 
-    With distinct values this is eq. 8, ``1 - 6 Σ d² / (T³ - T)``; with ties, ranks are
-    averaged (as ``scipy.stats.spearmanr`` does) and eq. 8 no longer applies, so the
-    Pearson form is used. NaN entries are rejected; a constant input gives NaN (no
-    ordering to preserve), as in SciPy.
+    Ties get average ranks. A constant input gives NaN (no ordering to preserve).
+
+    Raises:
+      ValueError: the inputs are not two 1-D arrays of one length >= 2, or hold NaN.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -45,9 +46,7 @@ def spearman_rho(x, y):
         raise ValueError(f"spearman_rho needs at least 2 pairs; received {x.size}.")
     if np.isnan(x).any() or np.isnan(y).any():
         raise ValueError("spearman_rho received NaN values.")
-    rx = average_ranks(x) - (x.size + 1) / 2.0
-    ry = average_ranks(y) - (y.size + 1) / 2.0
-    denominator = np.sqrt(np.dot(rx, rx) * np.dot(ry, ry))
-    if denominator == 0.0:
-        return float("nan")
-    return float(np.clip(np.dot(rx, ry) / denominator, -1.0, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
+        rho = scipy.stats.spearmanr(x, y).statistic
+    return float(np.clip(rho, -1.0, 1.0)) if np.isfinite(rho) else float("nan")

@@ -3,12 +3,13 @@
 The paper advises choosing softmax temperatures by the roughness they produce (e.g.
 down to ``MR = 1e-6``) rather than by a fixed range. ``MR(softmax(z / t))`` falls
 monotonically as ``t`` grows (``d IC / d(1/t) = 2 Cov_p(p, z) >= 0``), so the
-temperature reaching a target roughness is found by bisection in ``log t``.
+temperature reaching a target roughness is a root in ``log t`` (``scipy.optimize.brentq``).
 """
 
 import math
 
 import numpy as np
+import scipy.optimize
 import tensorflow as tf
 
 from keras_cc.ops import softmax as softmax_ops
@@ -48,8 +49,9 @@ def temperature_for_roughness(
 ):
     """The temperature ``t`` at which the mean roughness of ``softmax(z / t)`` equals ``target``.
 
-    Bisection in ``log t`` to a relative tolerance ``rtol`` on ``t``; the bracket
-    ``[low, high]`` is widened by factors of 10 as needed. Raises ``ValueError`` when
+    ``scipy.optimize.brentq`` in ``log t`` (mean roughness decreases with ``t``) to a
+    relative tolerance ``rtol`` on ``t``; the bracket ``[low, high]`` is widened by
+    factors of 10 as needed. Raises ``ValueError`` when
     ``target`` is outside ``(0, max MR)`` (the one-hot limit ``1 - 1/n`` as ``t → 0``)
     or cannot be bracketed.
     """
@@ -76,13 +78,14 @@ def temperature_for_roughness(
         high *= 10.0
     else:
         raise ValueError(f"No temperature <= {high:g} is smooth enough for {target:g}.")
-    log_low, log_high = math.log(low), math.log(high)
-    for _ in range(max_steps):
-        if log_high - log_low <= rtol:
-            break
-        middle = 0.5 * (log_low + log_high)
-        if mr(math.exp(middle)) > target:
-            log_low = middle
-        else:
-            log_high = middle
-    return math.exp(0.5 * (log_low + log_high))
+    if mr(low) == target:
+        return low
+    log_t = scipy.optimize.brentq(
+        lambda log_temperature: mr(math.exp(log_temperature)) - target,
+        math.log(low),
+        math.log(high),
+        xtol=rtol,
+        rtol=4 * np.finfo(float).eps,
+        maxiter=max_steps,
+    )
+    return math.exp(log_t)

@@ -52,7 +52,7 @@ def cartpole_dqn_expert(tmp_path_factory):
 
     The run directory sits alone under its parent, which is therefore an ``experts_dir``.
     """
-    from agents import dqn_expert
+    from agents.dqn import expert as dqn_expert
 
     run_dir = str(tmp_path_factory.mktemp("experts") / "CartPole")
     config = dqn_expert.DqnExpertConfig(seed=0, **CARTPOLE_RECIPE)

@@ -1,0 +1,731 @@
+"""Training loop of the actor-mimic student: acting, state replay, updates, evaluation epochs.
+
+One run distils the DQN experts of ``games`` (one per game, exported by
+``agents.dqn_expert``) into one :class:`agents.actor_mimic.ActorMimicAgent`: a single game
+is the CC paper's Figure 2 setting, several games its Table 3 setting. Per game, a
+batched environment is driven by the student's epsilon-greedy collect policy (TF-Agents
+``PyDriver``) and every visited state enters the game's :class:`FrameStackReplay` (built
+for states); every ``train_every`` agent steps per game, one update draws
+``batch_size_per_game`` states from every game's replay (even mixing) and distils the
+experts' guidance vectors.
+
+An epoch is ``epoch_frames`` training frames per game, then ``eval_frames`` evaluation
+frames per game with the greedy policy (epsilon ``eval_epsilon``). A run directory holds:
+
+    config.json            the run's settings (checked on resume)
+    eval_episodes.csv      game,epoch,frames,episode,score,length   (like the experts')
+    eval_epochs.csv        game,epoch,frames,mean_score,std_score,num_episodes
+    train_epochs.csv       per game and epoch: updates, loss, share of guidance vectors
+                           (and student distributions) where the closed form (eq. 4)
+                           fails, and non-finite steps (must stay 0)
+    run_state.json         epochs done, non-finite steps, finished flag
+    checkpoints/           student, optimizer and counters after every epoch
+    tensorboard/           scalars
+
+Results files are rewritten atomically; a resumed run continues after its last finished
+epoch (the state replays refill, so learning restarts after ``learning_starts`` states).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.drivers import py_driver
+from tf_agents.environments import py_environment
+from tf_agents.policies import py_tf_eager_policy
+from tf_agents.specs import array_spec, tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from agents.actor_mimic import agent as actor_mimic
+from agents.actor_mimic.action_union import ActionUnion
+from agents.actor_mimic.config import (  # part of this module's API
+    RESUMABLE_FIELDS,
+    ActorMimicConfig,
+    find_experts,
+)
+from agents.dqn import expert as dqn_expert
+from agents.environments import adapters as environments
+from agents.environments import games as game_registry
+from agents.metrics import EpisodeRecords
+from agents.networks import q_networks as networks
+from agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_runs.run_directory import (  # read_csv, write_csv: part of this module's API
+    differing_settings,
+    prepare_run_directory,
+    read_csv,
+    read_json,
+    write_csv,
+    write_json,
+)
+
+EVAL_EPISODE_COLUMNS = ("game", "epoch", "frames", "episode", "score", "length")
+EVAL_EPOCH_COLUMNS = ("game", "epoch", "frames", "mean_score", "std_score", "num_episodes")
+TRAIN_EPOCH_COLUMNS = (
+    "game",
+    "epoch",
+    "frames",
+    "updates",
+    "states",
+    "mean_loss",
+    "guidance_closed_form_failure_share",
+    "student_closed_form_failure_share",
+    "nonfinite_steps",
+)
+
+
+# --------------------------------------------------------------------------- experts
+
+
+def load_expert(run_dir: str, game: str) -> dqn_expert.Expert:
+    """Loads the expert exported in ``run_dir`` (``agents.dqn_expert``'s export contract)
+    and checks that it plays ``game``."""
+    expert = dqn_expert.load_expert(run_dir)
+    if expert.game != game:
+        raise ValueError(f"the expert in {run_dir!r} plays {expert.game!r}, not {game!r}.")
+    return expert
+
+
+def expert_feature_function(
+    expert: dqn_expert.Expert,
+) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
+    """The expert's hidden features (its trunk's output) and their size.
+
+    Rebuilds the expert's Q-network from ``agents.networks`` and reads its weights from
+    the ``export/q_values`` SavedModel; checks that the rebuilt network reproduces the
+    exported Q-values.
+    """
+    shape, dtype = expert.observation_shape, tf.as_dtype(expert.observation_dtype)
+    if dtype == tf.uint8:
+        observation_spec = tensor_spec.BoundedTensorSpec(shape, dtype, 0, 255)
+    else:
+        observation_spec = tf.TensorSpec(shape, dtype)
+    action_spec = tensor_spec.BoundedTensorSpec((), tf.int64, 0, len(expert.action_meanings) - 1)
+    q_network = networks.make_q_network(observation_spec, action_spec)
+    if expert.network and q_network.architecture != expert.network:
+        raise ValueError(
+            f"feature regression rebuilds the {expert.game} expert's network, but its "
+            f"architecture {expert.network!r} is not the default {q_network.architecture!r}."
+        )
+    path = os.path.join(expert.run_dir, "export", "q_values", "variables", "variables")
+    tf.train.Checkpoint(q_network=q_network).read(path).assert_existing_objects_matched()
+    probe = tf.cast(tf.random.stateless_uniform([2, *shape], seed=(1, 2), maxval=255), dtype)
+    exported = expert.q_value_function(probe)
+    rebuilt, _ = q_network(probe, training=False)
+    if not np.allclose(exported.numpy(), rebuilt.numpy(), rtol=1e-4, atol=1e-4):
+        raise ValueError(f"could not rebuild the {expert.game} expert's network for features.")
+
+    @tf.function
+    def features(observation):
+        hidden, _ = q_network.encoder(observation, training=False)
+        return tf.cast(hidden, tf.float32)
+
+    features.q_network = q_network  # keeps the variables alive
+    size = int(features(probe[:1]).shape[-1])
+    return features, size
+
+
+def load_experts(experts_dir: str, games: Sequence[str]) -> list[dqn_expert.Expert]:
+    """The experts of ``games`` (in order) from ``experts_dir``; clear errors on mismatch."""
+    found = find_experts(experts_dir, games)
+    experts = [load_expert(found[g], g) for g in games]
+    shapes = {(e.observation_shape, e.observation_dtype) for e in experts}
+    if len(shapes) > 1:
+        described = ", ".join(
+            f"{e.game}: {e.observation_shape} {e.observation_dtype}" for e in experts
+        )
+        raise ValueError(
+            f"the experts' observations differ ({described}); one student needs one "
+            "observation space."
+        )
+    return experts
+
+
+def _atari_options(expert: dqn_expert.Expert) -> environments.AtariOptions:
+    fields = {f.name for f in dataclasses.fields(environments.AtariOptions)}
+    return environments.AtariOptions(
+        **{k: v for k, v in expert.preprocessing.items() if k in fields}
+    )
+
+
+def frames_per_step(game: str, expert: dqn_expert.Expert) -> int:
+    """Emulator frames per agent step: the frame skip for Atari, 1 otherwise."""
+    if game_registry.get_game(game).is_atari:
+        return int(_atari_options(expert).frame_skip)
+    return 1
+
+
+def make_game_environment(game: str, expert: dqn_expert.Expert, num_envs: int, seed: int):
+    """A batched environment of ``game`` preprocessed exactly as its expert's."""
+    if game_registry.get_game(game).is_atari:
+        return environments.make_environment(
+            game, num_envs, seed=seed, options=_atari_options(expert)
+        )
+    return environments.make_environment(game, num_envs, seed=seed)
+
+
+# --------------------------------------------------------------------------- environments
+
+
+class GameInUnionEnvironment(py_environment.PyEnvironment):
+    """A batched game environment seen through the action union.
+
+    Observations gain the game's legal-action mask (``legal_actions``); actions are
+    union indices, mapped to the game's own actions before stepping.
+    """
+
+    def __init__(self, env: py_environment.PyEnvironment, action_union: ActionUnion, game: str):
+        super().__init__(handle_auto_reset=False)
+        if not env.batched:
+            raise ValueError("GameInUnionEnvironment needs a batched environment.")
+        self._env = env
+        self._union = action_union
+        self._game = action_union.game_index(game)
+        num_game_actions = int(env.action_spec().maximum) + 1
+        if num_game_actions != action_union.num_game_actions(self._game):
+            raise ValueError(
+                f"the environment of {game!r} has {num_game_actions} actions, its expert "
+                f"{action_union.num_game_actions(self._game)}."
+            )
+        self._mask = np.broadcast_to(
+            action_union.legal_masks[self._game], (env.batch_size, action_union.num_actions)
+        )
+        self._observation_spec = {
+            actor_mimic.OBSERVATION_KEY: env.observation_spec(),
+            actor_mimic.LEGAL_ACTIONS_KEY: array_spec.ArraySpec(
+                (action_union.num_actions,), np.bool_, actor_mimic.LEGAL_ACTIONS_KEY
+            ),
+        }
+        self._action_spec = array_spec.BoundedArraySpec(
+            (), np.int64, 0, action_union.num_actions - 1, name="union_action"
+        )
+
+    @property
+    def batched(self) -> bool:
+        return True
+
+    @property
+    def batch_size(self) -> int:
+        return self._env.batch_size
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    def reward_spec(self):
+        return self._env.reward_spec()
+
+    def _wrap(self, time_step: ts.TimeStep) -> ts.TimeStep:
+        return time_step._replace(
+            observation={
+                actor_mimic.OBSERVATION_KEY: time_step.observation,
+                actor_mimic.LEGAL_ACTIONS_KEY: self._mask,
+            }
+        )
+
+    def _reset(self):
+        return self._wrap(self._env.reset())
+
+    def _step(self, action):
+        game_actions = self._union.to_game_actions(self._game, np.asarray(action))
+        return self._wrap(self._env.step(game_actions))
+
+    def close(self):
+        self._env.close()
+
+
+class ReplayObserver:
+    """Driver observer: every visited state into the game's state replay."""
+
+    def __init__(self, replay: FrameStackReplay):
+        self._replay = replay
+
+    def __call__(self, trajectory) -> None:
+        self._replay.add_states(
+            trajectory.observation[actor_mimic.OBSERVATION_KEY], np.asarray(trajectory.is_first())
+        )
+
+
+# --------------------------------------------------------------------------- results files
+
+
+def _prepare_output_dir(config: ActorMimicConfig) -> bool:
+    """Creates or checks the run directory; True when an earlier run is resumed."""
+    out = config.output_dir
+    current = config.to_dict()
+
+    def finished():
+        state_path = os.path.join(out, "run_state.json")
+        epochs_done = (
+            read_json(state_path).get("epochs_done", 0) if os.path.exists(state_path) else 0
+        )
+        if epochs_done >= config.epochs:
+            return f"{epochs_done} epochs; raise --epochs to continue it"
+        return None
+
+    def differences(previous):
+        keys = sorted(k for k in set(previous) | set(current) if k not in RESUMABLE_FIELDS)
+        return differing_settings(previous, current, keys)
+
+    return prepare_run_directory(
+        out, current, overwrite=config.overwrite, finished=finished, differences=differences
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclasses.dataclass
+class _GameRuntime:
+    game: str
+    expert: dqn_expert.Expert
+    frames_per_step: int
+    env: GameInUnionEnvironment
+    driver: py_driver.PyDriver
+    replay: FrameStackReplay
+    recorder: EpisodeRecords
+    time_step: Any = None
+
+
+@dataclasses.dataclass
+class _EpochStats:
+    updates: int = 0
+    states: np.ndarray = None
+    loss_sum: np.ndarray = None
+    guidance_failures: np.ndarray = None
+    student_failures: np.ndarray = None
+
+    @classmethod
+    def empty(cls, num_games: int) -> _EpochStats:
+        zeros = lambda dtype: np.zeros(num_games, dtype)
+        return cls(0, zeros(np.int64), zeros(np.float64), zeros(np.int64), zeros(np.int64))
+
+    def add(self, extra) -> None:
+        counts = np.asarray(extra.per_game_count, np.int64)
+        self.updates += 1
+        self.states += counts
+        self.loss_sum += np.asarray(extra.per_game_loss, np.float64) * counts
+        self.guidance_failures += np.asarray(extra.guidance_closed_form_failures, np.int64)
+        self.student_failures += np.asarray(extra.student_closed_form_failures, np.int64)
+
+    def share(self, failures: np.ndarray) -> np.ndarray:
+        return np.where(self.states > 0, failures / np.maximum(self.states, 1), np.nan)
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a finished call of :func:`train_actor_mimic` reports."""
+
+    output_dir: str
+    epochs_done: int
+    updates: int
+    nonfinite_steps: int
+    eval_mean_scores: dict[str, float]
+    guidance_closed_form_failure_share: float
+
+
+def _format_number(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def build_agent(
+    config: ActorMimicConfig, experts: Sequence[dqn_expert.Expert], union: ActionUnion
+) -> actor_mimic.ActorMimicAgent:
+    """The student agent for ``experts`` (in ``union.games`` order)."""
+    shape = experts[0].observation_shape
+    dtype = tf.as_dtype(experts[0].observation_dtype)
+    if dtype == tf.uint8:
+        observation_spec = tensor_spec.BoundedTensorSpec(shape, tf.uint8, 0, 255, "observation")
+    else:
+        observation_spec = tf.TensorSpec(shape, dtype, "observation")
+    feature_fns = feature_sizes = None
+    if config.feature_regression_weight > 0:
+        feature_fns, feature_sizes = zip(
+            *(expert_feature_function(e) for e in experts), strict=True
+        )
+    network = actor_mimic.ActorMimicNetwork(observation_spec, union.num_actions)
+    agent = actor_mimic.ActorMimicAgent(
+        actor_mimic.actor_mimic_time_step_spec(observation_spec, union),
+        actor_mimic.union_action_spec(union),
+        network,
+        actor_mimic.build_optimizer(config.learning_rate, config.optimizer),
+        union,
+        [e.q_value_function for e in experts],
+        loss=config.loss,
+        temperature=config.temperature,
+        epsilon_greedy=config.epsilon,
+        feature_regression_weight=config.feature_regression_weight,
+        expert_feature_fns=feature_fns,
+        expert_feature_sizes=feature_sizes,
+        gradient_clipping=config.gradient_clipping or None,
+        jit_compile=config.jit_compile,
+        train_step_counter=tf.Variable(0, dtype=tf.int64, name="train_step"),
+    )
+    agent.initialize()
+    return agent
+
+
+def _evaluate(
+    eval_policy,
+    game: str,
+    expert: dqn_expert.Expert,
+    union: ActionUnion,
+    config: ActorMimicConfig,
+    seed: int,
+):
+    """One evaluation epoch of one game, as the experts are evaluated.
+
+    ``agents.dqn_expert.evaluate_policy``: episodes that end within ``eval_frames`` count;
+    if none does, play goes on until the first one ends. Scores are raw game scores.
+    """
+    from agents.dqn import expert as dqn_expert
+
+    env = GameInUnionEnvironment(
+        make_game_environment(game, expert, config.num_envs, seed), union, game
+    )
+    try:
+        return dqn_expert.evaluate_policy(
+            env, eval_policy, frames_per_step(game, expert), max_frames=config.eval_frames
+        )
+    finally:
+        env.close()
+
+
+class ActorMimicTrainer:
+    """One actor-mimic run in ``config.output_dir``: prepared (or resumed) on construction.
+
+    ``run()`` trains the remaining epochs; ``train_epoch``, ``evaluate_epoch`` and
+    ``end_epoch`` are its steps.
+    """
+
+    def __init__(self, config: ActorMimicConfig, log: Callable[[str], None] = print):
+        config = config.validated()
+        self.config = config
+        self.log = log
+        self.experts = load_experts(config.experts_dir, config.games)
+        self.union = ActionUnion.from_action_meanings(
+            {e.game: e.action_meanings for e in self.experts}
+        )
+        resumed = _prepare_output_dir(config)
+        self.out = config.output_dir
+        write_json(
+            os.path.join(self.out, "action_union.json"),
+            {**self.union.to_config(), "experts": {e.game: e.run_dir for e in self.experts}},
+        )
+        tf.random.set_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.agent = build_agent(config, self.experts, self.union)
+        self.epochs_done = tf.Variable(0, dtype=tf.int64, name="epochs_done")
+        self.game_frames = tf.Variable(np.zeros(len(self.experts), np.int64), name="game_frames")
+        self.checkpoint = tf.train.Checkpoint(
+            agent=self.agent, epochs_done=self.epochs_done, game_frames=self.game_frames
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(self.out, "checkpoints"), max_to_keep=2
+        )
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint
+            ).assert_existing_objects_matched()
+            log(
+                f"resumed {self.out} after epoch {self.epoch} "
+                f"({int(self.agent.train_step_counter.numpy()):,} updates)"
+            )
+        elif resumed:
+            log(f"{self.out}: no checkpoint yet, starting from epoch 1")
+        self.rows = {
+            name: [
+                row
+                for row in read_csv(os.path.join(self.out, name))
+                if int(row["epoch"]) <= self.epoch
+            ]
+            for name in ("eval_episodes.csv", "eval_epochs.csv", "train_epochs.csv")
+        }
+        self.collect_policy = py_tf_eager_policy.PyTFEagerPolicy(
+            self.agent.collect_policy, use_tf_function=True, batch_time_steps=False
+        )
+        self.eval_policy = py_tf_eager_policy.PyTFEagerPolicy(
+            self.agent.evaluation_policy(config.eval_epsilon),
+            use_tf_function=True,
+            batch_time_steps=False,
+        )
+        self.games = [self._game_runtime(i, e) for i, e in enumerate(self.experts)]
+        self.writer = tf.summary.create_file_writer(os.path.join(self.out, "tensorboard"))
+        self.batch_game_ids = np.repeat(
+            np.arange(len(self.games), dtype=np.int32), config.batch_size_per_game
+        )
+
+    @property
+    def epoch(self) -> int:
+        """Epochs finished (and checkpointed)."""
+        return int(self.epochs_done.numpy())
+
+    def _game_runtime(self, index: int, expert: dqn_expert.Expert) -> _GameRuntime:
+        config = self.config
+        env = GameInUnionEnvironment(
+            make_game_environment(
+                expert.game, expert, config.num_envs, config.seed + 7919 * (index + 1)
+            ),
+            self.union,
+            expert.game,
+        )
+        shape = expert.observation_shape
+        replay = FrameStackReplay.for_states(
+            shape,
+            np.dtype(expert.observation_dtype),
+            config.replay_capacity,
+            num_streams=env.batch_size,
+            stack_size=shape[-1] if len(shape) == 3 else 1,
+            seed=int(self.rng.integers(2**31)),
+        )
+        recorder = EpisodeRecords(batch_size=env.batch_size)
+        driver = py_driver.PyDriver(
+            env, self.collect_policy, [ReplayObserver(replay), recorder], max_steps=1
+        )
+        return _GameRuntime(
+            expert.game, expert, frames_per_step(expert.game, expert), env, driver, replay, recorder
+        )
+
+    # ------------------------------------------------------------------ one epoch
+
+    def _update(self, stats: _EpochStats) -> float:
+        """One student update on ``batch_size_per_game`` states of every game."""
+        batch = np.concatenate(
+            [g.replay.sample_states(self.config.batch_size_per_game) for g in self.games]
+        )
+        step = int(self.agent.train_step_counter.numpy())
+        record = step % max(1, self.config.summary_every_updates) == 0
+        with self.writer.as_default(step=step), tf.summary.record_if(record):
+            loss_info = self.agent.train(actor_mimic.StateBatch(batch, self.batch_game_ids))
+        stats.add(loss_info.extra)
+        return float(loss_info.loss.numpy())
+
+    def train_epoch(self, epoch: int) -> tuple[_EpochStats, np.ndarray]:
+        """Acts and learns for ``epoch_frames`` frames per game; returns stats and frames."""
+        config = self.config
+        stats = _EpochStats.empty(len(self.games))
+        frames = self.game_frames.numpy().copy()
+        start, target = frames.copy(), frames + config.epoch_frames
+        pending = 0  # agent steps per game not yet matched by an update
+        window = _ProgressWindow()
+        for game in self.games:
+            if game.time_step is None:
+                game.time_step = game.env.reset()
+        while np.any(frames < target):
+            round_steps = 0
+            for index, game in enumerate(self.games):
+                if frames[index] >= target[index]:
+                    continue
+                before = game.recorder.steps
+                game.time_step, _ = game.driver.run(game.time_step)
+                taken = game.recorder.steps - before
+                frames[index] += taken * game.frames_per_step
+                round_steps = max(round_steps, taken)
+                window.steps += taken
+            ready = all(
+                g.replay.num_states > 0 and g.replay.num_added >= config.learning_starts
+                for g in self.games
+            )
+            pending = pending + round_steps if ready else 0
+            while pending >= config.train_every:
+                pending -= config.train_every
+                window.losses.append(self._update(stats))
+                window.updates += 1
+            if window.elapsed() >= config.log_every_seconds:
+                self.log(self._progress_line(epoch, frames, start, stats, window))
+                window = _ProgressWindow()
+        return stats, frames
+
+    def evaluate_epoch(self, epoch: int, frames: np.ndarray) -> list[str]:
+        """Evaluates every game; appends CSV rows and TensorBoard scalars."""
+        summary = []
+        for index, game in enumerate(self.games):
+            result = _evaluate(
+                self.eval_policy,
+                game.game,
+                game.expert,
+                self.union,
+                self.config,
+                seed=self.config.seed + 104729 * epoch + 31 * index,
+            )
+            frame_count = int(frames[index])
+            for number, (score, length) in enumerate(
+                zip(result.scores, result.lengths, strict=True)
+            ):
+                self.rows["eval_episodes.csv"].append(
+                    dict(
+                        game=game.game,
+                        epoch=epoch,
+                        frames=frame_count,
+                        episode=number,
+                        score=score,
+                        length=length,
+                    )
+                )
+            mean, std = float(np.mean(result.scores)), float(np.std(result.scores))
+            self.rows["eval_epochs.csv"].append(
+                dict(
+                    game=game.game,
+                    epoch=epoch,
+                    frames=frame_count,
+                    mean_score=mean,
+                    std_score=std,
+                    num_episodes=len(result.scores),
+                )
+            )
+            with self.writer.as_default(step=epoch):
+                tf.summary.scalar(f"eval/mean_score/{game.game}", mean)
+            summary.append(f"{game.game} {mean:.1f} ({len(result.scores)} ep)")
+        return summary
+
+    def end_epoch(self, epoch: int, stats: _EpochStats, frames: np.ndarray) -> None:
+        """Records the epoch's training statistics, writes the results, checkpoints."""
+        nonfinite = int(self.agent.nonfinite_steps.numpy())
+        guidance_share = stats.share(stats.guidance_failures)
+        student_share = stats.share(stats.student_failures)
+        mean_loss = stats.share(stats.loss_sum)
+        for index, game in enumerate(self.games):
+            self.rows["train_epochs.csv"].append(
+                dict(
+                    game=game.game,
+                    epoch=epoch,
+                    frames=int(frames[index]),
+                    updates=stats.updates,
+                    states=int(stats.states[index]),
+                    mean_loss=float(mean_loss[index]),
+                    guidance_closed_form_failure_share=float(guidance_share[index]),
+                    student_closed_form_failure_share=float(student_share[index]),
+                    nonfinite_steps=nonfinite,
+                )
+            )
+            with self.writer.as_default(step=epoch):
+                tf.summary.scalar(f"train/mean_loss/{game.game}", float(mean_loss[index]))
+                tf.summary.scalar(
+                    f"train/guidance_closed_form_failure_share/{game.game}",
+                    float(guidance_share[index]),
+                )
+                tf.summary.scalar(
+                    f"train/student_closed_form_failure_share/{game.game}",
+                    float(student_share[index]),
+                )
+        with self.writer.as_default(step=epoch):
+            tf.summary.scalar("train/nonfinite_steps", nonfinite)
+        self.writer.flush()
+        columns = {
+            "eval_episodes.csv": EVAL_EPISODE_COLUMNS,
+            "eval_epochs.csv": EVAL_EPOCH_COLUMNS,
+            "train_epochs.csv": TRAIN_EPOCH_COLUMNS,
+        }
+        for name, rows in self.rows.items():
+            write_csv(os.path.join(self.out, name), columns[name], rows)
+        self.game_frames.assign(frames)
+        self.epochs_done.assign(epoch)
+        self.manager.save(checkpoint_number=epoch)
+        write_json(
+            os.path.join(self.out, "run_state.json"),
+            {
+                "epochs_done": epoch,
+                "finished": epoch >= self.config.epochs,
+                "updates": int(self.agent.train_step_counter.numpy()),
+                "nonfinite_steps": nonfinite,
+                "game_frames": {g.game: int(f) for g, f in zip(self.games, frames, strict=True)},
+            },
+        )
+
+    def run(self) -> RunSummary:
+        """Trains and evaluates the remaining epochs."""
+        config = self.config
+        self.log(
+            f"actor-mimic ({'CC-AMN' if config.loss == 'cc' else 'AMN'}, "
+            f"T={config.temperature}) on {', '.join(config.games)}: "
+            f"{self.union.num_actions} union actions ({', '.join(self.union.meanings)}); "
+            f"epochs {self.epoch + 1}..{config.epochs} of {config.epoch_frames:,} training + "
+            f"{config.eval_frames:,} evaluation frames per game -> {self.out}"
+        )
+        try:
+            for epoch in range(self.epoch + 1, config.epochs + 1):
+                stats, frames = self.train_epoch(epoch)
+                evaluation = self.evaluate_epoch(epoch, frames)
+                self.end_epoch(epoch, stats, frames)
+                states = max(int(stats.states.sum()), 1)
+                self.log(
+                    f"epoch {epoch}/{config.epochs} done: eval {'; '.join(evaluation)} | "
+                    f"{stats.updates:,} updates, loss {stats.loss_sum.sum() / states:.4g} | "
+                    f"closed form (eq. 4) would fail on "
+                    f"{stats.guidance_failures.sum() / states:.1%} of guidance vectors and "
+                    f"{stats.student_failures.sum() / states:.1%} of student distributions | "
+                    f"non-finite loss/gradient steps: {int(self.agent.nonfinite_steps.numpy())}"
+                )
+        finally:
+            for game in self.games:
+                game.env.close()
+        return self._summary()
+
+    # ------------------------------------------------------------------ reporting
+
+    def _summary(self) -> RunSummary:
+        last_scores = {
+            row["game"]: float(row["mean_score"]) for row in self.rows["eval_epochs.csv"]
+        }
+        shares = [
+            float(row["guidance_closed_form_failure_share"])
+            for row in self.rows["train_epochs.csv"]
+        ]
+        shares = [x for x in shares if not math.isnan(x)]
+        nonfinite = int(self.agent.nonfinite_steps.numpy())
+        updates = int(self.agent.train_step_counter.numpy())
+        self.log(
+            f"finished {self.out}: {self.epoch} epochs, {updates:,} updates, non-finite "
+            f"loss/gradient steps: {nonfinite}"
+            + ("" if nonfinite == 0 else "  <-- WARNING: those updates were skipped")
+        )
+        return RunSummary(
+            output_dir=self.out,
+            epochs_done=self.epoch,
+            updates=updates,
+            nonfinite_steps=nonfinite,
+            eval_mean_scores=last_scores,
+            guidance_closed_form_failure_share=float(np.mean(shares)) if shares else math.nan,
+        )
+
+    def _progress_line(self, epoch, frames, start, stats, window) -> str:
+        config = self.config
+        done = float(np.min((frames - start) / config.epoch_frames))
+        returns = []
+        for game in self.games:
+            recent = game.recorder.scores[-10:]
+            returns.append(f"{game.game} {np.mean(recent):.1f}" if recent else f"{game.game} -")
+        states = max(int(stats.states.sum()), 1)
+        elapsed = max(window.elapsed(), 1e-9)
+        loss = f"{np.mean(window.losses):.4g}" if window.losses else "-"
+        return (
+            f"[epoch {epoch}/{config.epochs} {done:4.0%}] frames/game "
+            f"{_format_number(float(np.min(frames)))} | {window.steps / elapsed:,.0f} agent "
+            f"steps/s | {window.updates / elapsed:,.1f} updates/s | loss {loss} | closed form "
+            f"fails on {stats.guidance_failures.sum() / states:.0%} of guidance | non-finite "
+            f"{int(self.agent.nonfinite_steps.numpy())} | returns {', '.join(returns)}"
+        )
+
+
+@dataclasses.dataclass
+class _ProgressWindow:
+    start: float = dataclasses.field(default_factory=time.monotonic)
+    steps: int = 0
+    updates: int = 0
+    losses: list = dataclasses.field(default_factory=list)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def train_actor_mimic(config: ActorMimicConfig, log: Callable[[str], None] = print) -> RunSummary:
+    """Runs (or resumes) an actor-mimic distillation; see the module docstring."""
+    return ActorMimicTrainer(config, log).run()

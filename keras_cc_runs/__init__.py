@@ -1,0 +1,24 @@
+"""Run directories, atomic files, a launcher and config flags shared by the research code.
+
+One of each mechanism that the trainers, reports and scripts of keras-cc share:
+
+* :mod:`keras_cc_runs.run_directory`: results written atomically (JSON, CSV rows, text,
+  figures, whole directories), reads that name a damaged file, the resume rule of a run
+  directory, a lock against two runners, and the check of an ``--output_dir``;
+* :mod:`keras_cc_runs.launcher`: independent tasks in this process, in local worker
+  processes, or as Ray tasks, with one result or one error per task;
+* :mod:`keras_cc_runs.cli`: absl flags made from a config dataclass (the help text sits
+  beside each field), one-line errors for bad flag values, quiet logs unless
+  ``--verbosity`` is given.
+
+Why this is a package of its own and not a room of ``keras_cc``: importing any
+``keras_cc.<module>`` first runs ``keras_cc/__init__.py``, which imports TensorFlow,
+TensorFlow Probability and keras_cc's Keras 3 losses and metrics. A script would then
+import TensorFlow (seconds) before it can parse its flags or answer ``--help``, and the
+``agents`` package (Keras 2 through ``tf_keras``) would load Keras 3 objects it must never
+use. These modules need only the standard library (and absl for :mod:`~keras_cc_runs.cli`,
+matplotlib only for the figure passed in, Ray only when a Ray address is given).
+
+Dependency direction: ``keras_cc.experiments``, ``keras_cc.analysis``, ``agents`` and the
+scripts in ``examples/`` import ``keras_cc_runs``; ``keras_cc_runs`` imports none of them.
+"""

@@ -1,0 +1,87 @@
+"""The scripts' command lines: --help without TensorFlow, one-line errors naming the flag."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPTS = (
+    "train_dqn_expert.py",
+    "train_dqn_experts.py",
+    "train_actor_mimic.py",
+    "atari_report.py",
+    "cc_demo.py",
+    "divergence_correlations.py",
+)
+# Runs a script's --help in this interpreter, then says whether TensorFlow was imported.
+HELP_PROBE = (
+    "import runpy, sys\n"
+    "sys.argv = [sys.argv[1], '--help']\n"
+    "try:\n"
+    "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "print('TENSORFLOW', 'tensorflow' in sys.modules)\n"
+)
+
+
+def _run(script, *args, cwd):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_imports_no_tensorflow(script, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE, os.path.join(ROOT, "examples", script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "--output_dir" in done.stdout or "--epochs" in done.stdout, done.stderr[-2000:]
+    assert done.stdout.rstrip().endswith("TENSORFLOW False"), done.stdout[-500:]
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        (
+            "train_dqn_expert.py",
+            ["--game=Pongg"],
+            "--game: Unknown game 'Pongg'. Did you mean Pong?",
+        ),
+        ("train_dqn_expert.py", ["--total_frames=0"], "--total_frames must be >= 1, got 0."),
+        ("train_dqn_expert.py", ["--output_dir=a_file"], "--output_dir='a_file' is a file"),
+        (
+            "train_dqn_expert.py",
+            ["--output_dir=none", "--export_only"],
+            "--export_only: none holds no run",
+        ),
+        (
+            "train_dqn_experts.py",
+            ["--max_parallel=0"],
+            "flag --max_parallel=0: 0 is not a positive",
+        ),
+        ("train_dqn_experts.py", ["--output_dir=a_file"], "--output_dir='a_file' is a file"),
+        ("train_actor_mimic.py", ["--temperature=0"], "--temperature must be finite and > 0"),
+        ("train_actor_mimic.py", ["--experts_dir=."], "no expert for Pong"),
+        ("atari_report.py", ["--window=0"], "flag --window=0: 0 is not a positive integer"),
+        ("cc_demo.py", ["--epochs=-1"], "flag --epochs=-1: --epochs must be >= 1, got -1."),
+        ("divergence_correlations.py", ["--temperatures=0,1"], "--temperatures must be finite"),
+        ("divergence_correlations.py", ["--logits=no.npy"], "--logits: 'no.npy' is not a file."),
+    ],
+)
+def test_a_bad_flag_is_one_line_naming_it(script, args, message, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    done = _run(script, *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{script}: error: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr[-2000:]
