@@ -36,7 +36,7 @@ import tensorflow as tf
 from tensorflow.python.framework import ops as tf_framework_ops
 from tensorflow.python.ops import control_flow_util
 
-from keras_cc.ops import _divided_difference_table
+from keras_cc.ops import _certified_closed_form, _divided_difference_table
 
 __all__ = [
     "cc_closed_form_failure",
@@ -85,8 +85,18 @@ def _series_limits(w):
     return log_tolerance, max_terms
 
 
+# Series terms per loop step: unrolled, so XLA fuses them into one kernel. Within a step
+# the terms grow by at most spread^u / u! from a start below 1, far inside each range.
+_SERIES_UNROLL = {tf.float32: 8, tf.float64: 8}
+
+
 def _positive_series(w, second_moment=False):
     """Sums the positive series (S1) and its moments (M1, M2) for rows ``w >= 0``.
+
+    The terms are accumulated on a linear scale, relative to a per-row scale factor kept as
+    a logarithm; every ``_SERIES_UNROLL`` terms (one loop step, unrolled so that XLA fuses
+    them) the accumulators are divided by their running sum, so nothing overflows for any
+    spread and no logarithm is taken per term.
 
     Args:
       w: [B, K] non-negative nodes (logits minus their row minimum).
@@ -95,79 +105,89 @@ def _positive_series(w, second_moment=False):
 
     Returns:
       ``(log_sum, mean, second, num_terms)``: log of sum_n h_n(w)/(n+K-1)! (float64, [B]),
-      E[y] ([B, K], dtype of w), E[y y^T] (or None) and the number of terms (loop steps).
+      E[y] ([B, K], dtype of w), E[y y^T] (or None) and the number of terms (sequential
+      stages).
     """
     dtype = w.dtype
     num_classes = tf.cast(tf.shape(w)[-1], dtype)
     num_classes64 = tf.cast(num_classes, tf.float64)
-    spread = tf.reduce_max(w, axis=-1)
-    spread64 = tf.cast(spread, tf.float64)
-    log_tolerance, max_terms = _series_limits(w)
+    spread64 = tf.cast(tf.reduce_max(w, axis=-1), tf.float64)
+    tolerance = _relative_tolerance(dtype)
+    _, max_terms = _series_limits(w)
+    unroll = _SERIES_UNROLL[dtype]
 
     batch = tf.shape(w)[0]
     ratio_g = tf.ones_like(w)  # G_n / h_n
-    log_term = tf.fill([batch], -tf.math.lgamma(num_classes64))  # log t_0 = -log (K-1)!
-    log_max = log_term
-    sum_terms = tf.ones([batch], tf.float64)  # sum_i exp(log t_i - log_max)
-    sum_first = ratio_g / num_classes  # sum_i exp(.) G_i / (h_i (i + K))
-    state = [tf.constant(1), ratio_g, log_term, log_max, sum_terms, sum_first]
+    term = tf.ones([batch], tf.float64)  # t_n / exp(log_scale)
+    log_scale = tf.fill([batch], -tf.math.lgamma(num_classes64))  # t_0 = 1 / (K-1)!
+    sum_terms = tf.ones([batch], tf.float64)  # sum_i t_i / exp(log_scale)
+    sum_first = ratio_g / num_classes  # sum_i t_i G_i / (h_i (i + K)) / exp(log_scale)
     diagonal = second_moment == "diagonal"
+    second = []
     if second_moment:
         ones = tf.ones_like(w)
         ratio_g2 = ones if diagonal else ones[:, :, None] * ones[:, None, :]
-        sum_second = ratio_g2 / (num_classes * (num_classes + 1.0))
-        state += [ratio_g2, sum_second]
+        second = [ratio_g2, ratio_g2 / (num_classes * (num_classes + 1.0))]
 
-    def not_converged(n, ratio_g, log_term, log_max, sum_terms, *unused):
-        n_float = tf.cast(n, tf.float64)
-        tail_small = log_term - log_max - tf.math.log(sum_terms) < log_tolerance
-        decaying = n_float > 2.0 * spread64 + 1.0
-        return tf.logical_and(n < max_terms, tf.logical_not(tf.reduce_all(tail_small & decaying)))
-
-    def step(n, ratio_g, log_term, log_max, sum_terms, sum_first, *second):
+    def next_term(n, ratio_g, term, sum_terms, sum_first, second):
         n_float = tf.cast(n, dtype)
         ratio_h = tf.reduce_sum(w * ratio_g, axis=-1) / n_float  # h_n / h_{n-1}   (R1)
-        safe_ratio_h = tf.where(ratio_h > 0, ratio_h, tf.ones_like(ratio_h))
-        ratio_g_next = w * ratio_g / safe_ratio_h[:, None] + 1.0  # (R2) divided by h_n
-        log_term_next = log_term + tf.math.log(
-            tf.cast(ratio_h, tf.float64) / (tf.cast(n, tf.float64) + num_classes64 - 1.0)
-        )
-        log_max_next = tf.maximum(log_max, log_term_next)
-        rescale = tf.exp(log_max - log_max_next)
-        weight = tf.exp(log_term_next - log_max_next)
-        sum_terms_next = sum_terms * rescale + weight
-        rescale_c = tf.cast(rescale, dtype)[:, None]
-        weight_c = tf.cast(weight, dtype)[:, None]
-        sum_first_next = sum_first * rescale_c + weight_c * ratio_g_next / (n_float + num_classes)
-        out = [n + 1, ratio_g_next, log_term_next, log_max_next, sum_terms_next, sum_first_next]
+        inverse_h = tf.where(ratio_h > 0, 1.0 / ratio_h, tf.ones_like(ratio_h))[:, None]
+        ratio_g_next = w * ratio_g * inverse_h + 1.0  # (R2) divided by h_n
+        term = term * tf.cast(ratio_h, tf.float64) / (tf.cast(n, tf.float64) + num_classes64 - 1.0)
+        weight = tf.cast(term, dtype)[:, None]
+        sum_first = sum_first + weight * ratio_g_next / (n_float + num_classes)
         if second:
             ratio_g2, sum_second = second
             denominator = (n_float + num_classes) * (n_float + num_classes + 1.0)
             if diagonal:  # G2_n[k, k] = w_k G2_{n-1}[k, k] + G_n[k]
-                ratio_g2_next = w * ratio_g2 / safe_ratio_h[:, None] + ratio_g_next
-                sum_second_next = sum_second * rescale_c + weight_c * ratio_g2_next / denominator
+                ratio_g2 = w * ratio_g2 * inverse_h + ratio_g_next
+                sum_second = sum_second + weight * ratio_g2 / denominator
             else:
-                ratio_g2_next = (
-                    w[:, None, :] * ratio_g2 / safe_ratio_h[:, None, None]
-                    + ratio_g_next[:, :, None]
+                ratio_g2 = (
+                    w[:, None, :] * ratio_g2 * inverse_h[:, :, None] + ratio_g_next[:, :, None]
                 )
-                sum_second_next = (
-                    sum_second * rescale_c[:, :, None]
-                    + weight_c[:, :, None] * ratio_g2_next / denominator
-                )
-            out += [ratio_g2_next, sum_second_next]
-        return out
+                sum_second = sum_second + weight[:, :, None] * ratio_g2 / denominator
+            second = [ratio_g2, sum_second]
+        return ratio_g_next, term, sum_terms + term, sum_first, second
 
+    def not_converged(n, ratio_g, term, log_scale, sum_terms, *unused):
+        tail_small = term < tolerance * sum_terms
+        decaying = tf.cast(n, tf.float64) > 2.0 * spread64 + 1.0
+        return tf.logical_and(n < max_terms, tf.logical_not(tf.reduce_all(tail_small & decaying)))
+
+    def step(n, ratio_g, term, log_scale, sum_terms, sum_first, *second):
+        second = list(second)
+        for i in range(unroll):
+            ratio_g, term, sum_terms, sum_first, second = next_term(
+                n + i, ratio_g, term, sum_terms, sum_first, second
+            )
+        # Back to O(1): divide the accumulators by their sum, remembered in log_scale.
+        inverse_sum = tf.cast(1.0 / sum_terms, dtype)
+        if second:
+            shape = [-1, 1] if diagonal else [-1, 1, 1]
+            second = [second[0], second[1] * tf.reshape(inverse_sum, shape)]
+        return [
+            n + unroll,
+            ratio_g,
+            term / sum_terms,
+            log_scale + tf.math.log(sum_terms),
+            tf.ones_like(sum_terms),
+            sum_first * inverse_sum[:, None],
+            *second,
+        ]
+
+    state = [tf.constant(1), ratio_g, term, log_scale, sum_terms, sum_first, *second]
     final = tf.while_loop(not_converged, step, state)
-    sum_terms = final[4]
-    log_sum = final[3] + tf.math.log(sum_terms)
-    mean = final[5] / tf.cast(sum_terms, dtype)[:, None]
+    log_sum = final[3] + tf.math.log(final[4])
+    inverse_sum = tf.cast(1.0 / final[4], dtype)
+    mean = final[5] * inverse_sum[:, None]
     second = None
     if diagonal:
-        second = 2.0 * final[7] / tf.cast(sum_terms, dtype)[:, None]
+        second = 2.0 * final[7] * inverse_sum[:, None]
     elif second_moment:
         diagonal_factor = 1.0 + tf.eye(tf.shape(w)[-1], dtype=dtype)
-        second = diagonal_factor * final[7] / tf.cast(sum_terms, dtype)[:, None, None]
+        second = diagonal_factor * final[7] * inverse_sum[:, None, None]
     return log_sum, mean, second, final[0]
 
 
@@ -181,6 +201,10 @@ def _centered(logits):
 # 2 spread steps of O(K) work, the table 3 (K - 1) steps of O(K) work, each step about 20x
 # the series' on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
 TABLE_SPREAD_PER_CLASS = 30.0
+# Rows whose spread exceeds this many times K - 1 try the certified closed form first: their
+# nodes are mostly far enough apart, and O(K^2) work without a loop is cheaper than the
+# series' O(K spread) in about 2 spread steps.
+CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 
 
 def _table_terms(num_classes):
@@ -218,25 +242,45 @@ def _compiled(function, num_classes, dtype):
     """``function`` of [B, num_classes] ``dtype`` tensors as its own XLA cluster: one kernel
     launch per call in eager mode and in graphs that are not compiled. The number of classes
     stays static (the table needs it); the batch size does not. Compiled on first use."""
-    arguments = {_table_rows: [dtype, tf.bool], _series_rows: [dtype]}[function]
+    arguments = {
+        _table_rows: [dtype, tf.bool],
+        _series_rows: [dtype],
+        _closed_form_rows: [tf.float64, tf.bool],
+    }[function]
     signature = [
         tf.TensorSpec([None, num_classes] if d != tf.bool else [None], d) for d in arguments
     ]
+    if function is _closed_form_rows:
+        function = functools.partial(function, dtype=dtype)
     return tf.function(function, jit_compile=True, autograph=False, input_signature=signature)
+
+
+def _closed_form_rows(logits64, tried, dtype):
+    """The certified closed form (eq. 4) on the rows flagged ``tried`` of float64 logits,
+    to the tolerances of ``dtype``: (value, mean, rows it certified)."""
+    tolerances = _certified_closed_form.TOLERANCES[dtype]
+    value, mean, certified = _certified_closed_form.log_normalizer_and_mean(logits64, tolerances)
+    return value, mean, tried & certified
 
 
 def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
     """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits.
 
-    Rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1) go through the
-    divided-difference table (their sorted nodes always split into clusters); the others,
-    and rows whose clusters would need more series terms than the table's static cap,
-    through the series (S1) with its moments (M1). Rows with a non-finite logit give NaN.
+    Each row takes the cheapest exact method:
+      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K up to
+        ``_certified_closed_form.MAX_CLASSES``: the closed form (eq. 4) in float64, where its
+        error bound certifies it (well-separated nodes; O(K^2) work, no loop);
+      - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1): the
+        divided-difference table (their sorted nodes always split into clusters);
+      - the rest, and rows whose clusters would need more series terms than the table's
+        static cap: the series (S1) with its moments (M1).
+    Each method runs only when some row of the batch needs it, and rows taken by a cheaper
+    method do not lengthen the series' loop. Rows with a non-finite logit give NaN.
 
     With ``compiled`` (outside XLA) the table and the series each run as their own XLA
     cluster, the table's compiled only once a batch needs it. With ``with_steps`` also
-    returns the number of sequential loop steps: series terms, 3 x cluster-series terms
-    and 3 x (K - 1) table levels when the table runs (forward, replay, adjoint).
+    returns the number of sequential stages: series terms, 3 x cluster-series terms and
+    3 x (K - 1) table levels when the table runs (forward, replay, adjoint).
     """
     dtype = logits.dtype
     num_classes = logits.shape[-1]
@@ -244,34 +288,59 @@ def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
     logits = tf.where(finite[:, None], logits, tf.zeros_like(logits))
     minimum = tf.reduce_min(logits, axis=-1)
     w = logits - minimum[:, None]
-    spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(tf.shape(w)[-1] - 1, w.dtype)
-    wide = tf.reduce_max(w, axis=-1) > spread_limit  # such rows always split into clusters
+    spread = tf.reduce_max(w, axis=-1)
+    per_class = tf.cast(tf.shape(w)[-1] - 1, w.dtype)
+    wide = spread > TABLE_SPREAD_PER_CLASS * per_class  # such rows always split into clusters
     table, series = _table_rows, _series_rows
+    closed = functools.partial(_closed_form_rows, dtype=dtype)
     if compiled and num_classes is not None:
         table = _compiled(_table_rows, num_classes, tf.float64)
         series = _compiled(_series_rows, num_classes, dtype)
+        closed = _compiled(_closed_form_rows, num_classes, dtype)
 
     # The table's nodes: the logits' differences, exact in float64.
-    w64 = tf.cast(logits, tf.float64) - tf.cast(minimum, tf.float64)[:, None]
+    logits64 = tf.cast(logits, tf.float64)
+    w64 = logits64 - tf.cast(minimum, tf.float64)[:, None]
+    zeros = tf.zeros_like(w64)
+    no_rows = tf.zeros_like(wide)
 
     def none():
-        zeros = tf.zeros_like(w64)
-        return zeros[:, 0], zeros, tf.zeros_like(wide), tf.constant(0)
+        return zeros[:, 0], zeros, no_rows, tf.constant(0)
 
-    if num_classes is None:
-        table_value, table_gradient, by_table_rows, table_steps = none()
-    else:
-        table_value, table_gradient, by_table_rows, table_steps = tf.cond(
+    by_closed_form = no_rows
+    value, mean = zeros[:, 0], zeros
+    if num_classes is not None and num_classes <= _certified_closed_form.MAX_CLASSES:
+        tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
+        value, mean, by_closed_form = tf.cond(
+            tf.reduce_any(tried), lambda: closed(logits64, tried), lambda: none()[:3]
+        )
+        value -= tf.cast(minimum, tf.float64)
+        wide &= ~by_closed_form
+    table_steps = series_steps = tf.constant(0)
+    if num_classes is not None:
+        table_value, table_gradient, by_table, table_steps = tf.cond(
             tf.reduce_any(wide), lambda: table(w64, wide), none
         )
-    series_value, series_mean, series_steps = series(
-        tf.where(by_table_rows[:, None], tf.zeros_like(w), w)
+        value = tf.where(by_table, table_value, value)
+        mean = tf.where(by_table[:, None], table_gradient, mean)
+    else:
+        by_table = no_rows
+    by_series = ~(by_closed_form | by_table)
+
+    def series_on_remaining_rows():
+        series_value, series_mean, steps = series(tf.where(by_series[:, None], w, tf.zeros_like(w)))
+        return series_value, tf.cast(series_mean, tf.float64), steps
+
+    series_value, series_mean, series_steps = tf.cond(
+        tf.reduce_any(by_series),
+        series_on_remaining_rows,
+        lambda: (zeros[:, 0], zeros, tf.constant(0)),
     )
-    value = tf.cast(minimum, tf.float64) + tf.where(by_table_rows, table_value, series_value)
-    mean = tf.where(by_table_rows[:, None], tf.cast(table_gradient, dtype), series_mean)
+    value = tf.where(by_series, series_value, value) + tf.cast(minimum, tf.float64)
+    mean = tf.where(by_series[:, None], series_mean, mean)
     nan = tf.constant(math.nan, dtype)
     value = tf.where(finite, tf.cast(value, dtype), nan)
-    mean = tf.where(finite[:, None], mean, nan)
+    mean = tf.where(finite[:, None], tf.cast(mean, dtype), nan)
     if with_steps:
         return value, mean, series_steps + table_steps
     return value, mean
