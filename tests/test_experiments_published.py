@@ -67,7 +67,7 @@ def _exact_log_normalizer(logits):
 
 @pytest.mark.parametrize(
     "sigma, expected, tolerance",
-    # PROTOCOL.md: 100 %, 99.9 %, 36 %, 0.8 % of rows fall back.
+    # The shares the authors' function gives: 100 %, 99.9 %, 36 %, 0.8 % of rows.
     [(0.3, 1.0, 0.005), (1.0, 0.999, 0.005), (3.0, 0.36, 0.05), (10.0, 0.008, 0.006)],
 )
 def test_fallback_shares_match_the_independent_closed_form(sigma, expected, tolerance):

@@ -8,8 +8,8 @@ augmentation on or off) are defaults of the flags that the protocol fills in.
 after 4-pixel padding and horizontal flip; per-channel standardization; losses averaged
 over the batch; the final test accuracy reported, with the sample standard deviation.
 
-``paper``: the CC paper's Table 1 as its authors ran it (``/work/shared``'s PROTOCOL.md,
-read from their public code ``cunningham-lab/cb_and_cc``, ``cc/icbinb/ls``): conv → ELU →
+``paper``: the CC paper's Table 1 as its authors ran it (read from their public code,
+``cunningham-lab/cb_and_cc``, ``cc/icbinb/ls``, TensorFlow 2.2): conv → ELU →
 batch norm (convolutions keep their bias); L2 only on the final dense kernel; Adam 1e-3
 without a schedule, batch 128; random rotation up to 15°, width and height shifts up to
 10 % and horizontal flip, with one scalar mean and standard deviation; the

@@ -3,9 +3,9 @@
 The CC paper (Gordon-Rodriguez et al., 2020, "The continuous categorical", eq. 4) gives
 the CC normalizer in closed form, ``C⁻¹(η) = Σ_k e^{η_k} / Π_{i≠k} (η_k − η_i)``. The
 authors' public code for Table 1 (``cunningham-lab/cb_and_cc``, ``cc/cc_funcs.py`` and
-``cc/icbinb/ls/cifar10_model.py``) evaluates it in float32 and drops it where it fails;
-``/work/shared``'s PROTOCOL.md lists the facts. This module reimplements that behaviour
-(not their code) so that the ablation can run their "CC-LS" beside the exact one:
+``cc/icbinb/ls/cifar10_model.py``) evaluates it in float32 and drops it where it fails.
+This module reimplements that behaviour (not their code) so that the ablation can run
+their "CC-LS" beside the exact one:
 
 * natural parameters ``η = z[:, :K−1] − z[:, K−1]`` from the ``K`` logits ``z``, a
   trailing 0 node, every node divided by ``s``, the population standard deviation of
