@@ -95,7 +95,7 @@ class EpisodeRecords(py_metrics.StreamingMetric):
 
     def unfinished(self) -> list[tuple[float, int]]:
         """(return so far, steps so far) of each environment's episode in progress."""
-        if not self._batch_size:
+        if not self._batch_size:  # StreamingMetric sets it on the first call; no accessor
             return []
         returns, lengths = self._np_state.episode_return, self._np_state.episode_length
         return [(float(r), int(n)) for r, n in zip(returns, lengths, strict=True) if n]

@@ -78,7 +78,9 @@ def _trainer(loss, experts_dir, work_dir):
 def _batches(trainer, count):
     return [
         actor_mimic.StateBatch(
-            np.concatenate([g.replay.sample_states(FLAGS.batch_size_per_game) for g in trainer.games]),
+            np.concatenate(
+                [g.replay.sample_states(FLAGS.batch_size_per_game) for g in trainer.games]
+            ),
             trainer.batch_game_ids,
         )
         for _ in range(count)

@@ -3,7 +3,7 @@
 Both sides run the same Nature-DQN agent (same Q-network, RMSProp, batch 32, Huber loss) and
 take one gradient step per 4 agent steps (an agent step is one environment transition):
 
-* ours: `agents.dqn_expert.DqnExpertTrainer.step` -- `--num_envs` games in ale-py's native
+* ours: `agents.dqn.trainer.DqnExpertTrainer.step` -- `--num_envs` games in ale-py's native
   `AtariVectorEnv`, one batched `PyTFEagerPolicy` call per step of all of them, the
   frame-deduplicating `FrameStackReplay`, a traced train step (one target-network pass);
 * plain TF-Agents: the loop of the TF-Agents DQN tutorial -- a `DynamicStepDriver` over one

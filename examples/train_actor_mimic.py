@@ -23,6 +23,7 @@ epoch; a finished run is kept unless --overwrite (or continued with a larger --e
         --epochs 5 --epoch_frames 20000 --eval_frames 10000 --output_dir runs/actor_mimic/ce_Pong
 """
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -75,17 +76,19 @@ def main(argv):
     from agents.actor_mimic import trainer as actor_mimic_training  # TensorFlow: from here
 
     log = lambda line: print(line, flush=True)
-    with cli.checks():  # what only loading the experts shows (e.g. differing observations)
-        trainer = actor_mimic_training.ActorMimicTrainer(config, log)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        summary = trainer.run()
-    except KeyboardInterrupt:
-        log(
-            f"interrupted; {trainer.out} holds {trainer.epoch} finished epochs. Run the same "
-            "command again to resume after the last one."
-        )
-        sys.exit(130)
+    with contextlib.ExitStack() as stack:
+        with cli.checks():  # a second runner; what only loading the experts shows
+            stack.enter_context(run_directory.DirectoryLock(config.output_dir))
+            trainer = actor_mimic_training.ActorMimicTrainer(config, log)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            summary = trainer.run()
+        except KeyboardInterrupt:
+            log(
+                f"interrupted; {trainer.out} holds {trainer.epoch} finished epochs. Run the "
+                "same command again to resume after the last one."
+            )
+            sys.exit(130)
     if summary.nonfinite_steps:
         sys.exit(f"{summary.nonfinite_steps} updates had a non-finite loss or gradient.")
 

@@ -83,7 +83,11 @@ def main(argv):
             overwrite=FLAGS.overwrite,
             progress=lambda line: print(line, flush=True),
         )
-    except (run_directory.RunDirectoryError, dqn_expert.CheckpointMismatchError) as error:
+    except (
+        run_directory.RunDirectoryError,
+        run_directory.DamagedFileError,
+        dqn_expert.CheckpointMismatchError,
+    ) as error:
         raise cli.ScriptError(str(error)) from error
     except KeyboardInterrupt:
         print(

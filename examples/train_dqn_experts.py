@@ -53,6 +53,12 @@ def _jobs() -> dict[str, tuple[dict, str]]:
     return jobs
 
 
+def _quiet_worker() -> None:
+    """Runs first in each worker process or Ray task of a quiet launch."""
+    cli.quiet_process()
+    agents.import_gym_quietly()
+
+
 def main(argv):
     del argv
     with cli.checks():
@@ -77,7 +83,7 @@ def main(argv):
         num_gpus=FLAGS.num_gpus_per_run,
         env_vars={"TF_USE_LEGACY_KERAS": "1"},
         ray_log_to_driver=True,
-        initializer=None if cli.verbose() else agents.import_gym_quietly,
+        initializer=None if cli.verbose() else _quiet_worker,
     ):
         results[outcome.key] = outcome.result if outcome.ok else {"error": outcome.error}
         print(f"[{outcome.key}] done", flush=True)

@@ -52,6 +52,7 @@ __all__ = [
     "define_flags",
     "flag_values_of",
     "quiet_logging",
+    "quiet_process",
     "run",
     "setting",
     "verbose",
@@ -61,6 +62,15 @@ flags.disclaim_key_flags()  # flags defined through define_flags belong to its c
 
 _NATIVE_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 _QUIET_NATIVE_LOG_LEVEL = "2"  # TensorFlow's C++ INFO and WARNING lines off; errors show
+# Modules whose Python warnings quiet_logging hides (regular expressions on module names).
+_LIBRARY_MODULES = (
+    r"tensorflow(\.|$)",
+    r"tensorflow_probability(\.|$)",
+    r"tf_agents(\.|$)",
+    r"tf_keras(\.|$)",
+    r"keras(\.|$)",
+    r"__autograph_generated",
+)
 
 
 class ScriptError(ValueError):
@@ -314,19 +324,36 @@ def verbose(flag_values: flags.FlagValues = flags.FLAGS) -> bool:
 def quiet_logging(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Quiet logs unless ``--verbosity`` (``-v``) was given on the command line.
 
-    absl's level becomes WARNING (``app.run`` raises it to INFO, where TensorFlow and
-    TF-Agents report bookkeeping such as every checkpoint save), and
-    ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (TensorFlow's native INFO and WARNING lines
-    off, errors still shown; a value already set is kept). TensorFlow reads that variable
-    when it is first imported, which scripts using :func:`run` do after this. With
-    ``--verbosity`` nothing is changed: absl logs at that level and TensorFlow logs all.
+    Without it:
+
+    * absl logs only errors (``app.run`` raises the level to INFO, where TensorFlow and
+      TF-Agents report every checkpoint save, and TensorFlow logs Python-side WARNING
+      lines such as renamed ``tf.function`` arguments on every export);
+    * ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2: TensorFlow's native INFO and WARNING lines
+      off, errors still shown (a value already set is kept). TensorFlow reads it when it
+      is first imported, which scripts using :func:`run` do after this;
+    * Python warnings raised inside TensorFlow, TF-Agents, Keras and the code AutoGraph
+      generates are not shown (they concern those libraries' internals).
+
+    With ``--verbosity`` nothing is changed: absl logs at that level and TensorFlow logs all.
     """
+    if not verbose(flag_values):
+        quiet_process()
+
+
+def quiet_process() -> None:
+    """What :func:`quiet_logging` does without ``--verbosity``, in any process.
+
+    For worker processes and Ray tasks that a quiet script starts (they parse no flags).
+    """
+    import warnings
+
     from absl import logging
 
-    if verbose(flag_values):
-        return
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.ERROR)
     os.environ.setdefault(_NATIVE_LOG_LEVEL, _QUIET_NATIVE_LOG_LEVEL)
+    for module in _LIBRARY_MODULES:
+        warnings.filterwarnings("ignore", module=module)
 
 
 def _one_line(program: str, message: str) -> None:

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 TEMPORARY_PREFIX = ".tmp-"
-LOCK_FILE = ".lock"
+LOCK_SUFFIX = ".lock"
 _MISSING = object()
 
 
@@ -295,11 +295,12 @@ def prepare_run_directory(
 
 
 class DirectoryLock:
-    """An exclusive, advisory lock on a directory (``<directory>/.lock``), for one runner.
+    """An exclusive, advisory lock on a directory, for one runner at a time.
 
-    The lock is held by an open file (``fcntl.flock``), so the operating system releases it
-    when the process ends, however it ends. Where ``fcntl`` does not exist (Windows) the
-    lock does nothing.
+    The lock file sits beside the directory (``<parent>/.<name>.lock``), so that replacing
+    the directory (``--overwrite``) keeps it. It is held by an open file
+    (``fcntl.flock``): the operating system releases it when the process ends, however it
+    ends. Where ``fcntl`` does not exist (Windows) the lock does nothing.
 
     Usage::
 
@@ -319,8 +320,10 @@ class DirectoryLock:
             import fcntl
         except ImportError:  # Windows: no advisory locks here
             return self
-        os.makedirs(self.directory, exist_ok=True)
-        stream = open(os.path.join(self.directory, LOCK_FILE), "a+")  # noqa: SIM115
+        absolute = os.path.abspath(self.directory)
+        parent, name = os.path.split(absolute.rstrip(os.sep))
+        os.makedirs(parent, exist_ok=True)
+        stream = open(os.path.join(parent, f".{name}{LOCK_SUFFIX}"), "a+")  # noqa: SIM115
         try:
             fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:

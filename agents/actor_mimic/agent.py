@@ -2,7 +2,7 @@
 
 One student network (the Nature-DQN trunk for frames, a small MLP for vector
 observations) has an output per action meaning in the union of its games' action sets
-(:class:`agents.action_union.ActionUnion`). Observations carry the acting game's legal
+(:class:`agents.actor_mimic.action_union.ActionUnion`). Observations carry the acting game's legal
 actions, so TF-Agents' own ``QPolicy`` masks the illegal outputs, ``GreedyPolicy``
 gives the evaluation policy and ``EpsilonGreedyPolicy`` the collect policy (its random
 actions are drawn among legal ones only).
@@ -95,7 +95,7 @@ class ActorMimicNetwork(network.Network):
     """Student network: a trunk to features, then one linear output per union action.
 
     uint8 frames (e.g. ``[84, 84, 4]``) go through the Nature-DQN trunk of the experts
-    (``agents.networks.nature_encoder``: three convolutions and a dense 512, scaled to
+    (``agents.networks.q_networks.nature_encoder``: three convolutions and a dense 512, scaled to
     [0, 1]); vector observations through a dense ReLU trunk (``fc_layer_params``).
     ``features`` exposes the trunk's output (the feature-regression input).
 

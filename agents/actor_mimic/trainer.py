@@ -1,7 +1,7 @@
 """Training loop of the actor-mimic student: acting, state replay, updates, evaluation epochs.
 
 One run distils the DQN experts of ``games`` (one per game, exported by
-``agents.dqn_expert``) into one :class:`agents.actor_mimic.ActorMimicAgent`: a single game
+``agents.dqn``) into one :class:`agents.actor_mimic.agent.ActorMimicAgent`: a single game
 is the CC paper's Figure 2 setting, several games its Table 3 setting. Per game, a
 batched environment is driven by the student's epsilon-greedy collect policy (TF-Agents
 ``PyDriver``) and every visited state enters the game's :class:`FrameStackReplay` (built
@@ -38,35 +38,38 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from tf_agents.drivers import py_driver
-from tf_agents.environments import py_environment
 from tf_agents.policies import py_tf_eager_policy
-from tf_agents.specs import array_spec, tensor_spec
-from tf_agents.trajectories import time_step as ts
+from tf_agents.specs import tensor_spec
 
 from agents.actor_mimic import agent as actor_mimic
 from agents.actor_mimic.action_union import ActionUnion
 from agents.actor_mimic.config import (  # part of this module's API
     RESUMABLE_FIELDS,
     ActorMimicConfig,
-    find_experts,
+)
+from agents.actor_mimic.experts import (  # part of this module's API
+    GameInUnionEnvironment,
+    ReplayObserver,
+    expert_feature_function,
+    frames_per_step,
+    load_experts,
+    make_game_environment,
 )
 from agents.dqn import expert as dqn_expert
-from agents.environments import adapters as environments
-from agents.environments import games as game_registry
 from agents.metrics import EpisodeRecords
-from agents.networks import q_networks as networks
 from agents.replay_buffers.frame_stack_replay import FrameStackReplay
-from keras_cc_runs.run_directory import (  # read_csv, write_csv: part of this module's API
+from agents.training import (  # the evaluation tables: part of this module's API
+    EVAL_TABLES,
+    EpochRun,
+)
+from keras_cc_runs.run_directory import (
+    DirectoryLock,
     differing_settings,
     prepare_run_directory,
-    read_csv,
     read_json,
-    write_csv,
     write_json,
 )
 
-EVAL_EPISODE_COLUMNS = ("game", "epoch", "frames", "episode", "score", "length")
-EVAL_EPOCH_COLUMNS = ("game", "epoch", "frames", "mean_score", "std_score", "num_episodes")
 TRAIN_EPOCH_COLUMNS = (
     "game",
     "epoch",
@@ -78,180 +81,6 @@ TRAIN_EPOCH_COLUMNS = (
     "student_closed_form_failure_share",
     "nonfinite_steps",
 )
-
-
-# --------------------------------------------------------------------------- experts
-
-
-def load_expert(run_dir: str, game: str) -> dqn_expert.Expert:
-    """Loads the expert exported in ``run_dir`` (``agents.dqn_expert``'s export contract)
-    and checks that it plays ``game``."""
-    expert = dqn_expert.load_expert(run_dir)
-    if expert.game != game:
-        raise ValueError(f"the expert in {run_dir!r} plays {expert.game!r}, not {game!r}.")
-    return expert
-
-
-def expert_feature_function(
-    expert: dqn_expert.Expert,
-) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
-    """The expert's hidden features (its trunk's output) and their size.
-
-    Rebuilds the expert's Q-network from ``agents.networks`` and reads its weights from
-    the ``export/q_values`` SavedModel; checks that the rebuilt network reproduces the
-    exported Q-values.
-    """
-    shape, dtype = expert.observation_shape, tf.as_dtype(expert.observation_dtype)
-    if dtype == tf.uint8:
-        observation_spec = tensor_spec.BoundedTensorSpec(shape, dtype, 0, 255)
-    else:
-        observation_spec = tf.TensorSpec(shape, dtype)
-    action_spec = tensor_spec.BoundedTensorSpec((), tf.int64, 0, len(expert.action_meanings) - 1)
-    q_network = networks.make_q_network(observation_spec, action_spec)
-    if expert.network and q_network.architecture != expert.network:
-        raise ValueError(
-            f"feature regression rebuilds the {expert.game} expert's network, but its "
-            f"architecture {expert.network!r} is not the default {q_network.architecture!r}."
-        )
-    path = os.path.join(expert.run_dir, "export", "q_values", "variables", "variables")
-    tf.train.Checkpoint(q_network=q_network).read(path).assert_existing_objects_matched()
-    probe = tf.cast(tf.random.stateless_uniform([2, *shape], seed=(1, 2), maxval=255), dtype)
-    exported = expert.q_value_function(probe)
-    rebuilt, _ = q_network(probe, training=False)
-    if not np.allclose(exported.numpy(), rebuilt.numpy(), rtol=1e-4, atol=1e-4):
-        raise ValueError(f"could not rebuild the {expert.game} expert's network for features.")
-
-    @tf.function
-    def features(observation):
-        hidden, _ = q_network.encoder(observation, training=False)
-        return tf.cast(hidden, tf.float32)
-
-    features.q_network = q_network  # keeps the variables alive
-    size = int(features(probe[:1]).shape[-1])
-    return features, size
-
-
-def load_experts(experts_dir: str, games: Sequence[str]) -> list[dqn_expert.Expert]:
-    """The experts of ``games`` (in order) from ``experts_dir``; clear errors on mismatch."""
-    found = find_experts(experts_dir, games)
-    experts = [load_expert(found[g], g) for g in games]
-    shapes = {(e.observation_shape, e.observation_dtype) for e in experts}
-    if len(shapes) > 1:
-        described = ", ".join(
-            f"{e.game}: {e.observation_shape} {e.observation_dtype}" for e in experts
-        )
-        raise ValueError(
-            f"the experts' observations differ ({described}); one student needs one "
-            "observation space."
-        )
-    return experts
-
-
-def _atari_options(expert: dqn_expert.Expert) -> environments.AtariOptions:
-    fields = {f.name for f in dataclasses.fields(environments.AtariOptions)}
-    return environments.AtariOptions(
-        **{k: v for k, v in expert.preprocessing.items() if k in fields}
-    )
-
-
-def frames_per_step(game: str, expert: dqn_expert.Expert) -> int:
-    """Emulator frames per agent step: the frame skip for Atari, 1 otherwise."""
-    if game_registry.get_game(game).is_atari:
-        return int(_atari_options(expert).frame_skip)
-    return 1
-
-
-def make_game_environment(game: str, expert: dqn_expert.Expert, num_envs: int, seed: int):
-    """A batched environment of ``game`` preprocessed exactly as its expert's."""
-    if game_registry.get_game(game).is_atari:
-        return environments.make_environment(
-            game, num_envs, seed=seed, options=_atari_options(expert)
-        )
-    return environments.make_environment(game, num_envs, seed=seed)
-
-
-# --------------------------------------------------------------------------- environments
-
-
-class GameInUnionEnvironment(py_environment.PyEnvironment):
-    """A batched game environment seen through the action union.
-
-    Observations gain the game's legal-action mask (``legal_actions``); actions are
-    union indices, mapped to the game's own actions before stepping.
-    """
-
-    def __init__(self, env: py_environment.PyEnvironment, action_union: ActionUnion, game: str):
-        super().__init__(handle_auto_reset=False)
-        if not env.batched:
-            raise ValueError("GameInUnionEnvironment needs a batched environment.")
-        self._env = env
-        self._union = action_union
-        self._game = action_union.game_index(game)
-        num_game_actions = int(env.action_spec().maximum) + 1
-        if num_game_actions != action_union.num_game_actions(self._game):
-            raise ValueError(
-                f"the environment of {game!r} has {num_game_actions} actions, its expert "
-                f"{action_union.num_game_actions(self._game)}."
-            )
-        self._mask = np.broadcast_to(
-            action_union.legal_masks[self._game], (env.batch_size, action_union.num_actions)
-        )
-        self._observation_spec = {
-            actor_mimic.OBSERVATION_KEY: env.observation_spec(),
-            actor_mimic.LEGAL_ACTIONS_KEY: array_spec.ArraySpec(
-                (action_union.num_actions,), np.bool_, actor_mimic.LEGAL_ACTIONS_KEY
-            ),
-        }
-        self._action_spec = array_spec.BoundedArraySpec(
-            (), np.int64, 0, action_union.num_actions - 1, name="union_action"
-        )
-
-    @property
-    def batched(self) -> bool:
-        return True
-
-    @property
-    def batch_size(self) -> int:
-        return self._env.batch_size
-
-    def observation_spec(self):
-        return self._observation_spec
-
-    def action_spec(self):
-        return self._action_spec
-
-    def reward_spec(self):
-        return self._env.reward_spec()
-
-    def _wrap(self, time_step: ts.TimeStep) -> ts.TimeStep:
-        return time_step._replace(
-            observation={
-                actor_mimic.OBSERVATION_KEY: time_step.observation,
-                actor_mimic.LEGAL_ACTIONS_KEY: self._mask,
-            }
-        )
-
-    def _reset(self):
-        return self._wrap(self._env.reset())
-
-    def _step(self, action):
-        game_actions = self._union.to_game_actions(self._game, np.asarray(action))
-        return self._wrap(self._env.step(game_actions))
-
-    def close(self):
-        self._env.close()
-
-
-class ReplayObserver:
-    """Driver observer: every visited state into the game's state replay."""
-
-    def __init__(self, replay: FrameStackReplay):
-        self._replay = replay
-
-    def __call__(self, trajectory) -> None:
-        self._replay.add_states(
-            trajectory.observation[actor_mimic.OBSERVATION_KEY], np.asarray(trajectory.is_first())
-        )
 
 
 # --------------------------------------------------------------------------- results files
@@ -383,7 +212,7 @@ def _evaluate(
 ):
     """One evaluation epoch of one game, as the experts are evaluated.
 
-    ``agents.dqn_expert.evaluate_policy``: episodes that end within ``eval_frames`` count;
+    ``agents.dqn.evaluation.evaluate_policy``: episodes that end within ``eval_frames`` count;
     if none does, play goes on until the first one ends. Scores are raw game scores.
     """
     from agents.dqn import expert as dqn_expert
@@ -425,30 +254,22 @@ class ActorMimicTrainer:
         self.agent = build_agent(config, self.experts, self.union)
         self.epochs_done = tf.Variable(0, dtype=tf.int64, name="epochs_done")
         self.game_frames = tf.Variable(np.zeros(len(self.experts), np.int64), name="game_frames")
-        self.checkpoint = tf.train.Checkpoint(
-            agent=self.agent, epochs_done=self.epochs_done, game_frames=self.game_frames
+        self.run_files = EpochRun(
+            self.out,
+            {**EVAL_TABLES, "train_epochs.csv": TRAIN_EPOCH_COLUMNS},
+            dict(agent=self.agent, epochs_done=self.epochs_done, game_frames=self.game_frames),
+            max_to_keep=2,
         )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(self.out, "checkpoints"), max_to_keep=2
-        )
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(
-                self.manager.latest_checkpoint
-            ).assert_existing_objects_matched()
+        self.writer = self.run_files.writer
+        if self.run_files.restore():
             log(
                 f"resumed {self.out} after epoch {self.epoch} "
                 f"({int(self.agent.train_step_counter.numpy()):,} updates)"
             )
         elif resumed:
             log(f"{self.out}: no checkpoint yet, starting from epoch 1")
-        self.rows = {
-            name: [
-                row
-                for row in read_csv(os.path.join(self.out, name))
-                if int(row["epoch"]) <= self.epoch
-            ]
-            for name in ("eval_episodes.csv", "eval_epochs.csv", "train_epochs.csv")
-        }
+        self.run_files.load_rows(self.epoch)
+        self.rows = self.run_files.rows
         self.collect_policy = py_tf_eager_policy.PyTFEagerPolicy(
             self.agent.collect_policy, use_tf_function=True, batch_time_steps=False
         )
@@ -458,7 +279,6 @@ class ActorMimicTrainer:
             batch_time_steps=False,
         )
         self.games = [self._game_runtime(i, e) for i, e in enumerate(self.experts)]
-        self.writer = tf.summary.create_file_writer(os.path.join(self.out, "tensorboard"))
         self.batch_game_ids = np.repeat(
             np.arange(len(self.games), dtype=np.int32), config.batch_size_per_game
         )
@@ -557,32 +377,10 @@ class ActorMimicTrainer:
                 seed=self.config.seed + 104729 * epoch + 31 * index,
             )
             frame_count = int(frames[index])
-            for number, (score, length) in enumerate(
-                zip(result.scores, result.lengths, strict=True)
-            ):
-                self.rows["eval_episodes.csv"].append(
-                    dict(
-                        game=game.game,
-                        epoch=epoch,
-                        frames=frame_count,
-                        episode=number,
-                        score=score,
-                        length=length,
-                    )
-                )
-            mean, std = float(np.mean(result.scores)), float(np.std(result.scores))
-            self.rows["eval_epochs.csv"].append(
-                dict(
-                    game=game.game,
-                    epoch=epoch,
-                    frames=frame_count,
-                    mean_score=mean,
-                    std_score=std,
-                    num_episodes=len(result.scores),
-                )
+            mean, _ = self.run_files.add_evaluation(
+                game.game, epoch, frame_count, result.scores, result.lengths
             )
-            with self.writer.as_default(step=epoch):
-                tf.summary.scalar(f"eval/mean_score/{game.game}", mean)
+            self.run_files.scalars(epoch, {f"eval/mean_score/{game.game}": mean})
             summary.append(f"{game.game} {mean:.1f} ({len(result.scores)} ep)")
         return summary
 
@@ -618,17 +416,9 @@ class ActorMimicTrainer:
                 )
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("train/nonfinite_steps", nonfinite)
-        self.writer.flush()
-        columns = {
-            "eval_episodes.csv": EVAL_EPISODE_COLUMNS,
-            "eval_epochs.csv": EVAL_EPOCH_COLUMNS,
-            "train_epochs.csv": TRAIN_EPOCH_COLUMNS,
-        }
-        for name, rows in self.rows.items():
-            write_csv(os.path.join(self.out, name), columns[name], rows)
         self.game_frames.assign(frames)
         self.epochs_done.assign(epoch)
-        self.manager.save(checkpoint_number=epoch)
+        self.run_files.end_epoch(checkpoint_number=epoch)
         write_json(
             os.path.join(self.out, "run_state.json"),
             {
@@ -727,5 +517,12 @@ class _ProgressWindow:
 
 
 def train_actor_mimic(config: ActorMimicConfig, log: Callable[[str], None] = print) -> RunSummary:
-    """Runs (or resumes) an actor-mimic distillation; see the module docstring."""
-    return ActorMimicTrainer(config, log).run()
+    """Runs (or resumes) an actor-mimic distillation; see the module docstring.
+
+    Raises:
+      keras_cc_runs.run_directory.RunDirectoryError: another process trains in
+        ``config.output_dir`` (locked while a run trains), or it holds a finished run or
+        one with other settings.
+    """
+    with DirectoryLock(config.output_dir):
+        return ActorMimicTrainer(config, log).run()

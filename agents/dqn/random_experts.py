@@ -1,11 +1,11 @@
 """Experts from Q-networks not trained by DQN, in the DQN experts' export format.
 
 ``export_untrained_expert`` exports a randomly initialized expert Q-network (Nature-DQN
-for Atari) exactly as ``agents.dqn_expert`` exports a trained one, so the actor-mimic
+for Atari) exactly as ``agents.dqn.trainer`` exports a trained one, so the actor-mimic
 pipeline (expert loading, guidance vectors, student training, evaluation, report) can be
 exercised and timed without first training DQN experts for days. Its guidance vectors
 are as near-uniform as a trained expert's often are (the CC paper, section 4.1).
-``export_q_network_expert`` exports any ``agents.networks.ExpertQNetwork``.
+``export_q_network_expert`` exports any Q-network of ``agents.networks.q_networks``.
 
     <run_dir>/config.json
     <run_dir>/export/policy/      PolicySaver SavedModel of the greedy policy
@@ -37,7 +37,7 @@ def export_q_network_expert(
     frames_trained: int = 0,
     trained_by: str = "untrained",
 ) -> str:
-    """Exports ``q_network`` as the expert of ``game`` with ``agents.dqn_expert.export_expert``.
+    """Exports ``q_network`` as the expert of ``game`` with ``agents.dqn.export.export_expert``.
 
     The Q-network's greedy policy, its Q-values and ``expert.json`` land in
     ``run_dir/export`` exactly as a trained DQN expert's do.
@@ -74,7 +74,7 @@ def export_q_network_expert(
         "trained_by": trained_by,
     }
     os.makedirs(run_dir, exist_ok=True)
-    dqn_expert.export_expert(agent, os.path.join(run_dir, "export"), metadata)
+    dqn_expert.export_expert(agent, q_network, os.path.join(run_dir, "export"), metadata)
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"game": spec.name, "trained_by": trained_by}, f, indent=2)
     return run_dir

@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 
 from agents.actor_mimic import report
-from agents.actor_mimic.trainer import (
-    EVAL_EPOCH_COLUMNS,
-    TRAIN_EPOCH_COLUMNS,
-    write_csv,
-)
+from agents.actor_mimic.trainer import TRAIN_EPOCH_COLUMNS
+from agents.training import EVAL_EPOCH_COLUMNS
+from keras_cc_runs.run_directory import write_csv
 
 
 def _eval_rows(game, scores):

@@ -18,6 +18,8 @@ from agents.actor_mimic import trainer as amt
 from agents.dqn import expert as dqn_expert
 from agents.dqn import random_experts
 from agents.environments import adapters as environments
+from agents.training import EVAL_EPOCH_COLUMNS
+from keras_cc_runs import run_directory
 
 GAMES = ("Pong", "Breakout")
 # Short episodes keep evaluation (which plays until an episode ends) short.
@@ -47,7 +49,7 @@ def _evaluate_expert(run_dir, game, epochs):
                 num_episodes=len(result.scores),
             )
         )
-    amt.write_csv(os.path.join(run_dir, "eval_epochs.csv"), amt.EVAL_EPOCH_COLUMNS, rows)
+    run_directory.write_csv(os.path.join(run_dir, "eval_epochs.csv"), EVAL_EPOCH_COLUMNS, rows)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,7 @@ def _config(experts_dir, output_dir, loss, epochs, **overrides):
 
 
 def _rows(path):
-    return amt.read_csv(path)
+    return run_directory.read_csv(path)
 
 
 def test_smoke_train_resume_and_report(experts_dir, tmp_path):

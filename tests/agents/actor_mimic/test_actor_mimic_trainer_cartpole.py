@@ -1,8 +1,8 @@
 """Distillation on CartPole: the student reaches >= 90% of its DQN expert's return.
 
-The expert is the session's seeded CartPole DQN expert (``agents.dqn_expert``, trained and
+The expert is the session's seeded CartPole DQN expert (``agents.dqn``, trained and
 exported once by the ``cartpole_dqn_expert`` fixture), loaded through its export contract
-and evaluated like the students (``agents.dqn_expert.evaluate_policy``, the same epsilon).
+and evaluated like the students (``agents.dqn.evaluation.evaluate_policy``, the same epsilon).
 The student (a 64-64 MLP over the action union) distils it with the AMN cross-entropy
 (eq. 10) and with the CC-AMN likelihood (eq. 11).
 """

@@ -10,6 +10,7 @@ import tensorflow as tf
 from agents.dqn import expert as dqn_expert
 from agents.dqn.expert import DqnExpertConfig, DqnExpertTrainer
 from agents.environments import games
+from keras_cc_runs import run_directory
 
 PONG_SMOKE = dict(
     game="Pong",
@@ -26,7 +27,7 @@ PONG_SMOKE = dict(
 
 def test_seeded_dqn_solves_cartpole_within_30000_steps(cartpole_dqn_expert):
     run_dir, result = cartpole_dqn_expert
-    epochs = dqn_expert.read_csv(os.path.join(run_dir, "eval_epochs.csv"))
+    epochs = run_directory.read_csv(os.path.join(run_dir, "eval_epochs.csv"))
     assert result.frames <= 30_000
     assert int(epochs[-1]["num_episodes"]) == 10
     assert float(epochs[-1]["mean_score"]) == pytest.approx(result.final_mean_score)
@@ -78,8 +79,8 @@ def test_atari_smoke_run_interrupt_resume_evaluate_export(tmp_path):
     assert result.frames >= 2_000 and result.gradient_steps > interrupted["gradient_steps"]
     assert result.resumed_from_frames == interrupted["frames"]
 
-    episodes = dqn_expert.read_csv(os.path.join(run_dir, "eval_episodes.csv"))
-    epochs = dqn_expert.read_csv(os.path.join(run_dir, "eval_epochs.csv"))
+    episodes = run_directory.read_csv(os.path.join(run_dir, "eval_episodes.csv"))
+    epochs = run_directory.read_csv(os.path.join(run_dir, "eval_epochs.csv"))
     assert list(episodes[0]) == list(dqn_expert.EPISODE_COLUMNS)
     assert list(epochs[0]) == list(dqn_expert.EPOCH_COLUMNS)
     assert len(epochs) == 1 and int(epochs[0]["num_episodes"]) == len(episodes) >= 1

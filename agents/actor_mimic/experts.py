@@ -1,0 +1,204 @@
+"""The experts of an actor-mimic run and the games' environments in the student's action union.
+
+`load_experts` loads the DQN experts exported by ``agents.dqn`` (``export/``) for the
+run's games and checks that one student can serve them; `expert_feature_function` rebuilds
+an expert's trunk for feature regression; `GameInUnionEnvironment` presents a game's
+batched environment with the union's action spec and its game index in the observation;
+`ReplayObserver` feeds every visited state to the game's state replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.environments import py_environment
+from tf_agents.specs import array_spec, tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from agents.actor_mimic import agent as actor_mimic
+from agents.actor_mimic.action_union import ActionUnion
+from agents.actor_mimic.config import (  # part of this module's API
+    find_experts,
+)
+from agents.dqn import expert as dqn_expert
+from agents.environments import adapters as environments
+from agents.environments import games as game_registry
+from agents.networks import q_networks as networks
+from agents.replay_buffers.frame_stack_replay import FrameStackReplay
+
+# --------------------------------------------------------------------------- experts
+
+
+def load_expert(run_dir: str, game: str) -> dqn_expert.Expert:
+    """Loads the expert exported in ``run_dir`` (``agents.dqn.export``'s contract)
+    and checks that it plays ``game``."""
+    expert = dqn_expert.load_expert(run_dir)
+    if expert.game != game:
+        raise ValueError(f"the expert in {run_dir!r} plays {expert.game!r}, not {game!r}.")
+    return expert
+
+
+def expert_feature_function(
+    expert: dqn_expert.Expert,
+) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
+    """The expert's hidden features (its trunk's output) and their size.
+
+    Rebuilds the expert's Q-network from ``agents.networks`` and reads its weights from
+    the ``export/q_values`` SavedModel; checks that the rebuilt network reproduces the
+    exported Q-values.
+    """
+    shape, dtype = expert.observation_shape, tf.as_dtype(expert.observation_dtype)
+    if dtype == tf.uint8:
+        observation_spec = tensor_spec.BoundedTensorSpec(shape, dtype, 0, 255)
+    else:
+        observation_spec = tf.TensorSpec(shape, dtype)
+    action_spec = tensor_spec.BoundedTensorSpec((), tf.int64, 0, len(expert.action_meanings) - 1)
+    q_network = networks.make_q_network(observation_spec, action_spec)
+    if expert.network and q_network.architecture != expert.network:
+        raise ValueError(
+            f"feature regression rebuilds the {expert.game} expert's network, but its "
+            f"architecture {expert.network!r} is not the default {q_network.architecture!r}."
+        )
+    path = os.path.join(expert.run_dir, "export", "q_values", "variables", "variables")
+    tf.train.Checkpoint(q_network=q_network).read(path).assert_existing_objects_matched()
+    probe = tf.cast(tf.random.stateless_uniform([2, *shape], seed=(1, 2), maxval=255), dtype)
+    exported = expert.q_value_function(probe)
+    rebuilt, _ = q_network(probe, training=False)
+    if not np.allclose(exported.numpy(), rebuilt.numpy(), rtol=1e-4, atol=1e-4):
+        raise ValueError(f"could not rebuild the {expert.game} expert's network for features.")
+
+    @tf.function
+    def features(observation):
+        hidden, _ = q_network.encoder(observation, training=False)
+        return tf.cast(hidden, tf.float32)
+
+    features.q_network = q_network  # keeps the variables alive
+    size = int(features(probe[:1]).shape[-1])
+    return features, size
+
+
+def load_experts(experts_dir: str, games: Sequence[str]) -> list[dqn_expert.Expert]:
+    """The experts of ``games`` (in order) from ``experts_dir``; clear errors on mismatch."""
+    found = find_experts(experts_dir, games)
+    experts = [load_expert(found[g], g) for g in games]
+    shapes = {(e.observation_shape, e.observation_dtype) for e in experts}
+    if len(shapes) > 1:
+        described = ", ".join(
+            f"{e.game}: {e.observation_shape} {e.observation_dtype}" for e in experts
+        )
+        raise ValueError(
+            f"the experts' observations differ ({described}); one student needs one "
+            "observation space."
+        )
+    return experts
+
+
+def _atari_options(expert: dqn_expert.Expert) -> environments.AtariOptions:
+    fields = {f.name for f in dataclasses.fields(environments.AtariOptions)}
+    return environments.AtariOptions(
+        **{k: v for k, v in expert.preprocessing.items() if k in fields}
+    )
+
+
+def frames_per_step(game: str, expert: dqn_expert.Expert) -> int:
+    """Emulator frames per agent step: the frame skip for Atari, 1 otherwise."""
+    if game_registry.get_game(game).is_atari:
+        return int(_atari_options(expert).frame_skip)
+    return 1
+
+
+def make_game_environment(game: str, expert: dqn_expert.Expert, num_envs: int, seed: int):
+    """A batched environment of ``game`` preprocessed exactly as its expert's."""
+    if game_registry.get_game(game).is_atari:
+        return environments.make_environment(
+            game, num_envs, seed=seed, options=_atari_options(expert)
+        )
+    return environments.make_environment(game, num_envs, seed=seed)
+
+
+# --------------------------------------------------------------------------- environments
+
+
+class GameInUnionEnvironment(py_environment.PyEnvironment):
+    """A batched game environment seen through the action union.
+
+    Observations gain the game's legal-action mask (``legal_actions``); actions are
+    union indices, mapped to the game's own actions before stepping.
+    """
+
+    def __init__(self, env: py_environment.PyEnvironment, action_union: ActionUnion, game: str):
+        super().__init__(handle_auto_reset=False)
+        if not env.batched:
+            raise ValueError("GameInUnionEnvironment needs a batched environment.")
+        self._env = env
+        self._union = action_union
+        self._game = action_union.game_index(game)
+        num_game_actions = int(env.action_spec().maximum) + 1
+        if num_game_actions != action_union.num_game_actions(self._game):
+            raise ValueError(
+                f"the environment of {game!r} has {num_game_actions} actions, its expert "
+                f"{action_union.num_game_actions(self._game)}."
+            )
+        self._mask = np.broadcast_to(
+            action_union.legal_masks[self._game], (env.batch_size, action_union.num_actions)
+        )
+        self._observation_spec = {
+            actor_mimic.OBSERVATION_KEY: env.observation_spec(),
+            actor_mimic.LEGAL_ACTIONS_KEY: array_spec.ArraySpec(
+                (action_union.num_actions,), np.bool_, actor_mimic.LEGAL_ACTIONS_KEY
+            ),
+        }
+        self._action_spec = array_spec.BoundedArraySpec(
+            (), np.int64, 0, action_union.num_actions - 1, name="union_action"
+        )
+
+    @property
+    def batched(self) -> bool:
+        return True
+
+    @property
+    def batch_size(self) -> int:
+        return self._env.batch_size
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    def reward_spec(self):
+        return self._env.reward_spec()
+
+    def _wrap(self, time_step: ts.TimeStep) -> ts.TimeStep:
+        return time_step._replace(
+            observation={
+                actor_mimic.OBSERVATION_KEY: time_step.observation,
+                actor_mimic.LEGAL_ACTIONS_KEY: self._mask,
+            }
+        )
+
+    def _reset(self):
+        return self._wrap(self._env.reset())
+
+    def _step(self, action):
+        game_actions = self._union.to_game_actions(self._game, np.asarray(action))
+        return self._wrap(self._env.step(game_actions))
+
+    def close(self):
+        self._env.close()
+
+
+class ReplayObserver:
+    """Driver observer: every visited state into the game's state replay."""
+
+    def __init__(self, replay: FrameStackReplay):
+        self._replay = replay
+
+    def __call__(self, trajectory) -> None:
+        self._replay.add_states(
+            trajectory.observation[actor_mimic.OBSERVATION_KEY], np.asarray(trajectory.is_first())
+        )
