@@ -69,7 +69,7 @@ _LIBRARY_MODULES = (
     r"tf_agents(\.|$)",
     r"tf_keras(\.|$)",
     r"keras(\.|$)",
-    r"__autograph_generated",
+    r".*__autograph_generated",  # compile-time warnings carry the file path
 )
 
 
