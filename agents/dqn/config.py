@@ -1,4 +1,5 @@
-"""Settings of a DQN expert run: `DqnExpertConfig`, one field per flag, no TensorFlow.
+"""Settings of a DQN expert run (`DqnExpertConfig`, one field per flag) and the identity a
+checkpoint must match; no TensorFlow.
 
 Every field carries its flag's help text (`keras_cc_runs.cli.setting`), so the scripts in
 ``examples/`` declare their flags with ``cli.define_flags(DqnExpertConfig, exclude=("game",))``
@@ -8,11 +9,13 @@ and answer ``--help`` without importing TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from agents import settings
 from agents.environments import games
 from keras_cc_runs import cli
+from keras_cc_runs.run_directory import read_json
 
 # Settings that define what a checkpoint contains; a resume must not change them.
 IDENTITY_FIELDS = (
@@ -350,3 +353,27 @@ def as_tuples(value: Any) -> Any:
 def checkpoint_identity(config_values: dict[str, Any]) -> dict[str, Any]:
     """The settings of `IDENTITY_FIELDS` (tuples for lists): what a checkpoint was made for."""
     return {key: as_tuples(config_values.get(key)) for key in IDENTITY_FIELDS}
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint was written for another game, action set or network."""
+
+
+def check_checkpoint_identity(checkpoint_dir: str, identity: dict[str, Any]) -> None:
+    """Raises `CheckpointMismatchError` unless the checkpoint was written for `identity`."""
+    meta_path = os.path.join(checkpoint_dir, "expert_checkpoint.json")
+    if not os.path.exists(meta_path):
+        raise CheckpointMismatchError(
+            f"{checkpoint_dir} holds a checkpoint without expert_checkpoint.json; cannot tell "
+            "which game and network it belongs to, so it is not loaded."
+        )
+    saved = read_json(meta_path)
+    different = [key for key in identity if saved.get(key) != identity[key]]
+    if different:
+        details = "; ".join(
+            f"{key}: checkpoint {saved.get(key)!r}, this run {identity[key]!r}" for key in different
+        )
+        raise CheckpointMismatchError(
+            f"the checkpoint in {checkpoint_dir} was written for game {saved.get('game')!r} with "
+            f"network {saved.get('network')!r} and cannot be loaded here ({details})."
+        )

@@ -23,7 +23,9 @@ from tf_agents.trajectories import trajectory
 from agents.dqn.agent import epsilon_at, make_agent, make_train_step
 from agents.dqn.config import (
     IDENTITY_FIELDS,
+    CheckpointMismatchError,
     DqnExpertConfig,
+    check_checkpoint_identity,
     checkpoint_identity,
 )
 from agents.dqn.evaluation import (
@@ -48,10 +50,6 @@ from keras_cc_runs.run_directory import (
 
 EPISODE_COLUMNS = EVAL_EPISODE_COLUMNS
 EPOCH_COLUMNS = EVAL_EPOCH_COLUMNS
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint was written for another game, action set or network."""
 
 
 @dataclasses.dataclass
@@ -479,26 +477,6 @@ class DqnExpertTrainer:
         directory = os.path.join(self.run_dir, "export")
         export_expert(self.agent, self.agent.q_network, directory, self.export_metadata())
         return directory
-
-
-def check_checkpoint_identity(checkpoint_dir: str, identity: dict[str, Any]) -> None:
-    """Raises `CheckpointMismatchError` unless the checkpoint was written for `identity`."""
-    meta_path = os.path.join(checkpoint_dir, "expert_checkpoint.json")
-    if not os.path.exists(meta_path):
-        raise CheckpointMismatchError(
-            f"{checkpoint_dir} holds a checkpoint without expert_checkpoint.json; cannot tell "
-            "which game and network it belongs to, so it is not loaded."
-        )
-    saved = read_json(meta_path)
-    different = [key for key in identity if saved.get(key) != identity[key]]
-    if different:
-        details = "; ".join(
-            f"{key}: checkpoint {saved.get(key)!r}, this run {identity[key]!r}" for key in different
-        )
-        raise CheckpointMismatchError(
-            f"the checkpoint in {checkpoint_dir} was written for game {saved.get('game')!r} with "
-            f"network {saved.get('network')!r} and cannot be loaded here ({details})."
-        )
 
 
 def train_dqn_expert(
