@@ -92,6 +92,6 @@ def print_record(record, json_out=None):
     print("\nJSON:")
     print(json.dumps(record, indent=2))
     if json_out:
-        from keras_cc.analysis.io import write_json_atomic
+        from keras_cc_runs.run_directory import write_json
 
-        write_json_atomic(json_out, record)
+        write_json(json_out, record)

@@ -8,7 +8,9 @@ JSON. Usage:  python benchmarks/cc_numerics.py [--quick] [--json_out results.jso
 (b) loss+gradient against the closed form at (4096, 10), logits N(0, 2^2): eq. 4 in the
     input's precision under XLA (one product of pairwise differences and a sum);
 (c) the spread sweep: loss+gradient at logit spreads 1 to 1e4 as ratios to softmax
-    cross-entropy on the same batch, with the number of sequential loop steps;
+    cross-entropy on the same batch, with the number of sequential loop steps and the share
+    of rows each method (series, table, certified closed form) took;
+(c') loss+gradient at spread 1e4 as a ratio to spread max(K, 10), batch 128;
 (d) a training-shaped case: logits of a digits MLP trained with CC label smoothing;
 (e) sampler throughput (samples/s);
 (f) peak memory of loss+gradient at (4096, 1000), in units of the logits tensor's size.
@@ -27,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_cc
 from keras_cc import ops  # noqa: E402
+from keras_cc_runs import run_directory  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -167,17 +170,47 @@ def spread_table(repeats, shapes=SWEEP_SHAPES, spreads=SWEEP_SPREADS):
                 "softmax_ce",
                 repeats,
             )
-            steps = ops.continuous_categorical.sequential_steps(tf.nn.log_softmax(logits))
-            rows.append(
-                {
-                    "batch": batch,
-                    "K": num_classes,
-                    "spread": spread,
-                    **row,
-                    "sequential_steps": int(steps),
-                }
-            )
+            rows.append({"batch": batch, "K": num_classes, "spread": spread, **row})
+            rows[-1].update(_methods(logits))
             print(rows[-1], flush=True)
+    return rows
+
+
+def _methods(logits):
+    """Sequential steps of one call and the share of rows each method took."""
+    log_probs = tf.nn.log_softmax(logits)
+    steps = ops.continuous_categorical.sequential_steps(log_probs)
+    methods = ops.continuous_categorical.row_methods(log_probs).numpy()
+    shares = {
+        name: float(np.mean(methods == index))
+        for index, name in enumerate(ops.continuous_categorical.METHODS)
+    }
+    described = ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if share)
+    return {"sequential_steps": int(steps), "methods": described}
+
+
+TARGET_SPREAD = 1e4
+
+
+def spread_target_table(repeats, num_classes_list=(10, 100, 1000), batch=128):
+    """Loss+gradient at spread 1e4 against spread max(K, 10), side by side (batch 128)."""
+    ours = _loss_and_gradient(ops.cc_log_normalizer)
+    rows = []
+    for num_classes in num_classes_list:
+        reference_spread = float(max(num_classes, 10))
+        wide, wide_targets = spread_batch(batch, num_classes, TARGET_SPREAD)
+        narrow, narrow_targets = spread_batch(batch, num_classes, reference_spread)
+        row = _ratio_row(
+            {
+                "spread_1e4": lambda x=wide, y=wide_targets: ours(x, y),
+                "spread_max_K_10": lambda x=narrow, y=narrow_targets: ours(x, y),
+            },
+            "spread_max_K_10",
+            repeats,
+        )
+        rows.append({"batch": batch, "K": num_classes, "reference_spread": reference_spread})
+        rows[-1].update(row)
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -298,8 +331,9 @@ def main():
     parser.add_argument("--json_out", default=None, help="also write the results here")
     parser.add_argument(
         "--sections",
-        default="accuracy,closed_form,spread,training,sampler,memory",
-        help="comma-separated subset of: accuracy, closed_form, spread, training, sampler, memory",
+        default="accuracy,closed_form,spread,spread_target,training,sampler,memory",
+        help="comma-separated subset of: accuracy, closed_form, spread, spread_target, "
+        "training, sampler, memory",
     )
     args = parser.parse_args()
     repeats = 5 if args.quick else 15
@@ -312,6 +346,7 @@ def main():
         "accuracy": "(a) max |error| of log C^-1 (inf: NaN or inf)",
         "closed_form": "(b) loss+gradient against the closed form (eq. 4), XLA",
         "spread": "(c) loss+gradient against softmax cross-entropy by logit spread, XLA",
+        "spread_target": "(c') loss+gradient at spread 1e4 against spread max(K, 10), XLA",
         "training": "(d) trained CC-LS logits (digits MLP), XLA",
         "sampler": "(e) sampler throughput",
         "memory": "(f) peak memory of loss+gradient / logits size",
@@ -320,6 +355,7 @@ def main():
         "accuracy": lambda: accuracy_table(sizes, cases_per_cell=2 if args.quick else 4),
         "closed_form": lambda: closed_form_table(repeats),
         "spread": lambda: spread_table(repeats),
+        "spread_target": lambda: spread_target_table(repeats),
         "training": lambda: training_table(repeats, epochs=10 if args.quick else 50),
         "sampler": lambda: sampler_table(20000 if args.quick else 100000, max(3, repeats // 3)),
         "memory": lambda: [peak_memory()],
@@ -330,7 +366,7 @@ def main():
     text = json.dumps(results, indent=1)
     print("\nJSON\n" + text)
     if args.json_out:
-        pathlib.Path(args.json_out).write_text(text)
+        run_directory.write_text(args.json_out, text)
 
 
 if __name__ == "__main__":

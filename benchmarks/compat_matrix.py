@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+from keras_cc_runs import run_directory
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CORE_TESTS = (
     "tests/test_cc_ops.py",
@@ -358,7 +360,7 @@ def main(argv=None) -> int:
     print("\nJSON:")
     print(json.dumps(result, indent=2))
     if args.json_out:
-        pathlib.Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        run_directory.write_json(args.json_out, result)
     return 0 if all(r["status"] == "pass" for r in records) else 1
 
 

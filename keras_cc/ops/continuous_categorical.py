@@ -23,10 +23,12 @@ and the same pass gives the moments, since derivatives of divided differences re
     E[y_k y_l]   = (1 + [k = l]) sum_n G2_n[k, l] / (n + K + 1)!  / (same)            (M2)
     G2_n[k, l]   = w_l G2_{n-1}[k, l] + G_n[k]    (= h_n(w with nodes k and l added))
 
-The loop keeps ``G_n / h_n`` (between 1 and n + 1) and the log of each term, so nothing
-overflows for any spread, and stops once the remaining tail is below the working precision:
-consecutive terms satisfy t_{n+1} / t_n <= max(w) / (n + 1) (from R1), so after
-n + 1 > 2 max(w) the tail is bounded by the last term.
+The loop keeps ``G_n / h_n`` (between 1 and n + 1) and the terms relative to a per-row
+scale kept as a logarithm, so nothing overflows for any spread, and stops once the
+remaining tail is below the working precision. The terms t_n = h_n(w) / (n + K - 1)! are
+log-concave in n (h_n is the convolution of the geometric sequences w_k^n, and convolutions
+and products of log-concave sequences are log-concave), so their ratio r_n = t_n / t_{n-1}
+never increases, and once r_n < 1 the tail sum_{m>n} t_m is at most t_n r_n / (1 - r_n).
 """
 
 import functools
@@ -111,7 +113,6 @@ def _positive_series(w, second_moment=False):
     dtype = w.dtype
     num_classes = tf.cast(tf.shape(w)[-1], dtype)
     num_classes64 = tf.cast(num_classes, tf.float64)
-    spread64 = tf.cast(tf.reduce_max(w, axis=-1), tf.float64)
     tolerance = _relative_tolerance(dtype)
     _, max_terms = _series_limits(w)
     unroll = _SERIES_UNROLL[dtype]
@@ -134,7 +135,8 @@ def _positive_series(w, second_moment=False):
         ratio_h = tf.reduce_sum(w * ratio_g, axis=-1) / n_float  # h_n / h_{n-1}   (R1)
         inverse_h = tf.where(ratio_h > 0, 1.0 / ratio_h, tf.ones_like(ratio_h))[:, None]
         ratio_g_next = w * ratio_g * inverse_h + 1.0  # (R2) divided by h_n
-        term = term * tf.cast(ratio_h, tf.float64) / (tf.cast(n, tf.float64) + num_classes64 - 1.0)
+        ratio = tf.cast(ratio_h, tf.float64) / (tf.cast(n, tf.float64) + num_classes64 - 1.0)
+        term = term * ratio  # t_n / t_{n-1} = ratio
         weight = tf.cast(term, dtype)[:, None]
         sum_first = sum_first + weight * ratio_g_next / (n_float + num_classes)
         if second:
@@ -149,17 +151,18 @@ def _positive_series(w, second_moment=False):
                 )
                 sum_second = sum_second + weight[:, :, None] * ratio_g2 / denominator
             second = [ratio_g2, sum_second]
-        return ratio_g_next, term, sum_terms + term, sum_first, second
+        return ratio_g_next, term, sum_terms + term, ratio, sum_first, second
 
-    def not_converged(n, ratio_g, term, log_scale, sum_terms, *unused):
-        tail_small = term < tolerance * sum_terms
-        decaying = tf.cast(n, tf.float64) > 2.0 * spread64 + 1.0
-        return tf.logical_and(n < max_terms, tf.logical_not(tf.reduce_all(tail_small & decaying)))
+    def not_converged(n, ratio_g, term, log_scale, sum_terms, ratio, *unused):
+        # The tail bound of the log-concave terms (module docstring).
+        tail = term * ratio / tf.maximum(1.0 - ratio, 1e-300)
+        converged = (ratio < 1.0) & (tail < tolerance * sum_terms)
+        return tf.logical_and(n < max_terms, tf.logical_not(tf.reduce_all(converged)))
 
-    def step(n, ratio_g, term, log_scale, sum_terms, sum_first, *second):
+    def step(n, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second):
         second = list(second)
         for i in range(unroll):
-            ratio_g, term, sum_terms, sum_first, second = next_term(
+            ratio_g, term, sum_terms, ratio, sum_first, second = next_term(
                 n + i, ratio_g, term, sum_terms, sum_first, second
             )
         # Back to O(1): divide the accumulators by their sum, remembered in log_scale.
@@ -173,21 +176,23 @@ def _positive_series(w, second_moment=False):
             term / sum_terms,
             log_scale + tf.math.log(sum_terms),
             tf.ones_like(sum_terms),
+            ratio,
             sum_first * inverse_sum[:, None],
             *second,
         ]
 
-    state = [tf.constant(1), ratio_g, term, log_scale, sum_terms, sum_first, *second]
+    ratio = tf.ones([batch], tf.float64)  # t_n / t_{n-1}
+    state = [tf.constant(1), ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second]
     final = tf.while_loop(not_converged, step, state)
     log_sum = final[3] + tf.math.log(final[4])
     inverse_sum = tf.cast(1.0 / final[4], dtype)
-    mean = final[5] * inverse_sum[:, None]
+    mean = final[6] * inverse_sum[:, None]
     second = None
     if diagonal:
-        second = 2.0 * final[7] * inverse_sum[:, None]
+        second = 2.0 * final[8] * inverse_sum[:, None]
     elif second_moment:
         diagonal_factor = 1.0 + tf.eye(tf.shape(w)[-1], dtype=dtype)
-        second = diagonal_factor * final[7] * inverse_sum[:, None, None]
+        second = diagonal_factor * final[8] * inverse_sum[:, None, None]
     return log_sum, mean, second, final[0]
 
 
@@ -197,13 +202,14 @@ def _centered(logits):
     return minimum, logits - minimum[:, None]
 
 
-# Rows whose spread exceeds this many times K - 1 go to the table. The series takes about
-# 2 spread steps of O(K) work, the table 3 (K - 1) steps of O(K) work, each step about 20x
-# the series' on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
+# Rows whose spread exceeds this many times K - 1 go to the table. The series takes at most
+# about spread + 9 sqrt(spread) + 20 terms of O(K) work, the table 3 (K - 1) steps of O(K)
+# work, each step about 20x a series term's on 2 CPU cores under XLA
+# (benchmarks/cc_numerics.py, section (c)).
 TABLE_SPREAD_PER_CLASS = 30.0
 # Rows whose spread exceeds this many times K - 1 try the certified closed form first: their
 # nodes are mostly far enough apart, and O(K^2) work without a loop is cheaper than the
-# series' O(K spread) in about 2 spread steps.
+# series' O(K spread) in about spread sequential terms.
 CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 
 
@@ -279,8 +285,9 @@ def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
 
     With ``compiled`` (outside XLA) the table and the series each run as their own XLA
     cluster, the table's compiled only once a batch needs it. With ``with_steps`` also
-    returns the number of sequential stages: series terms, 3 x cluster-series terms and
-    3 x (K - 1) table levels when the table runs (forward, replay, adjoint).
+    returns the number of sequential stages (series terms, 3 x cluster-series terms and
+    3 x (K - 1) table levels when the table runs: forward, replay, adjoint; the closed form
+    has none) and each row's method as an index into ``METHODS``.
     """
     dtype = logits.dtype
     num_classes = logits.shape[-1]
@@ -342,8 +349,22 @@ def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
     value = tf.where(finite, tf.cast(value, dtype), nan)
     mean = tf.where(finite[:, None], tf.cast(mean, dtype), nan)
     if with_steps:
-        return value, mean, series_steps + table_steps
+        method = tf.where(by_closed_form, 2, tf.where(by_table, 1, 0))
+        return value, mean, series_steps + table_steps, method
     return value, mean
+
+
+# The methods of :func:`_log_normalizer_and_mean`, by the index :func:`row_methods` returns.
+METHODS = ("series", "table", "closed form")
+
+
+def row_methods(logits):
+    """The method each row of [..., K] ``logits`` takes, as an int32 index into ``METHODS``
+    (shape [...])."""
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
+    method = _log_normalizer_and_mean(flat, with_steps=True, compiled=True)[3]
+    return tf.reshape(method, batch_shape)
 
 
 def sequential_steps(logits):
@@ -612,7 +633,6 @@ def _prefix_table(w):
     dtype = w.dtype
     batch, num_classes = tf.shape(w)[0], tf.shape(w)[1]
     num_classes64 = tf.cast(num_classes, tf.float64)
-    spread64 = tf.cast(tf.reduce_max(w), tf.float64)
     log_tolerance, max_terms = _series_limits(w)
 
     prefix = tf.ones_like(w)  # h_0^(k) / h_0 for k = 1..K
@@ -633,31 +653,35 @@ def _prefix_table(w):
     tables, terms, log_term = record(0, prefix, log_h, tables, terms)
     log_sum = log_term
 
-    def not_converged(n, prefix, log_h, log_term, log_sum, tables, terms):
-        decaying = tf.cast(n, tf.float64) > 2.0 * spread64 + 1.0
-        tail_small = tf.reduce_all(log_term - log_sum < log_tolerance)
-        return tf.logical_and(n < max_terms, tf.logical_not(decaying & tail_small))
+    def not_converged(n, prefix, log_h, log_term, log_ratio, log_sum, tables, terms):
+        # Log-concave terms: the tail is at most t_n r / (1 - r) once r = t_n / t_{n-1} < 1.
+        log_tail = (
+            log_term + log_ratio - tf.math.log(-tf.math.expm1(tf.minimum(log_ratio, -1e-300)))
+        )
+        converged = (log_ratio < 0.0) & (log_tail - log_sum < log_tolerance)
+        return tf.logical_and(n < max_terms, tf.logical_not(tf.reduce_all(converged)))
 
-    def step(n, prefix, log_h, log_term, log_sum, tables, terms):
+    def step(n, prefix, log_h, log_term, log_ratio, log_sum, tables, terms):
         cumulative = tf.cumsum(w * prefix, axis=-1)
         ratio = cumulative[:, -1]
         safe_ratio = tf.where(ratio > 0, ratio, tf.ones_like(ratio))
         prefix = cumulative / safe_ratio[:, None]
         log_h = log_h + tf.math.log(tf.cast(ratio, tf.float64))
-        tables, terms, log_term = record(n, prefix, log_h, tables, terms)
+        tables, terms, log_term_next = record(n, prefix, log_h, tables, terms)
         return (
             n + 1,
             prefix,
             log_h,
-            log_term,
-            tf.experimental.numpy.logaddexp(log_sum, log_term),
+            log_term_next,
+            log_term_next - log_term,
+            tf.experimental.numpy.logaddexp(log_sum, log_term_next),
             tables,
             terms,
         )
 
-    _, _, _, _, _, tables, terms = tf.while_loop(
-        not_converged, step, [tf.constant(1), prefix, log_h, log_term, log_sum, tables, terms]
-    )
+    log_ratio = tf.zeros_like(log_term)  # log t_n / t_{n-1}
+    state = [tf.constant(1), prefix, log_h, log_term, log_ratio, log_sum, tables, terms]
+    _, _, _, _, _, _, tables, terms = tf.while_loop(not_converged, step, state)
     return tf.transpose(tables.stack(), [1, 0, 2]), tf.transpose(terms.stack())
 
 
@@ -703,8 +727,8 @@ def cc_sample(logits, sample_shape=(), seed=None):
     weights prod_k w_k^{m_k} / (|m| + K - 1)!. So: n ~ P(n) proportional to
     h_n(w) / (n + K - 1)!; m | n with P(m) proportional to prod_k w_k^{m_k}; y ~ Dirichlet(m + 1).
     No rejection step. Its cost grows with the spread q = max - min of the logits: the
-    tables of n and m hold about 2q + 14 sqrt(q) + 80 terms (the Poisson-like weights of n
-    reach their tail only there), so time and memory are O(K q) per row; unlike the
+    tables of n and m hold at most about q + 9 sqrt(q) + 20 terms (the log-concave weights
+    of n reach their tail only there), so time and memory are O(K q) per row; unlike the
     normalizer there is no divided-difference shortcut, because the multi-index draw needs
     every h_j(w_1..w_k). ``benchmarks/cc_numerics.py`` measures samples/s against the spread.
     Spreads above ``MAX_SAMPLER_SPREAD`` raise ``InvalidArgumentError``.
