@@ -27,12 +27,10 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
-from agents.actor_mimic import agent as actor_mimic
-from agents.actor_mimic import trainer as actor_mimic_training
-from agents.dqn import random_experts
+import agents  # routes tf.keras to Keras 2 before TensorFlow is imported
+from keras_cc_runs import cli
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -56,6 +54,8 @@ flags.DEFINE_string("json", "", "Also write the JSON record to this file.")
 
 
 def _trainer(loss, experts_dir, work_dir):
+    from agents.actor_mimic import trainer as actor_mimic_training
+
     config = actor_mimic_training.ActorMimicConfig(
         games=tuple(FLAGS.games),
         experts_dir=experts_dir,
@@ -76,6 +76,8 @@ def _trainer(loss, experts_dir, work_dir):
 
 
 def _batches(trainer, count):
+    from agents.actor_mimic import agent as actor_mimic
+
     return [
         actor_mimic.StateBatch(
             np.concatenate(
@@ -110,6 +112,10 @@ def _time_loop(trainer, epoch):
 
 
 def main(argv):
+    if not cli.verbose():
+        agents.import_gym_quietly()
+    from agents.dqn import random_experts  # TensorFlow: after the flags are parsed
+
     del argv
     import tensorflow as tf
 
@@ -195,4 +201,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -37,9 +37,10 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
-import agents  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow is imported)
+import agents  # routes tf.keras to Keras 2 before TensorFlow is imported
+from keras_cc_runs import cli
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -176,23 +177,27 @@ def _plain_tf_agents(config):
 
 def main(argv):
     del argv
-    import tensorflow as tf
+    from agents.dqn.config import DqnExpertConfig
 
-    from agents.dqn.expert import DqnExpertConfig
+    with cli.checks():
+        config = DqnExpertConfig(
+            game=FLAGS.game,
+            seed=FLAGS.seed,
+            num_envs=FLAGS.num_envs,
+            replay_capacity=FLAGS.replay_capacity,
+            learning_starts=FLAGS.warmup_steps,
+            train_every=FLAGS.train_every,
+            batch_size=FLAGS.batch_size,
+            checkpoint_replay=False,
+        )
+        if not config.game_spec.is_atari:
+            raise ValueError(f"--game must be an Atari game, got {config.game}.")
+    if not cli.verbose():
+        agents.import_gym_quietly()
+    import tensorflow as tf  # after the flags are checked
+
     from agents.replay_buffers.frame_stack_replay import FrameStackReplay
 
-    config = DqnExpertConfig(
-        game=FLAGS.game,
-        seed=FLAGS.seed,
-        num_envs=FLAGS.num_envs,
-        replay_capacity=FLAGS.replay_capacity,
-        learning_starts=FLAGS.warmup_steps,
-        train_every=FLAGS.train_every,
-        batch_size=FLAGS.batch_size,
-        checkpoint_replay=False,
-    )
-    if not config.game_spec.is_atari:
-        raise app.UsageError(f"--game must be an Atari game, got {config.game}.")
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(f"DQN throughput on {config.game} ({device}, {os.cpu_count()} CPU cores visible)")
     with tempfile.TemporaryDirectory() as run_dir:
@@ -303,4 +308,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)
