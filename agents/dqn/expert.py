@@ -28,12 +28,18 @@ Run directory layout (the contract `load_expert` and the actor-mimic code rely o
     config.json            all settings of the run
     eval_episodes.csv      game,epoch,frames,episode,score,length
     eval_epochs.csv        game,epoch,frames,mean_score,std_score,num_episodes
-    checkpoints/           TF-Agents Checkpointer files, expert_checkpoint.json, replay/
+    checkpoints/           TensorFlow checkpoints (ckpt-<frames>), expert_checkpoint.json,
+                           replay/
     tensorboard/           scalars
     export/policy/         PolicySaver SavedModel of the greedy policy
     export/q_values/       SavedModel with `q_values(observation) -> float32 [B, num_actions]`
     export/expert.json     game, env_id, action meanings, shapes, frames trained, network
     result.json            written when the run finished (final evaluation, timings)
+
+This module gathers the public API of the package's modules: ``agents.dqn.config``
+(settings, no TensorFlow), ``agent`` (agents, optimizer, train step), ``evaluation``
+(environments, evaluation), ``export`` (export and loading) and ``trainer`` (the run,
+on the epoch skeleton of ``agents.training``).
 """
 
 from agents.dqn.agent import (
