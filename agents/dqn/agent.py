@@ -35,6 +35,8 @@ class _SingleTargetPass:
     same `max_a Q_target(s', a)`.
     """
 
+    # Overrides DqnAgent's protected hook for the targets: the one place DqnAgent lets a
+    # subclass change how max_a Q_target(s', a) is computed.
     def _compute_next_q_values(self, next_time_steps, info):
         del info
         # DqnAgent keeps its target network in a protected attribute, with no public accessor.
