@@ -33,11 +33,9 @@ import warnings
 
 import keras
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_framework_ops
-from tensorflow.python.ops import control_flow_util
 
 from keras_cc import ops as cc_ops
-from keras_cc.ops import divergences
+from keras_cc.ops import _xla, divergences
 from keras_cc.ops.divergences import _simplex_assertions
 from keras_cc.ops.softmax import check_temperature
 
@@ -101,10 +99,6 @@ def _check_axis(axis):
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise ValueError(f"`axis` must be an int; received axis={axis!r}.")
     return axis
-
-
-def _in_xla_context():
-    return control_flow_util.GraphOrParentsInXlaContext(tf_framework_ops.get_default_graph())
 
 
 # ----------------------------------------------------------------------- conversions
@@ -234,7 +228,7 @@ def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
 
 
 def _validated(y_true, axis, atol, name, fn_name):
-    if _in_xla_context():
+    if _xla.in_xla_context():
         raise ValueError(
             f"`{fn_name}`: validating that `{name}` lies on the simplex cannot run inside an "
             "XLA-compiled function (XLA drops assertions). Compile the model with "
@@ -285,6 +279,7 @@ def continuous_categorical_nll(
         axis: the class axis.
     """
     fn_name = "continuous_categorical_nll"
+    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     temperature = _check_temperature(temperature)
     _check_same_shape(y_true, y_pred, fn_name)
@@ -304,6 +299,7 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
     a negative log-density).
     """
     fn_name = "cc_label_smoothing"
+    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
     _check_same_shape(y_true, y_pred, fn_name)
@@ -322,6 +318,7 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
     does on GPUs).
     """
     fn_name = "sparse_cc_label_smoothing"
+    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
     y_pred = tf.convert_to_tensor(y_pred)
@@ -341,7 +338,7 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
     num_classes = tf.shape(log_f)[-1]
     labels = tf.cast(y_true, tf.int32)
     valid = tf.logical_and(labels >= 0, labels < num_classes)
-    if not _in_xla_context():
+    if not _xla.in_xla_context():
         with tf.control_dependencies(
             [
                 tf.debugging.Assert(
@@ -367,6 +364,7 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
     (:func:`validate_simplex`; not available under XLA).
     """
     fn_name = "triangular_divergence"
+    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
     log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
@@ -384,6 +382,7 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, valida
     asserts that ``y_true`` lies on the simplex (:func:`validate_simplex`; not under XLA).
     """
     fn_name = "jensen_shannon_divergence"
+    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
     log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)

@@ -35,10 +35,8 @@ import functools
 import math
 
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_framework_ops
-from tensorflow.python.ops import control_flow_util
 
-from keras_cc.ops import _certified_closed_form, _divided_difference_table
+from keras_cc.ops import _certified_closed_form, _divided_difference_table, _xla
 
 __all__ = [
     "cc_closed_form_failure",
@@ -137,19 +135,22 @@ def _positive_series(w, second_moment=False):
         ratio_g_next = w * ratio_g * inverse_h + 1.0  # (R2) divided by h_n
         ratio = tf.cast(ratio_h, tf.float64) / (tf.cast(n, tf.float64) + num_classes64 - 1.0)
         term = term * ratio  # t_n / t_{n-1} = ratio
-        weight = tf.cast(term, dtype)[:, None]
-        sum_first = sum_first + weight * ratio_g_next / (n_float + num_classes)
+        # Per-row coefficients first: one multiply-add per class and term.
+        n64 = tf.cast(n, tf.float64)
+        first = tf.cast(term / (n64 + num_classes64), dtype)[:, None]
+        sum_first = sum_first + first * ratio_g_next
         if second:
             ratio_g2, sum_second = second
-            denominator = (n_float + num_classes) * (n_float + num_classes + 1.0)
+            second_weight = term / ((n64 + num_classes64) * (n64 + num_classes64 + 1.0))
+            second_weight = tf.cast(second_weight, dtype)[:, None]
             if diagonal:  # G2_n[k, k] = w_k G2_{n-1}[k, k] + G_n[k]
                 ratio_g2 = w * ratio_g2 * inverse_h + ratio_g_next
-                sum_second = sum_second + weight * ratio_g2 / denominator
+                sum_second = sum_second + second_weight * ratio_g2
             else:
                 ratio_g2 = (
                     w[:, None, :] * ratio_g2 * inverse_h[:, :, None] + ratio_g_next[:, :, None]
                 )
-                sum_second = sum_second + weight[:, :, None] * ratio_g2 / denominator
+                sum_second = sum_second + second_weight[:, :, None] * ratio_g2
             second = [ratio_g2, sum_second]
         return ratio_g_next, term, sum_terms + term, ratio, sum_first, second
 
@@ -375,19 +376,12 @@ def sequential_steps(logits):
     return _log_normalizer_and_mean(flat, with_steps=True, compiled=True)[2]
 
 
-def _in_xla_context():
-    """True while tracing a function that XLA compiles as a whole."""
-    if tf.executing_eagerly():
-        return False
-    return control_flow_util.GraphOrParentsInXlaContext(tf_framework_ops.get_default_graph())
-
-
 def _value_and_mean_forward(logits):
     # Inside an XLA-compiled function the computation is inlined into it; anywhere else it
     # runs as its own XLA cluster (eager mode costs what graph mode costs).
     # The gradient is supplied by `_value_and_mean`: no tape may record the loops.
     logits = tf.stop_gradient(logits)
-    return _log_normalizer_and_mean(logits, compiled=not _in_xla_context())
+    return _log_normalizer_and_mean(logits, compiled=not _xla.in_xla_context())
 
 
 def _covariance_vector_product(logits, vector):

@@ -49,8 +49,8 @@ Ranges, and inputs off the simplex. Nothing here renormalizes its inputs.
 import math
 
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_framework_ops
-from tensorflow.python.ops import control_flow_util
+
+from keras_cc.ops import _xla
 
 __all__ = [
     "cross_entropy_divergence",
@@ -88,11 +88,6 @@ _JSD_SMALL_RATIO = 0.5
 _BLOCK_ELEMENTS = 1 << 23
 
 
-def _in_xla_context():
-    # No public TensorFlow API tells whether the graph being traced will be XLA-compiled.
-    return control_flow_util.GraphOrParentsInXlaContext(tf_framework_ops.get_default_graph())
-
-
 def _simplex_assertions(x, where, name, atol=SIMPLEX_ATOL):
     """Assertions that ``x`` (event axis last) lies on the probability simplex.
 
@@ -103,7 +98,7 @@ def _simplex_assertions(x, where, name, atol=SIMPLEX_ATOL):
     taken in float32. Raises ``ValueError`` inside an XLA-compiled function, which would
     drop the assertions.
     """
-    if _in_xla_context():
+    if _xla.in_xla_context():
         raise ValueError(
             f"{where}: validating that `{name}` lies on the simplex cannot run inside an "
             "XLA-compiled function (XLA drops assertions). Validate the data beforehand "
