@@ -30,7 +30,7 @@ import numpy as np
 from absl import flags
 
 import agents  # routes tf.keras to Keras 2 before TensorFlow is imported
-from keras_cc_runs import cli
+from keras_cc_runs import cli, run_directory
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -196,8 +196,7 @@ def main(argv):
     text = json.dumps(record, indent=2)
     print(text)
     if FLAGS.json:
-        with open(FLAGS.json, "w") as f:
-            f.write(text + "\n")
+        run_directory.write_text(FLAGS.json, text + "\n")
 
 
 if __name__ == "__main__":

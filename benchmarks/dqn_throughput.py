@@ -40,7 +40,7 @@ import time
 from absl import flags
 
 import agents  # routes tf.keras to Keras 2 before TensorFlow is imported
-from keras_cc_runs import cli
+from keras_cc_runs import cli, run_directory
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -302,9 +302,7 @@ def main(argv):
         summary[name] = {k: v for k, v in results[name].items() if k != "repeats"}
     print(json.dumps(summary))
     if FLAGS.json:
-        with open(FLAGS.json + ".tmp", "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(FLAGS.json + ".tmp", FLAGS.json)
+        run_directory.write_json(FLAGS.json, results)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ are as near-uniform as a trained expert's often are (the CC paper, section 4.1).
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -27,6 +26,7 @@ from tf_agents.trajectories import time_step as ts
 from agents.environments import adapters as environments
 from agents.environments import games
 from agents.networks import q_networks as networks
+from keras_cc_runs import run_directory
 
 
 def export_q_network_expert(
@@ -75,8 +75,9 @@ def export_q_network_expert(
     }
     os.makedirs(run_dir, exist_ok=True)
     dqn_expert.export_expert(agent, q_network, os.path.join(run_dir, "export"), metadata)
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump({"game": spec.name, "trained_by": trained_by}, f, indent=2)
+    run_directory.write_json(
+        os.path.join(run_dir, "config.json"), {"game": spec.name, "trained_by": trained_by}
+    )
     return run_dir
 
 
