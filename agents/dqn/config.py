@@ -15,7 +15,7 @@ from typing import Any
 from agents import settings
 from agents.environments import games
 from keras_cc_runs import cli
-from keras_cc_runs.run_directory import read_json
+from keras_cc_runs.run_directory import DamagedFileError, read_json
 
 # Settings that define what a checkpoint contains; a resume must not change them.
 IDENTITY_FIELDS = (
@@ -367,7 +367,13 @@ def check_checkpoint_identity(checkpoint_dir: str, identity: dict[str, Any]) -> 
             f"{checkpoint_dir} holds a checkpoint without expert_checkpoint.json; cannot tell "
             "which game and network it belongs to, so it is not loaded."
         )
-    saved = read_json(meta_path)
+    try:
+        saved = read_json(meta_path)
+    except DamagedFileError as error:
+        raise CheckpointMismatchError(
+            f"{error.path} is damaged, so the checkpoint in {checkpoint_dir} cannot be matched "
+            "to this run; pass --overwrite to start the run over."
+        ) from error
     different = [key for key in identity if saved.get(key) != identity[key]]
     if different:
         details = "; ".join(

@@ -95,3 +95,20 @@ def test_a_damaged_replay_checkpoint_is_named_and_refilled(cartpole_recipe, tmp_
         assert any("replay.json is damaged" in line and "refills" in line for line in lines)
     finally:
         resumed.env.close()
+
+
+def test_a_damaged_checkpoint_identity_is_named(cartpole_recipe, tmp_path):
+    from agents.dqn.config import CheckpointMismatchError
+
+    run_dir = str(tmp_path / "CartPole")
+    config = _config(cartpole_recipe)
+    trainer = DqnExpertTrainer(config, run_dir, progress=None)
+    trainer.step()
+    trainer.save_checkpoint()
+    trainer.env.close()
+    with open(os.path.join(run_dir, "checkpoints", "expert_checkpoint.json"), "w") as f:
+        f.write("{")
+    with pytest.raises(
+        CheckpointMismatchError, match="expert_checkpoint.json is damaged.*overwrite"
+    ):
+        DqnExpertTrainer(config, run_dir, progress=None)
