@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from keras_cc.experiments import model as model_lib
 from keras_cc.experiments.tables import EntryStats
+from keras_cc_runs.run_directory import write_figure
 
 __all__ = ["plot_ablation", "plot_curves", "plot_representations", "row_label"]
 
@@ -42,12 +42,8 @@ def row_label(row: model_lib.Regularizers) -> str:
 
 
 def _save(fig, path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = os.path.join(
-        os.path.dirname(os.path.abspath(path)), ".tmp-" + os.path.basename(path)
-    )
-    fig.savefig(temporary, dpi=130, bbox_inches="tight", format="png")
-    os.replace(temporary, path)
+    """Writes ``fig`` as a PNG to ``path`` atomically; returns ``path``."""
+    write_figure(fig, path, dpi=130, bbox_inches="tight")
     return path
 
 

@@ -1,19 +1,21 @@
-"""Atomic files (JSON, text, bytes): a reader never sees a partly written results file.
+"""Atomic files (JSON, text, bytes) for the experiments: a reader never sees a partly
+written results file.
 
-Every file is written to a temporary file in the same directory, flushed to disk and
-moved over the destination with ``os.replace`` (atomic on POSIX and Windows). Temporary
-files start with ``.tmp-``; :func:`remove_stale_temporaries` clears those left by a
-killed process.
+A thin layer over :mod:`keras_cc_runs.run_directory`, which writes every file to a
+temporary ``.tmp-*`` file in the same directory, flushes it to disk and moves it over the
+destination with ``os.replace`` (atomic on POSIX and Windows). What it fixes for the
+experiments: records are strict JSON (NaN and infinities as ``null``), key-sorted, with
+an indent of 1, so that an interrupted and resumed cell writes the same bytes as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
+from keras_cc_runs import run_directory
+from keras_cc_runs.run_directory import TEMPORARY_PREFIX, remove_stale_temporaries
 
 __all__ = [
+    "TEMPORARY_PREFIX",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
@@ -21,79 +23,19 @@ __all__ = [
     "remove_stale_temporaries",
 ]
 
-TEMPORARY_PREFIX = ".tmp-"
-
-
-def _json_safe(value):
-    """NaN and infinities become None (strict JSON); numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Writes ``data`` to ``path`` atomically (temporary file in the same directory)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path), dir=directory
-    )
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600 files
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+atomic_write_bytes = run_directory.write_bytes
+atomic_write_text = run_directory.write_text
 
 
 def atomic_write_json(path: str, obj) -> None:
-    """Writes ``obj`` as strict JSON (NaN/inf as null) to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(_json_safe(obj), indent=1, sort_keys=True) + "\n")
+    """Writes ``obj`` as strict, key-sorted JSON (indent 1; NaN/inf as null) atomically."""
+    run_directory.write_json(path, obj, indent=1, strict=True)
 
 
 def read_json(path: str):
-    """The JSON content of ``path``, or None if the file does not exist."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
+    """The JSON content of ``path``, or None if the file does not exist.
 
-
-def remove_stale_temporaries(directory: str) -> int:
-    """Removes ``.tmp-*`` files left in ``directory`` by a killed writer; returns how many."""
-    removed = 0
-    if not os.path.isdir(directory):
-        return removed
-    for name in os.listdir(directory):
-        if name.startswith(TEMPORARY_PREFIX):
-            try:
-                os.remove(os.path.join(directory, name))
-                removed += 1
-            except OSError:
-                pass
-    return removed
+    Raises:
+        keras_cc_runs.run_directory.DamagedFileError: the file is not valid JSON.
+    """
+    return run_directory.read_json(path, default=None)
