@@ -376,12 +376,27 @@ def sequential_steps(logits):
     return _log_normalizer_and_mean(flat, with_steps=True, compiled=True)[2]
 
 
+@functools.cache
+def _dispatcher(num_classes, dtype):
+    """:func:`_log_normalizer_and_mean` on [B, num_classes] ``dtype`` logits as one graph
+    function, traced once per process: eager calls run it as a single op, and every model
+    that traces a loss adds one call to it instead of tracing the methods again. Its
+    methods run as XLA clusters of their own."""
+    return tf.function(
+        functools.partial(_log_normalizer_and_mean, compiled=True),
+        input_signature=[tf.TensorSpec([None, num_classes], dtype)],
+        autograph=False,
+    )
+
+
 def _value_and_mean_forward(logits):
     # Inside an XLA-compiled function the computation is inlined into it; anywhere else it
-    # runs as its own XLA cluster (eager mode costs what graph mode costs).
+    # is one call of a function traced once (eager mode costs what graph mode costs).
     # The gradient is supplied by `_value_and_mean`: no tape may record the loops.
     logits = tf.stop_gradient(logits)
-    return _log_normalizer_and_mean(logits, compiled=not _xla.in_xla_context())
+    if _xla.in_xla_context() or logits.shape[-1] is None:
+        return _log_normalizer_and_mean(logits, compiled=False)
+    return _dispatcher(logits.shape[-1], logits.dtype)(logits)
 
 
 def _covariance_vector_product(logits, vector):
