@@ -24,10 +24,32 @@ import pathlib
 import subprocess
 import sys
 
-import numpy as np
+SECTIONS = ("accuracy", "closed_form", "spread", "spread_target", "training", "sampler", "memory")
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
+    parser.add_argument("--json_out", default=None, help="also write the results here")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated subset of: " + ", ".join(SECTIONS),
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.sections.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--sections: unknown {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+if __name__ == "__main__":
+    ARGUMENTS = parse_arguments()  # --help and bad flags answer here, before TensorFlow loads
+
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import keras_cc
+import keras_cc  # noqa: E402
 from keras_cc import ops  # noqa: E402
 from keras_cc_runs import run_directory  # noqa: E402
 
@@ -325,17 +347,7 @@ def _print_table(title, rows):
         )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
-    parser.add_argument("--json_out", default=None, help="also write the results here")
-    parser.add_argument(
-        "--sections",
-        default="accuracy,closed_form,spread,spread_target,training,sampler,memory",
-        help="comma-separated subset of: accuracy, closed_form, spread, spread_target, "
-        "training, sampler, memory",
-    )
-    args = parser.parse_args()
+def main(args):
     repeats = 5 if args.quick else 15
     sizes = (2, 10, 100) if args.quick else (2, 5, 10, 20, 50, 100, 256)
     sections = args.sections.split(",")
@@ -370,4 +382,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGUMENTS)
