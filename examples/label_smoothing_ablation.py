@@ -32,57 +32,64 @@ CC-LS fell back, per epoch), ``summary.json``, ``config.json``, ``provenance/<ce
 (hosts, process ids, timings), ``tensorboard/<cell>/`` and ``models/<cell>.keras``.
 """
 
+import contextlib
+import dataclasses
 import os
 import sys
 import time
 
-from absl import app, flags
+import label_smoothing_settings as settings_lib  # beside this script; imports no TensorFlow
 
-from keras_cc._environment import quiet_script_logging
-from keras_cc.experiments import cli, figures, grid, tables
-from keras_cc.experiments.data import DatasetNotFoundError
-from keras_cc.experiments.records import atomic_write_json, atomic_write_text
-from keras_cc.experiments.training import get_dataset
+from keras_cc_runs import cli, run_directory
 
-FLAGS = flags.FLAGS
-cli.define_training_flags()
-flags.adopt_module_key_flags(cli)  # list the shared flags in --help too
-flags.DEFINE_list(
-    "rows",
-    ["dropout+weight_decay+batch_norm", "batch_norm", "dropout+weight_decay", "none"],
-    "Rows of Table 1: 'all' (the 8 combinations, in the paper's order) or a list of "
-    "'+'-joined regularizers per row (short names: wd, bn). Default: 4 of the 8 (all "
-    "regularizers, batch norm alone, dropout and weight decay, none), which keep the "
-    "batch-norm contrast and the main job under 10 minutes on 2 CPU cores.",
-)
-flags.DEFINE_list(
-    "losses",
-    ["none", "ls", "cc_ls", "cc_ls_published"],
-    "Columns: none (w/o LS), ls, cc_ls (exact CC-LS, keras_cc.CCLabelSmoothing), "
-    "cc_ls_published (the CC paper's float32 closed form, falling back to LS on rows "
-    "where it fails, non-finite steps skipped; its records hold the share of rows that "
-    "fell back per epoch).",
-)
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds per entry, e.g. '0,1,2' or '0-9'.")
-flags.DEFINE_integer(
-    "workers",
-    1,
-    "1: run cells in this process. N > 1: a pool of N local worker processes, each with "
-    "an equal share of the CPU threads.",
-)
-flags.DEFINE_string(
-    "ray_address",
-    None,
-    "Run each cell as a Ray task on the cluster at this address ('auto' for the running "
-    "cluster, 'local' to start a local Ray). The output_dir should be on storage shared "
-    "by the nodes for TensorBoard logs and models; records come back to this process.",
-)
-flags.DEFINE_float("ray_cpus_per_cell", 1.0, "CPUs each Ray task asks for.")
-flags.DEFINE_float("ray_gpus_per_cell", 0.0, "GPUs each Ray task asks for.")
-flags.DEFINE_bool("retry_failed", False, "Rerun cells whose record says they failed.")
-flags.DEFINE_bool("save_models", True, "Save each trained model to models/<cell>.keras.")
-flags.DEFINE_bool("tensorboard", True, "Write TensorBoard summaries per cell.")
-flags.DEFINE_integer("decimals", 1, "Decimals of the percentages in the table.")
+
+@dataclasses.dataclass
+class AblationSettings(settings_lib.TrainingSettings):
+    """The training settings plus the grid's rows, losses, seeds and engine."""
+
+    rows: tuple[str, ...] = cli.setting(
+        ("dropout+weight_decay+batch_norm", "batch_norm", "dropout+weight_decay", "none"),
+        "Rows of Table 1: 'all' (the 8 combinations, in the paper's order) or a list of "
+        "'+'-joined regularizers per row (short names: wd, bn). Default: 4 of the 8 (all "
+        "regularizers, batch norm alone, dropout and weight decay, none), which keep the "
+        "batch-norm contrast and the main job under 10 minutes on 2 CPU cores.",
+    )
+    losses: tuple[str, ...] = cli.setting(
+        settings_lib.LOSSES,
+        "Columns (a comma-separated list): none (w/o LS), ls, cc_ls (exact CC-LS, "
+        "keras_cc.CCLabelSmoothing), cc_ls_published (the CC paper's float32 closed form, "
+        "falling back to LS on rows where it fails, non-finite steps skipped; its records "
+        "hold the share of rows that fell back per epoch).",
+        parse=settings_lib.parse_losses,
+        format=settings_lib.comma_joined,
+    )
+    seeds: tuple[int, ...] = cli.setting(
+        (0, 1, 2),
+        "Seeds per entry, e.g. '0,1,2' or '0-9'.",
+        parse=settings_lib.parse_int_list,
+        format=settings_lib.comma_joined,
+    )
+    workers: int = cli.setting(
+        1,
+        "1: run cells in this process. N > 1: a pool of N local worker processes, each with "
+        "an equal share of the CPU threads.",
+        minimum=1,
+    )
+    ray_address: str | None = cli.setting(
+        None,
+        "Run each cell as a Ray task on the cluster at this address ('auto' for the running "
+        "cluster, 'local' to start a local Ray). The output_dir should be on storage shared "
+        "by the nodes for TensorBoard logs and models; records come back to this process.",
+    )
+    ray_cpus_per_cell: float = cli.setting(1.0, "CPUs each Ray task asks for.")
+    ray_gpus_per_cell: float = cli.setting(0.0, "GPUs each Ray task asks for.")
+    retry_failed: bool = cli.setting(False, "Rerun cells whose record says they failed.")
+    save_models: bool = cli.setting(True, "Save each trained model to models/<cell>.keras.")
+    tensorboard: bool = cli.setting(True, "Write TensorBoard summaries per cell.")
+    decimals: int = cli.setting(1, "Decimals of the percentages in the table.", minimum=0)
+
+
+cli.define_flags(AblationSettings)
 
 
 def write_outputs(records, rows, losses, seeds, config, output_dir, decimals):
@@ -91,6 +98,9 @@ def write_outputs(records, rows, losses, seeds, config, output_dir, decimals):
     One Table 1 per number the protocol reports (``Protocol.reported``), each captioned
     with what it shows.
     """
+    from keras_cc.experiments import figures, tables
+    from keras_cc.experiments.records import atomic_write_json, atomic_write_text
+
     protocol = config.protocol_spec
     texts, markdowns, summaries = [], [], {}
     for metric in protocol.reported:
@@ -161,22 +171,39 @@ def write_outputs(records, rows, losses, seeds, config, output_dir, decimals):
 
 
 def main(argv):
-    quiet_script_logging()
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        config = cli.training_config_from_flags(
-            FLAGS, save_models=FLAGS.save_models, tensorboard=FLAGS.tensorboard
+    del argv  # cli.run refuses extra arguments
+    with cli.checks():
+        settings = cli.config_from_flags(AblationSettings)
+        output_dir = settings.output_dir or settings_lib.default_output_dir(
+            "label_smoothing_ablation", settings.dataset, settings.protocol
         )
-        rows = cli.parse_rows(FLAGS.rows)
-        losses = cli.parse_losses(FLAGS.losses)
-        seeds = cli.parse_int_list(FLAGS.seeds, "seeds")
-        cells = grid.enumerate_cells(rows, losses, seeds)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    output_dir = FLAGS.output_dir or cli.default_output_dir(
-        "label_smoothing_ablation", FLAGS.dataset, FLAGS.protocol
-    )
+        run_directory.check_output_dir(output_dir)
+        if settings.ray_address and settings.workers > 1:
+            raise ValueError("Give either --workers > 1 or --ray_address, not both.")
+    with contextlib.ExitStack() as stack:
+        with cli.checks():  # a second runner on the same directory refuses
+            stack.enter_context(run_directory.DirectoryLock(output_dir))
+        # TensorFlow: after the flags are checked.
+        from keras_cc.experiments import cli as experiments_cli
+        from keras_cc.experiments import grid
+
+        with cli.checks():
+            config = experiments_cli.training_config(
+                settings, save_models=settings.save_models, tensorboard=settings.tensorboard
+            )
+            rows = experiments_cli.parse_rows(settings.rows)
+            cells = grid.enumerate_cells(rows, settings.losses, settings.seeds)
+        run(settings, config, rows, cells, output_dir)
+
+
+def run(settings, config, rows, cells, output_dir):
+    """Trains the missing cells, then writes and prints the tables; exits 2 or 130 on a
+    stop (missing data, another run's directory, an interrupt)."""
+    from keras_cc.experiments import grid
+    from keras_cc.experiments.data import DatasetNotFoundError
+    from keras_cc.experiments.training import get_dataset
+
+    losses, seeds = settings.losses, settings.seeds
     start = time.perf_counter()
     try:  # fails fast, before any worker starts, when the data is missing
         dataset = get_dataset(config)
@@ -206,11 +233,11 @@ def main(argv):
             cells,
             config,
             output_dir,
-            workers=FLAGS.workers,
-            ray_address=FLAGS.ray_address,
-            ray_cpus_per_cell=FLAGS.ray_cpus_per_cell,
-            ray_gpus_per_cell=FLAGS.ray_gpus_per_cell,
-            retry_failed=FLAGS.retry_failed,
+            workers=settings.workers,
+            ray_address=settings.ray_address,
+            ray_cpus_per_cell=settings.ray_cpus_per_cell,
+            ray_gpus_per_cell=settings.ray_gpus_per_cell,
+            retry_failed=settings.retry_failed,
             printer=printer,
         )
     except KeyboardInterrupt:
@@ -219,7 +246,7 @@ def main(argv):
     except grid.ConfigMismatchError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
-    table = write_outputs(records, rows, losses, seeds, config, output_dir, FLAGS.decimals)
+    table = write_outputs(records, rows, losses, seeds, config, output_dir, settings.decimals)
     print("\n" + table, flush=True)
     elapsed = time.perf_counter() - start
     print(
@@ -234,4 +261,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -21,43 +21,57 @@ bird are 0, 1, 2):
 Outputs in --output_dir: ``figure1.png``, ``table2.md``, ``table2.json``.
 """
 
+import contextlib
+import dataclasses
 import os
 import sys
 
-import numpy as np
-from absl import app, flags
+import label_smoothing_settings as settings_lib  # beside this script; imports no TensorFlow
 
-from keras_cc._environment import quiet_script_logging
-from keras_cc.experiments import cli, figures, grid, tables
-from keras_cc.experiments import representations as rep
-from keras_cc.experiments.data import DatasetNotFoundError
-from keras_cc.experiments.records import atomic_write_json, atomic_write_text, read_json
-from keras_cc.experiments.training import TrainingConfig, cell_paths, get_dataset
+from keras_cc_runs import cli, run_directory
 
-FLAGS = flags.FLAGS
-cli.define_training_flags()
-flags.adopt_module_key_flags(cli)  # list the shared flags in --help too
-flags.DEFINE_string(
-    "row",
-    "dropout+weight_decay+batch_norm",
-    "The regularizers of the models ('+'-joined; 'none' for none). The paper uses the "
-    "top row of Table 1.",
-)
-flags.DEFINE_list("losses", ["none", "ls", "cc_ls"], "Losses to compare (panels of Figure 1).")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (Table 2 averages over them).")
-flags.DEFINE_list("classes", ["0", "1", "2"], "The three classes to project.")
-flags.DEFINE_integer(
-    "samples_per_class",
-    200,
-    "Random examples per class and split for the figure and the sums of squares.",
-)
-flags.DEFINE_integer("sample_seed", 0, "Seed of the random choice of examples.")
-flags.DEFINE_string(
-    "ablation_dir",
-    None,
-    "Load the models from this label_smoothing_ablation output directory (its "
-    "models/<cell>.keras) instead of training them. Its data settings are used.",
-)
+
+@dataclasses.dataclass
+class RepresentationSettings(settings_lib.TrainingSettings):
+    """The training settings plus the models, classes and samples to project."""
+
+    row: str = cli.setting(
+        "dropout+weight_decay+batch_norm",
+        "The regularizers of the models ('+'-joined; 'none' for none). The paper uses the "
+        "top row of Table 1.",
+    )
+    losses: tuple[str, ...] = cli.setting(
+        ("none", "ls", "cc_ls"),
+        "Losses to compare (panels of Figure 1), a comma-separated list.",
+        parse=settings_lib.parse_losses,
+        format=settings_lib.comma_joined,
+    )
+    seeds: tuple[int, ...] = cli.setting(
+        (0, 1, 2),
+        "Seeds (Table 2 averages over them), e.g. '0,1,2' or '0-9'.",
+        parse=settings_lib.parse_int_list,
+        format=settings_lib.comma_joined,
+    )
+    classes: tuple[int, ...] = cli.setting(
+        (0, 1, 2),
+        "The three classes to project, a comma-separated list.",
+        parse=settings_lib.parse_int_list,
+        format=settings_lib.comma_joined,
+    )
+    samples_per_class: int = cli.setting(
+        200,
+        "Random examples per class and split for the figure and the sums of squares.",
+        minimum=1,
+    )
+    sample_seed: int = cli.setting(0, "Seed of the random choice of examples.")
+    ablation_dir: str | None = cli.setting(
+        None,
+        "Load the models from this label_smoothing_ablation output directory (its "
+        "models/<cell>.keras) instead of training them. Its data settings are used.",
+    )
+
+
+cli.define_flags(RepresentationSettings)
 
 
 def _fail(message: str) -> None:
@@ -65,29 +79,46 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _config_from_ablation(ablation_dir: str) -> TrainingConfig:
-    record = read_json(os.path.join(ablation_dir, "config.json"))
-    if record is None:
-        _fail(
+def _ablation_config(ablation_dir: str) -> dict:
+    """The settings of the ablation run in `ablation_dir` (its config.json's "config").
+
+    Raises:
+      ValueError: naming ``--ablation_dir``: no config.json there; or
+        ``DamagedFileError`` (a ValueError) naming the file: it cannot be read.
+    """
+    path = os.path.join(ablation_dir, "config.json")
+    record = run_directory.read_json(path, default=None)
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(
             f"--ablation_dir={ablation_dir} has no config.json; is it the --output_dir of "
             "examples/label_smoothing_ablation.py?"
         )
+    return record["config"]
+
+
+def _training_config_of_ablation(values: dict, data_dir: str | None):
+    """The ablation's TrainingConfig, with this run's --data_dir when given."""
+    from keras_cc.experiments.training import TrainingConfig
+
     fields = set(TrainingConfig.__dataclass_fields__)
-    settings = {k: v for k, v in record["config"].items() if k in fields}
-    settings["dropout_rates"] = tuple(settings.get("dropout_rates", ()))
-    if FLAGS.data_dir:
-        settings["data_dir"] = FLAGS.data_dir
-    return TrainingConfig(**settings)
+    values = {k: v for k, v in values.items() if k in fields}
+    values["dropout_rates"] = tuple(values.get("dropout_rates", ()))
+    if data_dir:
+        values["data_dir"] = data_dir
+    return TrainingConfig(**values)
 
 
-def _models(cells, config, output_dir):
-    """Paths of the trained models, training the missing ones (unless --ablation_dir)."""
-    if FLAGS.ablation_dir:
-        paths = {c.cell_id: cell_paths(FLAGS.ablation_dir, c)["model"] for c in cells}
+def _models(cells, config, output_dir, ablation_dir):
+    """Paths of the trained models, training the missing ones (unless `ablation_dir`)."""
+    from keras_cc.experiments import grid
+    from keras_cc.experiments.training import cell_paths
+
+    if ablation_dir:
+        paths = {c.cell_id: cell_paths(ablation_dir, c)["model"] for c in cells}
         missing = [cid for cid, path in paths.items() if not os.path.isfile(path)]
         if missing:
             _fail(
-                f"--ablation_dir={FLAGS.ablation_dir} lacks the models {missing}; run the "
+                f"--ablation_dir={ablation_dir} lacks the models {missing}; run the "
                 "ablation with --save_models, these rows, losses and seeds."
             )
         return paths
@@ -101,9 +132,28 @@ def _models(cells, config, output_dir):
     return {c.cell_id: cell_paths(output_dir, c)["model"] for c in cells}
 
 
+def _checked_settings():
+    """The parsed settings, the ablation's settings (or None) and the output directory,
+    checked as far as that needs no TensorFlow."""
+    settings = cli.config_from_flags(RepresentationSettings)
+    if len(settings.classes) != 3:
+        raise ValueError(f"--classes needs three classes; received {list(settings.classes)}.")
+    ablation = _ablation_config(settings.ablation_dir) if settings.ablation_dir else None
+    source = ablation or {"dataset": settings.dataset, "protocol": settings.protocol}
+    output_dir = settings.output_dir or settings_lib.default_output_dir(
+        "label_smoothing_representations",
+        source.get("dataset", "digits"),
+        source.get("protocol") or "standard",
+    )
+    run_directory.check_output_dir(output_dir)
+    return settings, ablation, output_dir
+
+
 def analyze(model_path, classes, samples):
     """Projections and W/B ratios of the model saved at ``model_path``."""
     import keras
+
+    from keras_cc.experiments import representations as rep
 
     model = keras.saving.load_model(model_path, compile=False)
     result = rep.analyze_model(model, samples, classes)
@@ -113,38 +163,52 @@ def analyze(model_path, classes, samples):
 
 
 def main(argv):
-    quiet_script_logging()
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        row = cli.parse_rows([FLAGS.row])[0]
-        losses = cli.parse_losses(FLAGS.losses)
-        seeds = cli.parse_int_list(FLAGS.seeds, "seeds")
-        classes = cli.parse_int_list(FLAGS.classes, "classes")
-        if FLAGS.ablation_dir:
-            config = _config_from_ablation(FLAGS.ablation_dir)
-        else:
-            config = cli.training_config_from_flags(FLAGS, save_models=True)
-        cells = grid.enumerate_cells([row], losses, seeds)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    if len(classes) != 3:
-        raise app.UsageError(f"--classes needs three classes; received {list(classes)}.")
-    output_dir = FLAGS.output_dir or cli.default_output_dir(
-        "label_smoothing_representations", config.dataset, config.protocol
-    )
+    del argv  # cli.run refuses extra arguments
+    with cli.checks():
+        settings, ablation, output_dir = _checked_settings()
+    with contextlib.ExitStack() as stack:
+        with cli.checks():  # a second runner on the same directory refuses
+            stack.enter_context(run_directory.DirectoryLock(output_dir))
+        # TensorFlow: after the flags are checked.
+        from keras_cc.experiments import cli as experiments_cli
+        from keras_cc.experiments import grid
+
+        with cli.checks():
+            row = experiments_cli.parse_rows([settings.row])[0]
+            if ablation is not None:
+                config = _training_config_of_ablation(ablation, settings.data_dir)
+            else:
+                config = experiments_cli.training_config(settings, save_models=True)
+            cells = grid.enumerate_cells([row], settings.losses, settings.seeds)
+        run(settings, config, row, cells, output_dir)
+
+
+def run(settings, config, row, cells, output_dir):
+    """Trains or loads the models, then writes Figure 1 and Table 2; exits 2 when the
+    data or the ablation's models are missing."""
+    import numpy as np
+
+    from keras_cc.experiments import figures, tables
+    from keras_cc.experiments import representations as rep
+    from keras_cc.experiments.data import DatasetNotFoundError
+    from keras_cc.experiments.records import atomic_write_json, atomic_write_text
+    from keras_cc.experiments.training import get_dataset
+
+    losses, seeds, classes = settings.losses, settings.seeds, settings.classes
     try:
         dataset = get_dataset(config)
     except DatasetNotFoundError as error:
         _fail(str(error))
     if max(classes) >= dataset.num_classes or min(classes) < 0:
-        raise app.UsageError(f"--classes {list(classes)} out of range for {dataset.num_classes}.")
+        raise cli.ScriptError(f"--classes {list(classes)} out of range for {dataset.num_classes}.")
 
-    models = _models(cells, config, output_dir)
+    models = _models(cells, config, output_dir, settings.ablation_dir)
     samples = {}
     for split in ("train", "test"):
         x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
-        chosen = rep.sample_class_indices(y, classes, FLAGS.samples_per_class, FLAGS.sample_seed)
+        chosen = rep.sample_class_indices(
+            y, classes, settings.samples_per_class, settings.sample_seed
+        )
         samples[split] = (x[chosen], y[chosen])
 
     ratios = {split: {loss: [] for loss in losses} for split in samples}
@@ -176,7 +240,7 @@ def main(argv):
     caption = (
         f"Table 2 ({dataset.name}, classes {class_text}, {figures.row_label(row)}): "
         "within-cluster / between-cluster sum of squares of the template-plane projections, "
-        f"mean (± standard error) over seeds {list(seeds)}, up to {FLAGS.samples_per_class} "
+        f"mean (± standard error) over seeds {list(seeds)}, up to {settings.samples_per_class} "
         "examples per class."
     )
     markdown = tables.format_table2(ratios, losses)
@@ -201,4 +265,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

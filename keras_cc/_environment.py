@@ -1,4 +1,4 @@
-"""The one place where keras_cc deals with TensorFlow's Keras routing, extras and logging.
+"""The one place where keras_cc deals with TensorFlow's Keras routing and its extras.
 
 TensorFlow decides what ``tf.keras`` is on its first use: Keras 2 (the ``tf_keras``
 package) when the environment variable ``TF_USE_LEGACY_KERAS`` is ``1``/``true``, Keras 3
@@ -31,7 +31,6 @@ from collections.abc import Iterator, Sequence
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 LEGACY_KERAS_VALUES = ("1", "true", "True")  # what TensorFlow's lazy loader accepts
-_NATIVE_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 _FIRST_KERAS_3_RELEASE = (0, 24)  # first TensorFlow Probability release that runs on Keras 3
 
 # Import name -> distribution name, for the error that names a missing extra.
@@ -142,22 +141,3 @@ def require_extra(package: str, extra: str, modules: Sequence[str]) -> None:
             f'extra: pip install "keras-cc[{extra}]"',
             name=package,
         ) from cause
-
-
-def quiet_script_logging() -> None:
-    """For absl scripts: quiet logs unless ``--verbosity``/``-v`` was given.
-
-    Without ``--verbosity`` the absl log level becomes WARNING (``app.run`` logs at INFO,
-    where TensorFlow and TF-Agents report checkpoint bookkeeping on every save and would
-    bury a script's own progress lines), and ``TF_CPP_MIN_LOG_LEVEL`` defaults to ``1``
-    (TensorFlow's native INFO lines off; warnings and errors still show; a value already
-    set is kept). TensorFlow reads that variable once, when its native code first logs,
-    so it takes effect if TensorFlow has not logged yet in this process, and in every
-    process the script starts. With ``--verbosity`` nothing is changed.
-    """
-    from absl import flags, logging
-
-    if flags.FLAGS["verbosity"].present:
-        return
-    logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault(_NATIVE_LOG_LEVEL, "1")

@@ -320,28 +320,3 @@ def test_import_agents_after_tf_keras_was_used_as_keras_3_gives_a_clear_error():
     )
     assert "ImportError: agents needs tf.keras to be Keras 2" in stderr
     assert "Import agents before anything uses tf.keras" in stderr
-
-
-def test_scripts_are_quiet_unless_verbosity_is_given():
-    report = run_probe(
-        """
-        from absl import flags, logging
-        from keras_cc._environment import quiet_script_logging
-
-        names = {logging.WARNING: "WARNING", logging.INFO: "INFO"}
-        seen = {}
-        for argv in (["script"], ["script", "--verbosity=0"]):
-            flags.FLAGS.unparse_flags()
-            flags.FLAGS(argv)
-            logging.set_verbosity(logging.INFO)  # what absl's app.run starts with
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-            quiet_script_logging()
-            seen[" ".join(argv)] = [names.get(logging.get_verbosity()),
-                                    os.environ.get("TF_CPP_MIN_LOG_LEVEL")]
-        report(seen=seen)
-        """
-    )
-    assert report["seen"] == {
-        "script": ["WARNING", "1"],
-        "script --verbosity=0": ["INFO", None],
-    }

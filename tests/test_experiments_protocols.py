@@ -17,6 +17,7 @@ from keras_cc.experiments.data import load_digits
 from keras_cc.experiments.model import Regularizers, build_ablation_cnn
 from keras_cc.experiments.protocols import PROTOCOLS, get_protocol
 from keras_cc.experiments.records import atomic_write_json
+from keras_cc_runs import cli as runs_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABLATION = os.path.join(REPO, "examples", "label_smoothing_ablation.py")
@@ -25,13 +26,25 @@ TINY = dict(train_examples=200, test_examples=60, epochs=2, batch_size=30, width
 
 def _flag_config(*argv):
     """The config the scripts' flags give for ``argv`` (absl's global flags, reset after)."""
+    settings_lib = _settings_module()
     if "protocol" not in flags.FLAGS:
-        cli.define_training_flags()
+        runs_cli.define_flags(settings_lib.TrainingSettings)
     try:
         flags.FLAGS(["prog", *argv])
-        return cli.training_config_from_flags(flags.FLAGS)
+        settings = runs_cli.config_from_flags(settings_lib.TrainingSettings)
+        return cli.training_config(settings)
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def _settings_module():
+    """``examples/label_smoothing_settings.py``, the scripts' settings."""
+    examples = os.path.join(REPO, "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
+    import label_smoothing_settings
+
+    return label_smoothing_settings
 
 
 def test_paper_protocol_defaults_follow_the_authors():

@@ -8,18 +8,18 @@ and a cell killed at any moment resumes from its last checkpoint and ends with t
 of the uninterrupted run (see ``training``). The three engines share these semantics:
 
 * ``workers=1``: cells run one after another in this process;
-* ``workers>1``: a pool of ``workers`` spawned processes (``concurrent.futures``), each
-  limited to its share of the CPU threads;
+* ``workers>1``: a pool of ``workers`` spawned processes, each limited to its share of
+  the CPU threads, running one table entry (a row and loss, all its seeds) at a time;
 * ``ray_address``: one Ray task per cell on the cluster at that address (``"local"``
   starts a local Ray). Tasks write their records on the worker node and return them;
   the driver writes each returned record into its own ``output_dir`` as well, so
   results arrive even where the nodes share no file system.
+
+The three engines are :func:`keras_cc_runs.launcher.launch` calls.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import os
 import shutil
 import sys
@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from keras_cc.experiments import model as model_lib
 from keras_cc.experiments import training
 from keras_cc.experiments.records import atomic_write_json, read_json, remove_stale_temporaries
+from keras_cc_runs import launcher
 
 __all__ = [
     "ConfigMismatchError",
@@ -226,11 +227,20 @@ def _worker_init(threads: int | None) -> None:
     training.configure_threads(threads)
 
 
+def _cell_tasks(function, cells, *args) -> list[launcher.Task]:
+    """One task ``function(cell, *args)`` per cell, keyed by the cell's id."""
+    return [launcher.Task(cell.cell_id, function, (cell, *args)) for cell in cells]
+
+
 def _run_in_process(cells, config, output_dir, progress, cell_fn, printer):
+    by_id = {cell.cell_id: cell for cell in cells}
+    tasks = _cell_tasks(cell_fn, cells, config, output_dir, printer)
     try:
-        for cell in cells:
-            progress.started(cell)
-            progress.finished(cell_fn(cell, config, output_dir, printer))
+        outcomes = launcher.launch(
+            tasks, catch=False, on_start=lambda task: progress.started(by_id[task.key])
+        )
+        for outcome in outcomes:
+            progress.finished(outcome.result)
     finally:
         training.release_models()
 
@@ -244,21 +254,20 @@ def _run_group(cell_fn, cells, config, output_dir):
 
 
 def _run_in_processes(cells, config, output_dir, progress, cell_fn, workers, threads):
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
-    ) as pool:
-        futures = [
-            pool.submit(_run_group, cell_fn, group, config, output_dir)
-            for group in group_by_entry(cells)
-        ]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                for record in future.result():
-                    progress.finished(record)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    tasks = [
+        launcher.Task(group[0].cell_id, _run_group, (cell_fn, group, config, output_dir))
+        for group in group_by_entry(cells)
+    ]
+    outcomes = launcher.launch(
+        tasks,
+        max_parallel=workers,
+        initializer=_worker_init,
+        initargs=(threads,),
+        catch=False,
+    )
+    for outcome in outcomes:
+        for record in outcome.result:
+            progress.finished(record)
 
 
 def _ray_cell(cell, config, output_dir, threads):
@@ -267,53 +276,41 @@ def _ray_cell(cell, config, output_dir, threads):
     return record, training.read_provenance(output_dir, cell)
 
 
+def _failed_record(cell: training.Cell, config: training.TrainingConfig, reason: str) -> dict:
+    """The record of a cell whose task died before it could write one."""
+    return {
+        "cell_id": cell.cell_id,
+        **cell.as_dict(),
+        "config_fingerprint": config.fingerprint(),
+        "config": config.result_settings(),
+        "status": training.STATUS_FAILED,
+        "reason": reason,
+    }
+
+
 def _run_on_ray(cells, config, output_dir, progress, ray_address, cpus_per_cell, gpus_per_cell):
-    try:
-        import ray
-    except ImportError as error:
-        raise ImportError("--ray_address needs Ray: pip install 'keras-cc[cluster]'.") from error
-    started_here = False
-    if not ray.is_initialized():
-        if ray_address == "local":
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                configure_logging=False,
-                log_to_driver=False,
-            )
+    by_id = {cell.cell_id: cell for cell in cells}
+    threads = max(1, int(round(cpus_per_cell))) if cpus_per_cell else None
+    tasks = _cell_tasks(_ray_cell, cells, config, os.path.abspath(output_dir), threads)
+    outcomes = launcher.launch(
+        tasks,
+        ray_address=ray_address,
+        num_cpus=cpus_per_cell,
+        num_gpus=gpus_per_cell,
+        catch=True,  # a task whose worker died becomes a failed record; the others go on
+    )
+    for outcome in outcomes:
+        cell = by_id[outcome.key]
+        if outcome.ok:
+            record, provenance = outcome.result
         else:
-            ray.init(address=ray_address, log_to_driver=False)
-        started_here = True
-    try:
-        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_ray_cell)
-        threads = max(1, int(round(cpus_per_cell))) if cpus_per_cell else None
-        pending = {
-            task.remote(cell, config, os.path.abspath(output_dir), threads): cell for cell in cells
-        }
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                cell = pending.pop(ref)
-                provenance = None
-                try:
-                    record, provenance = ray.get(ref)
-                except Exception as error:  # noqa: BLE001 - the worker itself died
-                    record = {
-                        "cell_id": cell.cell_id,
-                        **cell.as_dict(),
-                        "config_fingerprint": config.fingerprint(),
-                        "config": config.result_settings(),
-                        "status": training.STATUS_FAILED,
-                        "reason": f"Ray task failed: {type(error).__name__}: {error}",
-                    }
-                paths = training.cell_paths(output_dir, cell)
-                for key, content in (("provenance", provenance), ("record", record)):
-                    if content is not None and read_json(paths[key]) != content:
-                        atomic_write_json(paths[key], content)
-                progress.finished(record)
-    finally:
-        if started_here:
-            ray.shutdown()
+            record = _failed_record(cell, config, f"Ray task failed: {outcome.error}")
+            provenance = None
+        paths = training.cell_paths(output_dir, cell)
+        for key, content in (("provenance", provenance), ("record", record)):
+            if content is not None and read_json(paths[key]) != content:
+                atomic_write_json(paths[key], content)
+        progress.finished(record)
 
 
 def run_grid(

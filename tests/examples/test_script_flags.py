@@ -14,11 +14,15 @@ SCRIPTS = (
     "atari_report.py",
     "cc_demo.py",
     "divergence_correlations.py",
+    "label_smoothing_ablation.py",
+    "label_smoothing_representations.py",
 )
 # Runs a script's --help in this interpreter, then says whether TensorFlow was imported.
+# The script's folder goes first on sys.path, as `python script.py` puts it.
 HELP_PROBE = (
-    "import runpy, sys\n"
+    "import os, runpy, sys\n"
     "sys.argv = [sys.argv[1], '--help']\n"
+    "sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
     "try:\n"
     "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
     "except SystemExit:\n"
@@ -77,6 +81,24 @@ def test_help_imports_no_tensorflow(script, tmp_path):
         ("cc_demo.py", ["--epochs=-1"], "flag --epochs=-1: --epochs must be >= 1, got -1."),
         ("divergence_correlations.py", ["--temperatures=0,1"], "--temperatures must be finite"),
         ("divergence_correlations.py", ["--logits=no.npy"], "--logits: 'no.npy' is not a file."),
+        (
+            "label_smoothing_ablation.py",
+            ["--seeds=0,x"],
+            "--seeds: 'x' is not an integer or range a-b.",
+        ),
+        ("label_smoothing_ablation.py", ["--losses=ls,lss"], "--losses: unknown ['lss']"),
+        ("label_smoothing_ablation.py", ["--workers=0"], "--workers must be >= 1, got 0."),
+        ("label_smoothing_ablation.py", ["--output_dir=a_file"], "--output_dir='a_file' is a file"),
+        (
+            "label_smoothing_representations.py",
+            ["--classes=0,1"],
+            "--classes needs three classes; received [0, 1].",
+        ),
+        (
+            "label_smoothing_representations.py",
+            ["--ablation_dir=."],
+            "--ablation_dir=. has no config.json",
+        ),
     ],
 )
 def test_a_bad_flag_is_one_line_naming_it(script, args, message, tmp_path):
@@ -85,3 +107,18 @@ def test_a_bad_flag_is_one_line_naming_it(script, args, message, tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith(f"{script}: error: ") and message in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "script", ["label_smoothing_ablation.py", "label_smoothing_representations.py"]
+)
+def test_a_second_runner_on_a_results_directory_refuses_in_one_line(script, tmp_path):
+    from keras_cc_runs import run_directory
+
+    output_dir = tmp_path / "run"
+    with run_directory.DirectoryLock(str(output_dir)):
+        done = _run(script, f"--output_dir={output_dir}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{script}: error: {output_dir} is in use by process ")
+    assert done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert not (output_dir / "cells").exists()
