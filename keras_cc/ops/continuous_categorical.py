@@ -87,7 +87,7 @@ def _series_limits(w):
 
 # Series terms per loop step: unrolled, so XLA fuses them into one kernel. Within a step
 # the terms grow by at most spread^u / u! from a start below 1, far inside each range.
-_SERIES_UNROLL = {tf.float32: 8, tf.float64: 8}
+_SERIES_UNROLL = 8
 
 
 def _positive_series(w, second_moment=False):
@@ -113,7 +113,7 @@ def _positive_series(w, second_moment=False):
     num_classes64 = tf.cast(num_classes, tf.float64)
     tolerance = _relative_tolerance(dtype)
     _, max_terms = _series_limits(w)
-    unroll = _SERIES_UNROLL[dtype]
+    unroll = _SERIES_UNROLL
 
     batch = tf.shape(w)[0]
     ratio_g = tf.ones_like(w)  # G_n / h_n
@@ -262,11 +262,12 @@ def _compiled(function, num_classes, dtype):
     return tf.function(function, jit_compile=True, autograph=False, input_signature=signature)
 
 
-def _closed_form_rows(logits64, tried, dtype):
-    """The certified closed form (eq. 4) on the rows flagged ``tried`` of float64 logits,
-    to the tolerances of ``dtype``: (value, mean, rows it certified)."""
+def _closed_form_rows(nodes64, tried, dtype):
+    """The certified closed form (eq. 4) on the rows flagged ``tried`` of float64 nodes
+    (logits minus their row minimum), to the tolerances of ``dtype``: (value, mean, rows it
+    certified)."""
     tolerances = _certified_closed_form.TOLERANCES[dtype]
-    value, mean, certified = _certified_closed_form.log_normalizer_and_mean(logits64, tolerances)
+    value, mean, certified = _certified_closed_form.log_normalizer_and_mean(nodes64, tolerances)
     return value, mean, tried & certified
 
 
@@ -307,8 +308,7 @@ def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
         closed = _compiled(_closed_form_rows, num_classes, dtype)
 
     # The table's nodes: the logits' differences, exact in float64.
-    logits64 = tf.cast(logits, tf.float64)
-    w64 = logits64 - tf.cast(minimum, tf.float64)[:, None]
+    w64 = tf.cast(logits, tf.float64) - tf.cast(minimum, tf.float64)[:, None]
     zeros = tf.zeros_like(w64)
     no_rows = tf.zeros_like(wide)
 
@@ -320,9 +320,8 @@ def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
     if num_classes is not None and num_classes <= _certified_closed_form.MAX_CLASSES:
         tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
         value, mean, by_closed_form = tf.cond(
-            tf.reduce_any(tried), lambda: closed(logits64, tried), lambda: none()[:3]
+            tf.reduce_any(tried), lambda: closed(w64, tried), lambda: none()[:3]
         )
-        value -= tf.cast(minimum, tf.float64)
         wide &= ~by_closed_form
     table_steps = series_steps = tf.constant(0)
     if num_classes is not None:
@@ -359,21 +358,25 @@ def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
 METHODS = ("series", "table", "closed form")
 
 
+def _steps_and_methods(logits):
+    """(sequential steps, each row's method index, batch shape) of one call on ``logits``."""
+    logits, compute_dtype = _as_compute_tensor(logits)
+    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
+    _, _, steps, method = _log_normalizer_and_mean(flat, with_steps=True, compiled=True)
+    return steps, method, batch_shape
+
+
 def row_methods(logits):
     """The method each row of [..., K] ``logits`` takes, as an int32 index into ``METHODS``
     (shape [...])."""
-    logits, compute_dtype = _as_compute_tensor(logits)
-    flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    method = _log_normalizer_and_mean(flat, with_steps=True, compiled=True)[3]
+    _, method, batch_shape = _steps_and_methods(logits)
     return tf.reshape(method, batch_shape)
 
 
 def sequential_steps(logits):
     """The number of sequential loop steps one call on [B, K] ``logits`` takes (a scalar
     int32): what bounds its latency on a GPU, where each step is a few kernel launches."""
-    logits, compute_dtype = _as_compute_tensor(logits)
-    flat, _ = _flatten_batch(tf.cast(logits, compute_dtype))
-    return _log_normalizer_and_mean(flat, with_steps=True, compiled=True)[2]
+    return _steps_and_methods(logits)[0]
 
 
 @functools.cache
