@@ -1,42 +1,28 @@
 """Pure-TensorFlow numerics of the continuous-categorical (CC) distribution.
 
-Notation (NUMERICS.md, CC paper eqs. 2-4). For natural parameters (logits) eta in R^K the
-CC density on the simplex is ``p(y) = exp(eta . y) / C^{-1}(eta)`` with
-
-    C^{-1}(eta) = integral over the simplex of exp(eta . y) dy = exp[eta_1, ..., eta_K],
-
-the divided difference of ``exp`` at the nodes eta (Hermite-Genocchi). With
-``m = min(eta)`` and ``w = eta - m >= 0``:
-
-    exp[eta] = e^m * sum_{n>=0} h_n(w) / (n + K - 1)!                       (S1)
-
-where ``h_n`` is the complete homogeneous symmetric polynomial of degree n. Every term is
-non-negative, so the sum has no cancellation. The terms come from a first-order recurrence
-on ``G_n[k] = h_n(w with node k doubled) = dh_{n+1}/dw_k``:
-
-    n h_n = sum_k w_k G_{n-1}[k]         (Euler's identity for homogeneous h_n)      (R1)
-    G_n   = w * G_{n-1} + h_n                                                         (R2)
-
-and the same pass gives the moments, since derivatives of divided differences repeat nodes:
-
-    E[y_k]       = sum_n G_n[k] / (n + K)!        / sum_n h_n / (n + K - 1)!          (M1)
-    E[y_k y_l]   = (1 + [k = l]) sum_n G2_n[k, l] / (n + K + 1)!  / (same)            (M2)
-    G2_n[k, l]   = w_l G2_{n-1}[k, l] + G_n[k]    (= h_n(w with nodes k and l added))
-
-The loop keeps ``G_n / h_n`` (between 1 and n + 1) and the terms relative to a per-row
-scale kept as a logarithm, so nothing overflows for any spread, and stops once the
-remaining tail is below the working precision. The terms t_n = h_n(w) / (n + K - 1)! are
-log-concave in n (h_n is the convolution of the geometric sequences w_k^n, and convolutions
-and products of log-concave sequences are log-concave), so their ratio r_n = t_n / t_{n-1}
-never increases, and once r_n < 1 the tail sum_{m>n} t_m is at most t_n r_n / (1 - r_n).
+For natural parameters (logits) eta in R^K the CC density on the simplex is
+``p(y) = exp(eta . y) / C^{-1}(eta)`` (CC paper eqs. 2-3), with the log-normalizer
+log C^{-1}(eta) = log exp[eta_1, ..., eta_K], the divided difference of ``exp`` at the
+nodes eta. The math of the log-normalizer, its mean and covariance is written once, on an
+array namespace, in :mod:`keras_cc.core` (the positive series (S1) with its moments (M1,
+M2) in ``core.series``, the certified closed form in ``core.closed_form``, the choice among
+them and the exact gradient in ``core.log_normalizer``); here it runs on TensorFlow, with
+the divided-difference table (``_divided_difference_table``) for wide spreads and XLA
+clusters of its own outside compiled functions. The exact sampler lives here.
 """
 
 import functools
-import math
 
 import tensorflow as tf
 
-from keras_cc.ops import _certified_closed_form, _divided_difference_table, _xla
+from keras_cc.core import log_normalizer, series
+from keras_cc.core.log_normalizer import (
+    CLOSED_FORM_SPREAD_PER_CLASS,
+    METHODS,
+    TABLE_SPREAD_PER_CLASS,
+)
+from keras_cc.core.namespace import TENSORFLOW
+from keras_cc.ops import _divided_difference_table, _xla
 
 __all__ = [
     "cc_closed_form_failure",
@@ -49,6 +35,9 @@ __all__ = [
     "cc_mean",
     "cc_sample",
     "cc_variance",
+    "CLOSED_FORM_SPREAD_PER_CLASS",
+    "METHODS",
+    "TABLE_SPREAD_PER_CLASS",
 ]
 
 # Inputs of lower precision are computed in float32.
@@ -57,11 +46,6 @@ _COMPUTE_DTYPES = (tf.float32, tf.float64)
 
 def _compute_dtype(dtype):
     return dtype if dtype in _COMPUTE_DTYPES else tf.float32
-
-
-def _relative_tolerance(dtype):
-    """Truncation tolerance of the series: a tenth of the unit roundoff."""
-    return 0.1 * (2.0**-24 if dtype == tf.float32 else 2.0**-53)
 
 
 def _flatten_batch(x):
@@ -74,144 +58,15 @@ def _unflatten_batch(x, batch_shape, event_shape=()):
     return tf.reshape(x, tf.concat([batch_shape, tf.constant(event_shape, tf.int32)], 0))
 
 
-def _series_limits(w):
-    """Log truncation tolerance (float64) and a hard cap on the number of series terms.
-
-    The cap is never reached in practice: the Poisson(max w) tail beyond it is < 1e-40.
-    """
-    spread = tf.cast(tf.reduce_max(w), tf.float64)
-    log_tolerance = tf.constant(math.log(_relative_tolerance(w.dtype)), tf.float64)
-    max_terms = tf.cast(tf.math.ceil(spread + 14.0 * tf.sqrt(spread) + 80.0), tf.int32)
-    return log_tolerance, max_terms
-
-
-# Series terms per loop step: unrolled, so XLA fuses them into one kernel. Within a step
-# the terms grow by at most spread^u / u! from a start below 1, far inside each range.
-_SERIES_UNROLL = 8
-
-
 def _positive_series(w, second_moment=False):
-    """Sums the positive series (S1) and its moments (M1, M2) for rows ``w >= 0``.
-
-    The terms are accumulated on a linear scale, relative to a per-row scale factor kept as
-    a logarithm; every ``_SERIES_UNROLL`` terms (one loop step, unrolled so that XLA fuses
-    them) the accumulators are divided by their running sum, so nothing overflows for any
-    spread and no logarithm is taken per term.
-
-    Args:
-      w: [B, K] non-negative nodes (logits minus their row minimum).
-      second_moment: False, ``"full"`` (also return E[y y^T], [B, K, K]) or ``"diagonal"``
-        (also return E[y_k^2], [B, K], in O(K) memory).
-
-    Returns:
-      ``(log_sum, mean, second, num_terms)``: log of sum_n h_n(w)/(n+K-1)! (float64, [B]),
-      E[y] ([B, K], dtype of w), E[y y^T] (or None) and the number of terms (sequential
-      stages).
-    """
-    dtype = w.dtype
-    num_classes = tf.cast(tf.shape(w)[-1], dtype)
-    num_classes64 = tf.cast(num_classes, tf.float64)
-    tolerance = _relative_tolerance(dtype)
-    _, max_terms = _series_limits(w)
-    unroll = _SERIES_UNROLL
-
-    batch = tf.shape(w)[0]
-    ratio_g = tf.ones_like(w)  # G_n / h_n
-    term = tf.ones([batch], tf.float64)  # t_n / exp(log_scale)
-    log_scale = tf.fill([batch], -tf.math.lgamma(num_classes64))  # t_0 = 1 / (K-1)!
-    sum_terms = tf.ones([batch], tf.float64)  # sum_i t_i / exp(log_scale)
-    sum_first = ratio_g / num_classes  # sum_i t_i G_i / (h_i (i + K)) / exp(log_scale)
-    diagonal = second_moment == "diagonal"
-    second = []
-    if second_moment:
-        ones = tf.ones_like(w)
-        ratio_g2 = ones if diagonal else ones[:, :, None] * ones[:, None, :]
-        second = [ratio_g2, ratio_g2 / (num_classes * (num_classes + 1.0))]
-
-    def next_term(n, ratio_g, term, sum_terms, sum_first, second):
-        n_float = tf.cast(n, dtype)
-        ratio_h = tf.reduce_sum(w * ratio_g, axis=-1) / n_float  # h_n / h_{n-1}   (R1)
-        inverse_h = tf.where(ratio_h > 0, 1.0 / ratio_h, tf.ones_like(ratio_h))[:, None]
-        ratio_g_next = w * ratio_g * inverse_h + 1.0  # (R2) divided by h_n
-        ratio = tf.cast(ratio_h, tf.float64) / (tf.cast(n, tf.float64) + num_classes64 - 1.0)
-        term = term * ratio  # t_n / t_{n-1} = ratio
-        # Per-row coefficients first: one multiply-add per class and term.
-        n64 = tf.cast(n, tf.float64)
-        first = tf.cast(term / (n64 + num_classes64), dtype)[:, None]
-        sum_first = sum_first + first * ratio_g_next
-        if second:
-            ratio_g2, sum_second = second
-            second_weight = term / ((n64 + num_classes64) * (n64 + num_classes64 + 1.0))
-            second_weight = tf.cast(second_weight, dtype)[:, None]
-            if diagonal:  # G2_n[k, k] = w_k G2_{n-1}[k, k] + G_n[k]
-                ratio_g2 = w * ratio_g2 * inverse_h + ratio_g_next
-                sum_second = sum_second + second_weight * ratio_g2
-            else:
-                ratio_g2 = (
-                    w[:, None, :] * ratio_g2 * inverse_h[:, :, None] + ratio_g_next[:, :, None]
-                )
-                sum_second = sum_second + second_weight[:, :, None] * ratio_g2
-            second = [ratio_g2, sum_second]
-        return ratio_g_next, term, sum_terms + term, ratio, sum_first, second
-
-    def not_converged(n, ratio_g, term, log_scale, sum_terms, ratio, *unused):
-        # The tail bound of the log-concave terms (module docstring).
-        tail = term * ratio / tf.maximum(1.0 - ratio, 1e-300)
-        converged = (ratio < 1.0) & (tail < tolerance * sum_terms)
-        return tf.logical_and(n < max_terms, tf.logical_not(tf.reduce_all(converged)))
-
-    def step(n, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second):
-        second = list(second)
-        for i in range(unroll):
-            ratio_g, term, sum_terms, ratio, sum_first, second = next_term(
-                n + i, ratio_g, term, sum_terms, sum_first, second
-            )
-        # Back to O(1): divide the accumulators by their sum, remembered in log_scale.
-        inverse_sum = tf.cast(1.0 / sum_terms, dtype)
-        if second:
-            shape = [-1, 1] if diagonal else [-1, 1, 1]
-            second = [second[0], second[1] * tf.reshape(inverse_sum, shape)]
-        return [
-            n + unroll,
-            ratio_g,
-            term / sum_terms,
-            log_scale + tf.math.log(sum_terms),
-            tf.ones_like(sum_terms),
-            ratio,
-            sum_first * inverse_sum[:, None],
-            *second,
-        ]
-
-    ratio = tf.ones([batch], tf.float64)  # t_n / t_{n-1}
-    state = [tf.constant(1), ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second]
-    final = tf.while_loop(not_converged, step, state)
-    log_sum = final[3] + tf.math.log(final[4])
-    inverse_sum = tf.cast(1.0 / final[4], dtype)
-    mean = final[6] * inverse_sum[:, None]
-    second = None
-    if diagonal:
-        second = 2.0 * final[8] * inverse_sum[:, None]
-    elif second_moment:
-        diagonal_factor = 1.0 + tf.eye(tf.shape(w)[-1], dtype=dtype)
-        second = diagonal_factor * final[8] * inverse_sum[:, None, None]
-    return log_sum, mean, second, final[0]
+    """:func:`keras_cc.core.series.positive_series` on TensorFlow."""
+    return series.positive_series(TENSORFLOW, w, second_moment)
 
 
 def _centered(logits):
     """Splits logits [B, K] into their row minimum and the non-negative nodes w."""
     minimum = tf.reduce_min(logits, axis=-1)
     return minimum, logits - minimum[:, None]
-
-
-# Rows whose spread exceeds this many times K - 1 go to the table. The series takes at most
-# about spread + 9 sqrt(spread) + 20 terms of O(K) work, the table 3 (K - 1) steps of O(K)
-# work, each step about 20x a series term's on 2 CPU cores under XLA
-# (benchmarks/cc_numerics.py, section (c)).
-TABLE_SPREAD_PER_CLASS = 30.0
-# Rows whose spread exceeds this many times K - 1 try the certified closed form first: their
-# nodes are mostly far enough apart, and O(K^2) work without a loop is cheaper than the
-# series' O(K spread) in about spread sequential terms.
-CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 
 
 def _table_terms(num_classes):
@@ -238,12 +93,6 @@ def _table_rows(w, wide):
     return value, gradient, wide & ok, 3 * (terms + num_classes - 1)
 
 
-def _series_rows(w):
-    """The series (S1) with its mean (M1) on non-negative nodes ``w``: (value, mean, steps)."""
-    value, mean, _, steps = _positive_series(w)
-    return value, mean, steps
-
-
 @functools.cache
 def _compiled(function, num_classes, dtype):
     """``function`` of [B, num_classes] ``dtype`` tensors as its own XLA cluster: one kernel
@@ -251,118 +100,46 @@ def _compiled(function, num_classes, dtype):
     stays static (the table needs it); the batch size does not. Compiled on first use."""
     arguments = {
         _table_rows: [dtype, tf.bool],
-        _series_rows: [dtype],
-        _closed_form_rows: [tf.float64, tf.bool],
+        log_normalizer.series_rows: [dtype],
+        log_normalizer.closed_form_rows: [tf.float64, tf.bool],
     }[function]
     signature = [
         tf.TensorSpec([None, num_classes] if d != tf.bool else [None], d) for d in arguments
     ]
-    if function is _closed_form_rows:
-        function = functools.partial(function, dtype=dtype)
+    if function is log_normalizer.closed_form_rows:
+        function = functools.partial(function, TENSORFLOW, dtype=dtype.name)
+    elif function is log_normalizer.series_rows:
+        function = functools.partial(function, TENSORFLOW)
     return tf.function(function, jit_compile=True, autograph=False, input_signature=signature)
 
 
-def _closed_form_rows(nodes64, tried, dtype):
-    """The certified closed form (eq. 4) on the rows flagged ``tried`` of float64 nodes
-    (logits minus their row minimum), to the tolerances of ``dtype``: (value, mean, rows it
-    certified)."""
-    tolerances = _certified_closed_form.TOLERANCES[dtype]
-    value, mean, certified = _certified_closed_form.log_normalizer_and_mean(nodes64, tolerances)
-    return value, mean, tried & certified
+def _log_normalizer_and_mean(logits, compiled=False):
+    """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` on TensorFlow, with the
+    divided-difference table for wide rows: ``(value, mean, steps, method)``.
 
-
-def _log_normalizer_and_mean(logits, with_steps=False, compiled=False):
-    """log C^{-1}(eta) ([B]) and E[y] ([B, K]) for [B, K] logits.
-
-    Each row takes the cheapest exact method:
-      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K up to
-        ``_certified_closed_form.MAX_CLASSES``: the closed form (eq. 4) in float64, where its
-        error bound certifies it (well-separated nodes; O(K^2) work, no loop);
-      - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1): the
-        divided-difference table (their sorted nodes always split into clusters);
-      - the rest, and rows whose clusters would need more series terms than the table's
-        static cap: the series (S1) with its moments (M1).
-    Each method runs only when some row of the batch needs it, and rows taken by a cheaper
-    method do not lengthen the series' loop. Rows with a non-finite logit give NaN.
-
-    With ``compiled`` (outside XLA) the table and the series each run as their own XLA
-    cluster, the table's compiled only once a batch needs it. With ``with_steps`` also
-    returns the number of sequential stages (series terms, 3 x cluster-series terms and
-    3 x (K - 1) table levels when the table runs: forward, replay, adjoint; the closed form
-    has none) and each row's method as an index into ``METHODS``.
+    With ``compiled`` (outside XLA) the table, the series and the closed form each run as
+    their own XLA cluster, each compiled only once a batch needs it. The table's steps
+    count 3 x (cluster-series terms + K - 1 levels): forward, replay, adjoint.
     """
-    dtype = logits.dtype
     num_classes = logits.shape[-1]
-    finite = tf.reduce_all(tf.math.is_finite(logits), axis=-1)
-    logits = tf.where(finite[:, None], logits, tf.zeros_like(logits))
-    minimum = tf.reduce_min(logits, axis=-1)
-    w = logits - minimum[:, None]
-    spread = tf.reduce_max(w, axis=-1)
-    per_class = tf.cast(tf.shape(w)[-1] - 1, w.dtype)
-    wide = spread > TABLE_SPREAD_PER_CLASS * per_class  # such rows always split into clusters
-    table, series = _table_rows, _series_rows
-    closed = functools.partial(_closed_form_rows, dtype=dtype)
+    methods = {}
     if compiled and num_classes is not None:
-        table = _compiled(_table_rows, num_classes, tf.float64)
-        series = _compiled(_series_rows, num_classes, dtype)
-        closed = _compiled(_closed_form_rows, num_classes, dtype)
-
-    # The table's nodes: the logits' differences, exact in float64.
-    w64 = tf.cast(logits, tf.float64) - tf.cast(minimum, tf.float64)[:, None]
-    zeros = tf.zeros_like(w64)
-    no_rows = tf.zeros_like(wide)
-
-    def none():
-        return zeros[:, 0], zeros, no_rows, tf.constant(0)
-
-    by_closed_form = no_rows
-    value, mean = zeros[:, 0], zeros
-    if num_classes is not None and num_classes <= _certified_closed_form.MAX_CLASSES:
-        tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
-        value, mean, by_closed_form = tf.cond(
-            tf.reduce_any(tried), lambda: closed(w64, tried), lambda: none()[:3]
-        )
-        wide &= ~by_closed_form
-    table_steps = series_steps = tf.constant(0)
-    if num_classes is not None:
-        table_value, table_gradient, by_table, table_steps = tf.cond(
-            tf.reduce_any(wide), lambda: table(w64, wide), none
-        )
-        value = tf.where(by_table, table_value, value)
-        mean = tf.where(by_table[:, None], table_gradient, mean)
-    else:
-        by_table = no_rows
-    by_series = ~(by_closed_form | by_table)
-
-    def series_on_remaining_rows():
-        series_value, series_mean, steps = series(tf.where(by_series[:, None], w, tf.zeros_like(w)))
-        return series_value, tf.cast(series_mean, tf.float64), steps
-
-    series_value, series_mean, series_steps = tf.cond(
-        tf.reduce_any(by_series),
-        series_on_remaining_rows,
-        lambda: (zeros[:, 0], zeros, tf.constant(0)),
-    )
-    value = tf.where(by_series, series_value, value) + tf.cast(minimum, tf.float64)
-    mean = tf.where(by_series[:, None], series_mean, mean)
-    nan = tf.constant(math.nan, dtype)
-    value = tf.where(finite, tf.cast(value, dtype), nan)
-    mean = tf.where(finite[:, None], tf.cast(mean, dtype), nan)
-    if with_steps:
-        method = tf.where(by_closed_form, 2, tf.where(by_table, 1, 0))
-        return value, mean, series_steps + table_steps, method
-    return value, mean
-
-
-# The methods of :func:`_log_normalizer_and_mean`, by the index :func:`row_methods` returns.
-METHODS = ("series", "table", "closed form")
+        methods = {
+            "series_fn": _compiled(log_normalizer.series_rows, num_classes, logits.dtype),
+            "closed_form_fn": _compiled(
+                log_normalizer.closed_form_rows, num_classes, logits.dtype
+            ),
+            "table_fn": _compiled(_table_rows, num_classes, tf.float64),
+        }
+    methods.setdefault("table_fn", _table_rows)
+    return log_normalizer.log_normalizer_and_mean(TENSORFLOW, logits, **methods)
 
 
 def _steps_and_methods(logits):
     """(sequential steps, each row's method index, batch shape) of one call on ``logits``."""
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    _, _, steps, method = _log_normalizer_and_mean(flat, with_steps=True, compiled=True)
+    _, _, steps, method = _log_normalizer_and_mean(flat, compiled=True)
     return steps, method, batch_shape
 
 
@@ -386,7 +163,7 @@ def _dispatcher(num_classes, dtype):
     that traces a loss adds one call to it instead of tracing the methods again. Its
     methods run as XLA clusters of their own."""
     return tf.function(
-        functools.partial(_log_normalizer_and_mean, compiled=True),
+        lambda logits: _log_normalizer_and_mean(logits, compiled=True)[:2],
         input_signature=[tf.TensorSpec([None, num_classes], dtype)],
         autograph=False,
     )
@@ -398,55 +175,26 @@ def _value_and_mean_forward(logits):
     # The gradient is supplied by `_value_and_mean`: no tape may record the loops.
     logits = tf.stop_gradient(logits)
     if _xla.in_xla_context() or logits.shape[-1] is None:
-        return _log_normalizer_and_mean(logits, compiled=False)
+        return _log_normalizer_and_mean(logits, compiled=False)[:2]
     return _dispatcher(logits.shape[-1], logits.dtype)(logits)
 
 
 def _covariance_vector_product(logits, vector):
-    """Cov[y] v = d/dt E_{eta + t v}[y] at t = 0 (the Hessian of log C^{-1} is Cov[y]).
-
-    A central difference of the exact mean in float64 with step eps^(1/3) / max|v|: about
-    1e-10 relative accuracy. It serves second derivatives (gradient penalties, Hessian-vector
-    products), never the first.
-    """
-    eta = tf.cast(tf.stop_gradient(logits), tf.float64)
-    vector = tf.cast(vector, tf.float64)
-    norm = tf.reduce_max(tf.abs(vector), axis=-1, keepdims=True)
-    scale = tf.maximum(norm, 1e-300)
-    step = 6e-6 / scale * tf.maximum(tf.reduce_max(tf.abs(eta), axis=-1, keepdims=True), 1.0)
-    _, mean_plus = _value_and_mean_forward(eta + step * vector)
-    _, mean_minus = _value_and_mean_forward(eta - step * vector)
-    product = (mean_plus - mean_minus) / (2.0 * step)
-    return tf.cast(tf.where(norm > 0, product, tf.zeros_like(product)), logits.dtype)
+    """Cov[y] v (:func:`keras_cc.core.log_normalizer.covariance_vector_product`)."""
+    return log_normalizer.covariance_vector_product(
+        TENSORFLOW, logits, vector, _value_and_mean_forward
+    )
 
 
-@tf.custom_gradient
-def _with_mean_gradient(logits, mean):
-    """``mean`` (E[y] at ``logits``) with its derivative Cov[y] attached, for tapes that
-    differentiate a gradient."""
-
-    def gradient(upstream):
-        return _covariance_vector_product(logits, upstream), tf.zeros_like(mean)
-
-    return tf.identity(mean), gradient
+def _log_normalizer_with_gradient(logits):
+    """log C^{-1} of [B, K] logits with the exact gradient E[y] and Cov[y] beyond it."""
+    return log_normalizer.log_normalizer(TENSORFLOW, logits, _value_and_mean_forward)
 
 
-@tf.custom_gradient
-def _value_and_mean(logits):
-    """(log C^{-1}, E[y]) of [B, K] logits, with the exact gradient d log C^{-1} = E[y] and
-    d E[y] = Cov[y] (:func:`_covariance_vector_product`). No loop is ever differentiated, so
-    nested and persistent tapes work in eager mode, in graphs and under XLA alike."""
-    value, mean = _value_and_mean_forward(logits)
-
-    def gradient(upstream_value, upstream_mean):
-        grad = tf.zeros_like(logits)
-        if upstream_value is not None:
-            grad += upstream_value[:, None] * _with_mean_gradient(logits, mean)
-        if upstream_mean is not None:
-            grad += _covariance_vector_product(logits, upstream_mean)
-        return grad
-
-    return (value, mean), gradient
+def _mean_with_gradient(logits):
+    """E[y] of [B, K] logits with its exact derivative Cov[y]."""
+    _, mean = _value_and_mean_forward(logits)
+    return log_normalizer.mean_with_covariance(TENSORFLOW, logits, mean, _value_and_mean_forward)
 
 
 def _as_compute_tensor(logits, name="logits"):
@@ -471,7 +219,7 @@ def cc_log_normalizer(logits):
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    value, _ = _value_and_mean(flat)
+    value = _log_normalizer_with_gradient(flat)
     return tf.cast(_unflatten_batch(value, batch_shape), logits.dtype)
 
 
@@ -492,7 +240,7 @@ def cc_mean(logits):
     """E[y] of CC(eta) = gradient of log C^{-1} (NUMERICS.md; series M1). Shape [..., K]."""
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    _, mean = _value_and_mean(flat)
+    mean = _mean_with_gradient(flat)
     return tf.cast(tf.reshape(mean, tf.shape(logits)), logits.dtype)
 
 
@@ -645,7 +393,7 @@ def _prefix_table(w):
     dtype = w.dtype
     batch, num_classes = tf.shape(w)[0], tf.shape(w)[1]
     num_classes64 = tf.cast(num_classes, tf.float64)
-    log_tolerance, max_terms = _series_limits(w)
+    log_tolerance, max_terms = series.series_limits(TENSORFLOW, w)
 
     prefix = tf.ones_like(w)  # h_0^(k) / h_0 for k = 1..K
     log_h = tf.zeros([batch], tf.float64)

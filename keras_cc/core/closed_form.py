@@ -27,8 +27,6 @@ nothing leaves the range of float64 needlessly; K is at most
 many classes are rarely well separated).
 """
 
-import tensorflow as tf
-
 # Largest number of classes the closed form is tried for ([B, K, K] temporaries).
 MAX_CLASSES = 128
 
@@ -36,50 +34,53 @@ _UNIT_ROUNDOFF = 2.0**-53
 # Certified error targets by the caller's dtype: a tenth of the public tolerances (for
 # log C^{-1}, relative to max(1, |log C^{-1}|): 1e-10 in float64, 1e-5 in float32; for the
 # mean 1e-8 and 1e-5; NUMERICS.md).
-TOLERANCES = {tf.float64: (1e-11, 1e-9), tf.float32: (1e-6, 1e-6)}
+TOLERANCES = {"float64": (1e-11, 1e-9), "float32": (1e-6, 1e-6)}
 
 
-def log_normalizer_and_mean(logits, tolerances):
+def log_normalizer_and_mean(xp, logits, tolerances):
     """log C^{-1}, E[y] and whether both are certified, per row of float64 ``logits``.
 
+    Call inside ``xp.float64_scope()``.
+
     Args:
-      logits: [B, K] float64, finite.
-      tolerances: (value, mean) error targets, e.g. ``TOLERANCES[tf.float32]``.
+      xp: an array namespace (:mod:`keras_cc.core.namespace`).
+      logits: [B, K] float64, finite, with a static K.
+      tolerances: (value, mean) error targets, e.g. ``TOLERANCES["float32"]``.
 
     Returns:
       ``(value, mean, certified)``: [B] float64, [B, K] float64, [B] bool. ``value`` and
       ``mean`` are meaningful only where ``certified``.
     """
     num_classes = logits.shape[-1]
-    maximum = tf.reduce_max(logits, axis=-1, keepdims=True)
+    maximum = xp.max(logits, axis=-1, keepdims=True)
     eta = logits - maximum
-    spread = -tf.reduce_min(eta, axis=-1, keepdims=True)
-    scale = tf.where(spread > 0, spread, tf.ones_like(spread))
-    eye = tf.eye(num_classes, dtype=logits.dtype)
+    spread = -xp.min(eta, axis=-1, keepdims=True)
+    scale = xp.where(spread > 0, spread, xp.ones_like(spread))
+    eye = xp.eye(num_classes, "float64")
     differences = (eta[:, :, None] - eta[:, None, :]) * (1.0 / scale)[:, :, None] + eye  # d / s
     reciprocals = (1.0 - eye) / differences  # R s
     # t_i s^(K-1) as a product of K - 1 factors e^{eta_i / (K - 1)} s / d_ik, so that a term
     # whose exponential underflows and whose product of differences does too gives 0, not NaN.
-    root = tf.exp(eta / max(num_classes - 1, 1))
-    terms = tf.reduce_prod(root[:, :, None] * reciprocals + eye, axis=-1)
-    total = tf.reduce_sum(terms, axis=-1)
+    root = xp.exp(eta / max(num_classes - 1, 1))
+    terms = xp.prod(root[:, :, None] * reciprocals + eye, axis=-1)
+    total = xp.sum(terms, axis=-1)
     # sum_j R_kj (t_k + t_j) = t_k sum_j R_kj + (R t)_k, and the same in absolute values.
-    spread_r = tf.reduce_sum(reciprocals, axis=-1)
-    gradient = terms - (terms * spread_r + tf.linalg.matvec(reciprocals, terms)) / scale  # (G)
+    spread_r = xp.sum(reciprocals, axis=-1)
+    gradient = terms - (terms * spread_r + xp.matvec(reciprocals, terms)) / scale  # (G)
     mean = gradient / total[:, None]
 
     factor = 2.0 * _UNIT_ROUNDOFF * (4.0 * num_classes + 4.0 - eta)
-    magnitude = tf.abs(terms)
-    absolute_r = tf.abs(reciprocals)
+    magnitude = xp.abs(terms)
+    absolute_r = xp.abs(reciprocals)
     mean_magnitude = (
         magnitude
-        + (magnitude * tf.reduce_sum(absolute_r, axis=-1) + tf.linalg.matvec(absolute_r, magnitude))
+        + (magnitude * xp.sum(absolute_r, axis=-1) + xp.matvec(absolute_r, magnitude))
         / scale
     )
-    value_bound = tf.reduce_sum(factor * magnitude, axis=-1) / total
-    mean_bound = tf.reduce_max(factor * mean_magnitude, axis=-1) / total
+    value_bound = xp.sum(factor * magnitude, axis=-1) / total
+    mean_bound = xp.max(factor * mean_magnitude, axis=-1) / total
     value_tolerance, mean_tolerance = tolerances
     certified = (value_bound < value_tolerance) & (mean_bound < mean_tolerance)
-    certified &= (total > 0) & tf.math.is_finite(value_bound + mean_bound)
-    value = maximum[:, 0] + tf.math.log(total) - (num_classes - 1) * tf.math.log(scale[:, 0])
+    certified &= (total > 0) & xp.isfinite(value_bound + mean_bound)
+    value = maximum[:, 0] + xp.log(total) - (num_classes - 1) * xp.log(scale[:, 0])
     return value, mean, certified

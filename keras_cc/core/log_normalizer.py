@@ -1,0 +1,193 @@
+"""The CC log-normalizer log C^{-1}(eta) and its mean E[y], exact at any spread, on any
+array namespace, with the exact gradient attached.
+
+C^{-1}(eta) = integral over the simplex of exp(eta . y) dy = exp[eta_1, ..., eta_K] (CC
+paper eq. 3; Hermite-Genocchi: the divided difference of exp at the nodes eta). Each row
+takes the cheapest exact method (:func:`log_normalizer_and_mean`); the derivatives come
+from the exponential family, d log C^{-1} = E[y] and d E[y] = Cov[y]
+(:func:`log_normalizer`), so no loop is ever differentiated and no loop tape is stored.
+"""
+
+import functools
+import math
+
+from keras_cc.core import closed_form, series
+
+# Rows whose spread exceeds this many times K - 1 go to the divided-difference table where
+# one is supplied (TensorFlow). The series takes at most about spread + 9 sqrt(spread) + 20
+# terms of O(K) work, the table 3 (K - 1) steps of O(K) work, each step about 20x a series
+# term's on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
+TABLE_SPREAD_PER_CLASS = 30.0
+# Rows whose spread exceeds this many times K - 1 try the certified closed form first: their
+# nodes are mostly far enough apart, and O(K^2) work without a loop is cheaper than the
+# series' O(K spread) in about spread sequential terms.
+CLOSED_FORM_SPREAD_PER_CLASS = 4.0
+
+# The methods of :func:`log_normalizer_and_mean`, by the index it reports for each row.
+METHODS = ("series", "table", "closed form")
+
+
+def series_rows(xp, w):
+    """The series (S1) with its mean (M1) on non-negative nodes ``w``: (value, mean, steps)."""
+    value, mean, _, steps = series.positive_series(xp, w)
+    return value, mean, steps
+
+
+def closed_form_rows(xp, nodes64, tried, dtype):
+    """The certified closed form (eq. 4) on the rows flagged ``tried`` of float64 nodes
+    (logits minus their row minimum), to the tolerances of ``dtype`` (a name): (value, mean,
+    rows it certified)."""
+    tolerances = closed_form.TOLERANCES[dtype]
+    value, mean, certified = closed_form.log_normalizer_and_mean(xp, nodes64, tolerances)
+    return value, mean, xp.logical_and(tried, certified)
+
+
+def log_normalizer_and_mean(xp, logits, series_fn=None, closed_form_fn=None, table_fn=None):
+    """log C^{-1}(eta) ([B]), E[y] ([B, K]), sequential steps and each row's method.
+
+    Each row takes the cheapest exact method:
+      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K up to
+        ``closed_form.MAX_CLASSES``: the closed form (eq. 4) in float64, where its error
+        bound certifies it (well-separated nodes; O(K^2) work, no loop);
+      - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), when a
+        ``table_fn`` is given: the divided-difference table;
+      - the rest: the series (S1) with its moments (M1).
+    Each method runs only when some row of the batch needs it, and rows taken by a cheaper
+    method do not lengthen the series' loop. Rows with a non-finite logit give NaN. Call
+    inside ``xp.float64_scope()``.
+
+    Args:
+      xp: an array namespace (:mod:`keras_cc.core.namespace`).
+      logits: [B, K] float32 or float64 natural parameters.
+      series_fn, closed_form_fn: replacements of :func:`series_rows` (``(w) -> ...``) and
+        :func:`closed_form_rows` (``(nodes64, tried) -> ...``) with the same results, e.g.
+        compiled ones; by default those functions on ``xp``.
+      table_fn: ``(nodes64, wide) -> (value, mean, rows, steps)`` on the rows flagged
+        ``wide``, or None (no table: those rows take the series).
+
+    Returns:
+      ``(value, mean, steps, method)``: [B] and [B, K] in the dtype of ``logits``; the
+      number of sequential stages (int32 scalar: series terms plus the table's steps; the
+      closed form has none) and each row's method as an int32 index into ``METHODS``.
+    """
+    dtype = xp.dtype(logits)
+    num_classes = logits.shape[-1]
+    series_fn = series_fn or functools.partial(series_rows, xp)
+    closed_form_fn = closed_form_fn or functools.partial(closed_form_rows, xp, dtype=dtype)
+    finite = xp.all(xp.isfinite(logits), axis=-1)
+    logits = xp.where(finite[:, None], logits, 0.0)
+    minimum = xp.min(logits, axis=-1)
+    w = logits - minimum[:, None]
+    spread = xp.max(w, axis=-1)
+    per_class = xp.cast(xp.size(w, -1) - 1, dtype)
+    # The closed form's and the table's nodes: the logits' differences, exact in float64.
+    w64 = xp.cast(logits, "float64") - xp.cast(minimum, "float64")[:, None]
+    zeros = xp.zeros_like(w64)
+    no_rows = xp.zeros_like(finite)
+    no_steps = xp.convert_to_tensor(0, dtype="int32")
+
+    value, mean, by_closed_form = zeros[:, 0], zeros, no_rows
+    static = num_classes is not None
+    if static and num_classes <= closed_form.MAX_CLASSES:
+        tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
+        value, mean, by_closed_form = xp.cond(
+            xp.any(tried),
+            lambda: closed_form_fn(w64, tried),
+            lambda: (zeros[:, 0], zeros, no_rows),
+        )
+    by_table, table_steps = no_rows, no_steps
+    if static and table_fn is not None:
+        # Such rows always split into clusters.
+        wide = xp.logical_and(
+            spread > TABLE_SPREAD_PER_CLASS * per_class, xp.logical_not(by_closed_form)
+        )
+        table_value, table_mean, by_table, table_steps = xp.cond(
+            xp.any(wide),
+            lambda: table_fn(w64, wide),
+            lambda: (zeros[:, 0], zeros, no_rows, no_steps),
+        )
+        value = xp.where(by_table, table_value, value)
+        mean = xp.where(by_table[:, None], table_mean, mean)
+    by_series = xp.logical_not(xp.logical_or(by_closed_form, by_table))
+
+    def series_on_remaining_rows():
+        series_value, series_mean, steps = series_fn(xp.where(by_series[:, None], w, 0.0))
+        return series_value, xp.cast(series_mean, "float64"), steps
+
+    series_value, series_mean, series_steps = xp.cond(
+        xp.any(by_series),
+        series_on_remaining_rows,
+        lambda: (zeros[:, 0], zeros, no_steps),
+    )
+    value = xp.where(by_series, series_value, value) + xp.cast(minimum, "float64")
+    mean = xp.where(by_series[:, None], series_mean, mean)
+    value = xp.where(finite, xp.cast(value, dtype), math.nan)
+    mean = xp.where(finite[:, None], xp.cast(mean, dtype), math.nan)
+    method = xp.where(by_closed_form, 2, xp.where(by_table, 1, 0))
+    return value, mean, series_steps + table_steps, xp.cast(method, "int32")
+
+
+def covariance_vector_product(xp, logits, vector, forward):
+    """Cov[y] v = d/dt E_{eta + t v}[y] at t = 0 (the Hessian of log C^{-1} is Cov[y]).
+
+    A central difference of the exact mean ``forward(eta)[1]`` in float64 with step
+    eps^(1/3) / max|v|: about 1e-10 relative accuracy. It serves second derivatives
+    (gradient penalties, Hessian-vector products), never the first. [B, K] in, [B, K] out
+    in the dtype of ``logits``.
+    """
+    with xp.float64_scope():
+        eta = xp.cast(xp.stop_gradient(logits), "float64")
+        vector = xp.cast(vector, "float64")
+        norm = xp.max(xp.abs(vector), axis=-1, keepdims=True)
+        scale = xp.maximum(norm, 1e-300)
+        size = xp.maximum(xp.max(xp.abs(eta), axis=-1, keepdims=True), 1.0)
+        step = 6e-6 / scale * size
+        _, mean_plus = forward(eta + step * vector)
+        _, mean_minus = forward(eta - step * vector)
+        product = (mean_plus - mean_minus) / (2.0 * step)
+        return xp.cast(xp.where(norm > 0, product, 0.0), xp.dtype(logits))
+
+
+def _upstream(args, upstream):
+    """The upstream gradient of a ``custom_gradient`` rule: its only positional argument
+    on TensorFlow and JAX; a keyword argument after the inputs on PyTorch."""
+    return args[-1] if upstream is None else upstream
+
+
+def mean_with_covariance(xp, logits, mean, forward):
+    """``mean`` (E[y] at [B, K] ``logits``, computed by ``forward``) with its derivative
+    Cov[y] attached, for tapes that differentiate it (:func:`covariance_vector_product`)."""
+
+    @xp.custom_gradient
+    def attach(logits, mean):
+        def gradient(*args, upstream=None):
+            upstream = _upstream(args, upstream)
+            product = covariance_vector_product(xp, logits, upstream, forward)
+            return product, xp.zeros_like(mean)
+
+        return mean + 0.0, gradient
+
+    return attach(logits, mean)
+
+
+def log_normalizer(xp, logits, forward):
+    """log C^{-1}(eta) of [B, K] ``logits`` ([B]) with its exact gradient E[y].
+
+    ``forward(logits) -> (value, mean)`` computes both without a gradient (e.g.
+    :func:`log_normalizer_and_mean`); the mean of the forward pass is the gradient, so the
+    backward pass costs one multiplication, and the mean carries Cov[y] as its own
+    derivative for second derivatives.
+    """
+
+    @xp.custom_gradient
+    def value(logits):
+        value, mean = forward(xp.stop_gradient(logits))
+
+        def gradient(*args, upstream=None):
+            upstream = _upstream(args, upstream)
+            return upstream[:, None] * mean_with_covariance(xp, logits, mean, forward)
+
+        return value, gradient
+
+    with xp.float64_scope():
+        return value(logits)

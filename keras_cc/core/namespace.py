@@ -1,0 +1,161 @@
+"""The array namespaces the backend-neutral math of :mod:`keras_cc.core` is written against.
+
+Each function of ``keras_cc.core`` takes an array namespace ``xp`` as its first argument and
+calls only the primitives below, named as in ``keras.ops`` (NumPy's names). Two namespaces
+exist:
+
+* :data:`TENSORFLOW`: TensorFlow itself, whatever Keras backend is active. The TensorFlow
+  Probability distribution and :mod:`keras_cc.ops` use it, so they stay graph- and
+  XLA-compilable with TensorFlow's own control flow.
+* :func:`keras_namespace`: ``keras.ops`` on the active Keras 3 backend (TensorFlow, JAX or
+  PyTorch). The Keras losses and metrics use it on JAX and PyTorch.
+
+Dtypes are named by strings (``"float32"``, ``"float64"``, ``"bool"``). JAX computes in 32
+bits unless ``jax_enable_x64`` is set; the float64 parts of the math (the series' scale and
+the certified closed form) run inside :meth:`float64_scope`, which enables 64-bit types for
+the code traced inside it only.
+"""
+
+import contextlib
+import functools
+import math
+import types
+
+import tensorflow as tf
+
+
+def _tf_sum(x, axis=None, keepdims=False):
+    return tf.reduce_sum(x, axis=axis, keepdims=keepdims)
+
+
+def _tf_static_or_dynamic_size(x, axis):
+    size = x.shape[axis]
+    return size if size is not None else tf.shape(x)[axis]
+
+
+def _tf_where(condition, x, y):
+    x = tf.convert_to_tensor(x)
+    return tf.where(condition, x, tf.cast(y, x.dtype))
+
+
+def _tf_lgamma(x):
+    return tf.math.lgamma(tf.cast(x, tf.float64))
+
+
+TENSORFLOW = types.SimpleNamespace(
+    name="tensorflow",
+    cast=lambda x, dtype: tf.cast(x, dtype),
+    convert_to_tensor=tf.convert_to_tensor,
+    dtype=lambda x: x.dtype.name,
+    size=_tf_static_or_dynamic_size,
+    exp=tf.exp,
+    log=tf.math.log,
+    log1p=tf.math.log1p,
+    expm1=tf.math.expm1,
+    sqrt=tf.sqrt,
+    ceil=tf.math.ceil,
+    abs=tf.abs,
+    square=tf.square,
+    arctanh=tf.math.atanh,
+    maximum=tf.maximum,
+    minimum=tf.minimum,
+    divide_no_nan=tf.math.divide_no_nan,
+    lgamma=_tf_lgamma,
+    sum=_tf_sum,
+    max=lambda x, axis=None, keepdims=False: tf.reduce_max(x, axis=axis, keepdims=keepdims),
+    min=lambda x, axis=None, keepdims=False: tf.reduce_min(x, axis=axis, keepdims=keepdims),
+    prod=lambda x, axis=None: tf.reduce_prod(x, axis=axis),
+    all=lambda x, axis=None: tf.reduce_all(x, axis=axis),
+    any=lambda x, axis=None: tf.reduce_any(x, axis=axis),
+    isfinite=tf.math.is_finite,
+    logical_and=tf.logical_and,
+    logical_or=tf.logical_or,
+    logical_not=tf.logical_not,
+    where=_tf_where,
+    ones_like=lambda x, dtype=None: tf.ones_like(x, dtype=dtype),
+    zeros_like=lambda x, dtype=None: tf.zeros_like(x, dtype=dtype),
+    eye=lambda n, dtype: tf.eye(n, dtype=dtype),
+    reshape=tf.reshape,
+    matvec=tf.linalg.matvec,
+    while_loop=lambda cond, body, loop_vars: tf.while_loop(cond, body, loop_vars),
+    cond=lambda pred, true_fn, false_fn: tf.cond(pred, true_fn, false_fn),
+    custom_gradient=tf.custom_gradient,
+    stop_gradient=tf.stop_gradient,
+    float64_scope=contextlib.nullcontext,
+)
+
+
+def _keras_matvec(matrix, vector):
+    import keras
+
+    return keras.ops.squeeze(keras.ops.matmul(matrix, keras.ops.expand_dims(vector, -1)), -1)
+
+
+def _keras_lgamma(x):
+    """log Gamma of a Python number: the Keras namespace meets it only with static sizes."""
+    return math.lgamma(float(x))
+
+
+def _keras_while_loop(cond, body, loop_vars):
+    import keras
+
+    return list(keras.ops.while_loop(cond, lambda *state: tuple(body(*state)), tuple(loop_vars)))
+
+
+def _jax_float64_scope():
+    import jax
+
+    return jax.enable_x64(True)
+
+
+@functools.cache
+def keras_namespace(backend):
+    """``keras.ops`` on ``backend`` (``keras.backend.backend()``) as an array namespace.
+
+    Sizes are static on every Keras backend but TensorFlow's graphs, where
+    :data:`TENSORFLOW` serves instead.
+    """
+    import keras
+
+    ops = keras.ops
+    return types.SimpleNamespace(
+        name=backend,
+        cast=ops.cast,
+        convert_to_tensor=ops.convert_to_tensor,
+        dtype=lambda x: keras.backend.standardize_dtype(x.dtype),
+        size=lambda x, axis: x.shape[axis],
+        exp=ops.exp,
+        log=ops.log,
+        log1p=ops.log1p,
+        expm1=ops.expm1,
+        sqrt=ops.sqrt,
+        ceil=ops.ceil,
+        abs=ops.abs,
+        square=ops.square,
+        arctanh=ops.arctanh,
+        maximum=ops.maximum,
+        minimum=ops.minimum,
+        divide_no_nan=ops.divide_no_nan,
+        lgamma=_keras_lgamma,
+        sum=ops.sum,
+        max=ops.max,
+        min=ops.min,
+        prod=ops.prod,
+        all=ops.all,
+        any=ops.any,
+        isfinite=ops.isfinite,
+        logical_and=ops.logical_and,
+        logical_or=ops.logical_or,
+        logical_not=ops.logical_not,
+        where=ops.where,
+        ones_like=ops.ones_like,
+        zeros_like=ops.zeros_like,
+        eye=lambda n, dtype: ops.eye(n, dtype=dtype),
+        reshape=ops.reshape,
+        matvec=_keras_matvec,
+        while_loop=_keras_while_loop,
+        cond=ops.cond,
+        custom_gradient=ops.custom_gradient,
+        stop_gradient=ops.stop_gradient,
+        float64_scope=_jax_float64_scope if backend == "jax" else contextlib.nullcontext,
+    )
