@@ -32,9 +32,11 @@ Conventions shared by every loss and function here:
 import warnings
 
 import keras
-import tensorflow as tf
 
 from keras_cc import ops as cc_ops
+from keras_cc.core import divergences as core_divergences
+from keras_cc.core import log_normalizer as core_log_normalizer
+from keras_cc.core.namespace import keras_namespace
 from keras_cc.ops import _xla, divergences
 from keras_cc.ops.divergences import _simplex_assertions
 from keras_cc.ops.softmax import check_temperature
@@ -54,23 +56,13 @@ __all__ = [
 ]
 
 _PACKAGE = "keras_cc"
-_HALF_PRECISION = (tf.float16, tf.bfloat16)
+_COMPUTE_DTYPES = ("float32", "float64")
 # Tolerance on |Σ y - 1| when targets are validated (float32 one-hots from a softmax
 # teacher are typically within 1e-6; 1e-3 also admits rounded, stored targets).
 SIMPLEX_ATOL = divergences.SIMPLEX_ATOL
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _require_tensorflow_backend(what):
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise RuntimeError(
-            f"{what} computes with TensorFlow (keras_cc.ops) and needs Keras 3's "
-            f"TensorFlow backend; the active backend is {backend!r}. "
-            "Set KERAS_BACKEND=tensorflow before importing keras."
-        )
 
 
 def _check_label_smoothing(label_smoothing):
@@ -104,16 +96,39 @@ def _check_axis(axis):
 # ----------------------------------------------------------------------- conversions
 
 
+def _on_tensorflow():
+    return keras.backend.backend() == "tensorflow"
+
+
+def _tensor(x):
+    """``x`` as a tensor of the active Keras backend, its dtype kept."""
+    return keras.ops.convert_to_tensor(x)
+
+
+def _dtype(x):
+    return keras.backend.standardize_dtype(x.dtype)
+
+
 def _compute_dtype(x):
-    x = tf.convert_to_tensor(x)
-    if x.dtype in _HALF_PRECISION or not x.dtype.is_floating:
-        return tf.float32
-    return x.dtype
+    """float32 for half-precision and integer inputs; float32 or float64 otherwise."""
+    dtype = _dtype(x)
+    return dtype if dtype in _COMPUTE_DTYPES else "float32"
+
+
+def _as_float(x):
+    """``x`` as a tensor, cast to float32 unless it is floating already."""
+    x = _tensor(x)
+    return x if "float" in _dtype(x) else keras.ops.cast(x, "float32")
+
+
+def _rank(x):
+    """The rank of ``x``, or None (a TensorFlow graph tensor of unknown rank)."""
+    return x.shape.rank if hasattr(x.shape, "rank") else len(x.shape)
 
 
 def _class_axis(x, axis, fn_name, name):
     """``axis`` as an index in ``[0, rank)`` of ``x``; ``ValueError`` if ``x`` has no such axis."""
-    rank = x.shape.rank
+    rank = _rank(x)
     if rank is None:
         raise ValueError(f"`{fn_name}`: `{name}` needs a known rank; received shape {x.shape}.")
     if rank == 0:
@@ -124,25 +139,25 @@ def _class_axis(x, axis, fn_name, name):
     if not -rank <= axis < rank:
         raise ValueError(
             f"`{fn_name}`: axis={axis} is out of range for `{name}` of rank {rank} "
-            f"(shape {x.shape})."
+            f"(shape {tuple(x.shape)})."
         )
     return axis % rank
 
 
 def _move_axis_last(x, axis, fn_name, name):
     axis = _class_axis(x, axis, fn_name, name)
-    rank = x.shape.rank
-    if axis == rank - 1:
+    if axis == _rank(x) - 1:
         return x
-    perm = [i for i in range(rank) if i != axis] + [axis]
-    return tf.transpose(x, perm)
+    return keras.ops.moveaxis(x, axis, -1)
 
 
 def _softmax_logits(y_pred):
     """The logits behind a softmax output, or None (mirrors Keras' cross-entropy)."""
     logits = getattr(y_pred, "_keras_logits", None)
-    if logits is not None:
+    if logits is not None or not _on_tensorflow():
         return logits
+    import tensorflow as tf
+
     if (
         hasattr(y_pred, "op")
         and not isinstance(y_pred, tf.__internal__.EagerTensor | tf.Variable)
@@ -160,10 +175,10 @@ def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
     ``[epsilon, 1 - epsilon]`` as in Keras' cross-entropy, unless they came out of a
     softmax whose logits can be recovered.
     """
-    y_pred = tf.convert_to_tensor(y_pred)
+    hidden_logits = _softmax_logits(y_pred)
+    y_pred = _tensor(y_pred)
     axis = _class_axis(y_pred, axis, fn_name, "y_pred")
     dtype = _compute_dtype(y_pred)
-    hidden_logits = _softmax_logits(y_pred)
     if hidden_logits is not None:
         if from_logits:
             warnings.warn(
@@ -172,45 +187,61 @@ def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
                 stacklevel=3,
             )
         # Softmax over the last axis is Keras' default; anything else keeps probabilities.
-        if axis == y_pred.shape.rank - 1:
-            y_pred, from_logits = hidden_logits, True
-    y_pred = _move_axis_last(tf.cast(y_pred, dtype), axis, fn_name, "y_pred")
+        if axis == _rank(y_pred) - 1:
+            y_pred, from_logits = _tensor(hidden_logits), True
+    y_pred = _move_axis_last(keras.ops.cast(y_pred, dtype), axis, fn_name, "y_pred")
     if from_logits:
-        return tf.nn.log_softmax(y_pred, axis=-1)
-    y_pred = y_pred / tf.reduce_sum(y_pred, axis=-1, keepdims=True)
+        return keras.ops.log_softmax(y_pred, axis=-1)
+    y_pred = y_pred / keras.ops.sum(y_pred, axis=-1, keepdims=True)
     epsilon = keras.config.epsilon()
-    return tf.math.log(tf.clip_by_value(y_pred, epsilon, 1.0 - epsilon))
+    return keras.ops.log(keras.ops.clip(y_pred, epsilon, 1.0 - epsilon))
 
 
 def _targets(y_true, dtype, axis, fn_name):
-    return _move_axis_last(tf.cast(tf.convert_to_tensor(y_true), dtype), axis, fn_name, "y_true")
+    return _move_axis_last(keras.ops.cast(_tensor(y_true), dtype), axis, fn_name, "y_true")
 
 
 def _check_same_shape(y_true, y_pred, fn_name):
-    y_true_shape = tf.convert_to_tensor(y_true).shape
-    y_pred_shape = tf.convert_to_tensor(y_pred).shape
-    if not y_true_shape.is_compatible_with(y_pred_shape):
+    y_true_shape = tuple(_tensor(y_true).shape)
+    y_pred_shape = tuple(_tensor(y_pred).shape)
+    compatible = len(y_true_shape) == len(y_pred_shape) and all(
+        a is None or b is None or a == b for a, b in zip(y_true_shape, y_pred_shape)
+    )
+    if not compatible:
         raise ValueError(
             f"`{fn_name}`: `y_true` and `y_pred` must have the same shape; received "
             f"y_true.shape={y_true_shape}, y_pred.shape={y_pred_shape}."
         )
 
 
+def _num_classes(x, dtype):
+    """The size of the last axis of ``x`` as a ``dtype`` scalar (dynamic in TF graphs)."""
+    return keras.ops.cast(keras.ops.shape(x)[-1], dtype)
+
+
 def _smooth(one_hot, label_smoothing):
     """``y_LS = (1 - ε) y + ε / K`` (CC paper eq. 5)."""
     if not label_smoothing:
         return one_hot
-    num_classes = tf.cast(tf.shape(one_hot)[-1], one_hot.dtype)
+    num_classes = _num_classes(one_hot, _dtype(one_hot))
     return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
 def _smooth_along(y_true, label_smoothing, axis, fn_name):
     """:func:`_smooth` along any ``axis`` of targets that are not yet converted."""
-    y = tf.convert_to_tensor(y_true)
-    if not y.dtype.is_floating:
-        y = tf.cast(y, tf.float32)
-    num_classes = tf.cast(tf.shape(y)[_class_axis(y, axis, fn_name, "y_true")], y.dtype)
+    y = _as_float(y_true)
+    size = keras.ops.shape(y)[_class_axis(y, axis, fn_name, "y_true")]
+    num_classes = keras.ops.cast(size, _dtype(y))
     return y * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
+def _is_traced(x):
+    """True while ``x`` is an abstract value of a JAX trace (no values to check)."""
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
 
 
 def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
@@ -219,28 +250,38 @@ def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
     Raises ``tf.errors.InvalidArgumentError`` naming ``name``, what is wrong and the first
     offending rows: NaN or infinite entries (reported as such, never as negative), negative
     entries, or rows that do not sum to 1 within ``atol``. ``y_true`` needs a class axis
-    (``ValueError`` otherwise). XLA ignores assertions, so inside an XLA-compiled function
-    (``jit_compile=True``) this raises a ``ValueError`` at trace time instead: validate the
-    data beforehand (eagerly) or compile with ``jit_compile=False``. Returns ``y_true``
-    (float, class axis last).
+    (``ValueError`` otherwise). Assertions need values: inside an XLA-compiled TensorFlow
+    function (``jit_compile=True``) and inside a JAX trace (``jax.jit``, a compiled Keras
+    step on JAX) this raises a ``ValueError`` at trace time instead: validate the data
+    beforehand (eagerly), or compile with ``jit_compile=False`` (TensorFlow) or
+    ``run_eagerly=True`` (JAX). Returns ``y_true`` (float, class axis last), a tensor of
+    the active Keras backend.
     """
     return _validated(y_true, axis, atol, name, "validate_simplex")
 
 
+def _cannot_validate(name, fn_name):
+    return ValueError(
+        f"`{fn_name}`: validating that `{name}` lies on the simplex needs its values, and it "
+        "is traced into a compiled function (XLA drops assertions; a JAX trace has no "
+        "values). Compile the model with jit_compile=False (TensorFlow) or "
+        "run_eagerly=True (JAX), or call keras_cc.losses.validate_simplex(targets) on the "
+        "data before training and keep validate=False."
+    )
+
+
 def _validated(y_true, axis, atol, name, fn_name):
-    if _xla.in_xla_context():
-        raise ValueError(
-            f"`{fn_name}`: validating that `{name}` lies on the simplex cannot run inside an "
-            "XLA-compiled function (XLA drops assertions). Compile the model with "
-            "jit_compile=False, or call keras_cc.losses.validate_simplex(targets) on the "
-            "data before training and keep validate=False."
-        )
-    y_true = tf.convert_to_tensor(y_true)
-    if not y_true.dtype.is_floating:
-        y_true = tf.cast(y_true, tf.float32)
-    y_true = _move_axis_last(y_true, axis, fn_name, name)
-    with tf.control_dependencies(_simplex_assertions(y_true, f"`{fn_name}`", name, atol)):
-        return tf.identity(y_true)
+    if _xla.in_xla_context() or _is_traced(y_true):
+        raise _cannot_validate(name, fn_name)
+    y_true = _move_axis_last(_as_float(y_true), axis, fn_name, name)
+    if _on_tensorflow():
+        import tensorflow as tf
+
+        with tf.control_dependencies(_simplex_assertions(y_true, f"`{fn_name}`", name, atol)):
+            return tf.identity(y_true)
+    # JAX arrays and PyTorch tensors hold values: the same assertions, run eagerly.
+    _simplex_assertions(keras.ops.convert_to_numpy(y_true), f"`{fn_name}`", name, atol)
+    return y_true
 
 
 def _targets_in_order(y_true, dtype, axis, validate, fn_name):
@@ -250,6 +291,35 @@ def _targets_in_order(y_true, dtype, axis, validate, fn_name):
             _validated(y_true, axis, SIMPLEX_ATOL, "y_true", fn_name), dtype, -1, fn_name
         )
     return _targets(y_true, dtype, axis, fn_name)
+
+
+def _log_normalizer(eta):
+    """log C^{-1} of [..., K] natural parameters with its exact gradient, on the active
+    backend: :func:`keras_cc.ops.cc_log_normalizer` on TensorFlow (with the
+    divided-difference table), the same math through ``keras.ops`` elsewhere."""
+    if _on_tensorflow():
+        return cc_ops.cc_log_normalizer(eta)
+    xp = _namespace()
+    batch_shape = tuple(eta.shape[:-1])
+    rows = keras.ops.reshape(eta, (-1, eta.shape[-1]))
+    value = core_log_normalizer.log_normalizer(xp, rows, _keras_forward)
+    return keras.ops.reshape(value, batch_shape)
+
+
+def _namespace():
+    """``keras.ops`` on the active backend as an array namespace."""
+    return keras_namespace(keras.backend.backend())
+
+
+def _keras_forward(logits):
+    """(log C^{-1}, E[y]) of [B, K] logits through ``keras.ops``, without a gradient."""
+    xp = _namespace()
+    return core_log_normalizer.log_normalizer_and_mean(xp, logits)[:2]
+
+
+def _cc_negative_log_density(y, eta):
+    """``log C^{-1}(η) - y . η`` (CC paper eq. 2), per example."""
+    return _log_normalizer(eta) - keras.ops.sum(y * eta, axis=-1)
 
 
 # --------------------------------------------------------------- functional forms
@@ -279,14 +349,13 @@ def continuous_categorical_nll(
         axis: the class axis.
     """
     fn_name = "continuous_categorical_nll"
-    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     temperature = _check_temperature(temperature)
     _check_same_shape(y_true, y_pred, fn_name)
     log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
     y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
     eta = log_f if temperature == 1.0 else log_f / temperature
-    return cc_ops.cc_log_normalizer(eta) - tf.reduce_sum(y * eta, axis=-1)
+    return _cc_negative_log_density(y, eta)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -299,13 +368,12 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
     a negative log-density).
     """
     fn_name = "cc_label_smoothing"
-    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
     _check_same_shape(y_true, y_pred, fn_name)
     log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
     y = _smooth(_targets(y_true, log_f.dtype, axis, fn_name), label_smoothing)
-    return cc_ops.cc_log_normalizer(log_f) - tf.reduce_sum(y * log_f, axis=-1)
+    return _cc_negative_log_density(y, log_f)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -318,39 +386,49 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
     does on GPUs).
     """
     fn_name = "sparse_cc_label_smoothing"
-    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
-    y_pred = tf.convert_to_tensor(y_pred)
-    y_true = tf.convert_to_tensor(y_true)
+    y_pred = _tensor(y_pred)
+    y_true = _tensor(y_true)
     axis = _class_axis(y_pred, axis, fn_name, "y_pred")
-    rank = y_pred.shape.rank
-    if y_true.shape.rank == rank and y_true.shape[axis] == 1:
-        y_true = tf.squeeze(y_true, axis=axis)
-    expected = y_pred.shape[:axis] + y_pred.shape[axis + 1 :]
-    if not y_true.shape.is_compatible_with(expected):
+    rank = _rank(y_pred)
+    if _rank(y_true) == rank and y_true.shape[axis] == 1:
+        y_true = keras.ops.squeeze(y_true, axis=axis)
+    expected = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
+    received = tuple(y_true.shape)
+    if len(received) != len(expected) or any(
+        a is not None and b is not None and a != b for a, b in zip(received, expected)
+    ):
         raise ValueError(
             f"`{fn_name}`: `y_true` must hold one integer label per "
-            f"example, shape {expected}; received y_true.shape={y_true.shape}, "
-            f"y_pred.shape={y_pred.shape}."
+            f"example, shape {expected}; received y_true.shape={received}, "
+            f"y_pred.shape={tuple(y_pred.shape)}."
         )
     log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
-    num_classes = tf.shape(log_f)[-1]
-    labels = tf.cast(y_true, tf.int32)
-    valid = tf.logical_and(labels >= 0, labels < num_classes)
-    if not _xla.in_xla_context():
-        with tf.control_dependencies(
-            [
-                tf.debugging.Assert(
-                    tf.reduce_all(valid),
-                    ["`y_true` labels must lie in [0, num_classes); num_classes =", num_classes],
-                )
-            ]
-        ):
-            labels = tf.identity(labels)
-    y = _smooth(tf.one_hot(labels, num_classes, dtype=log_f.dtype), label_smoothing)
-    loss = cc_ops.cc_log_normalizer(log_f) - tf.reduce_sum(y * log_f, axis=-1)
-    return tf.where(valid, loss, tf.constant(float("nan"), loss.dtype))
+    num_classes = log_f.shape[-1]
+    labels = keras.ops.cast(y_true, "int32")
+    valid = keras.ops.logical_and(labels >= 0, labels < keras.ops.shape(log_f)[-1])
+    labels = _checked_labels(labels, valid, fn_name)
+    y = _smooth(keras.ops.one_hot(labels, num_classes, dtype=_dtype(log_f)), label_smoothing)
+    loss = _cc_negative_log_density(y, log_f)
+    return keras.ops.where(valid, loss, float("nan"))
+
+
+def _checked_labels(labels, valid, fn_name):
+    """``labels`` after an assertion that all are ``valid``, where values can be checked
+    (not under XLA, not inside a JAX trace: there invalid rows give NaN)."""
+    message = f"`{fn_name}`: `y_true` labels must lie in [0, num_classes)"
+    if _xla.in_xla_context() or _is_traced(labels):
+        return labels
+    if _on_tensorflow():
+        import tensorflow as tf
+
+        check = tf.debugging.Assert(tf.reduce_all(valid), [message])
+        with tf.control_dependencies([check]):
+            return tf.identity(labels)
+    if not keras.ops.convert_to_numpy(keras.ops.all(valid)):
+        raise ValueError(f"{message}; received {keras.ops.convert_to_numpy(labels)}.")
+    return labels
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -364,12 +442,11 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
     (:func:`validate_simplex`; not available under XLA).
     """
     fn_name = "triangular_divergence"
-    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
     log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
     y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
-    return divergences.triangular_divergence(y, tf.exp(log_f))
+    return core_divergences.triangular_divergence(_namespace(), y, keras.ops.exp(log_f))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -382,12 +459,11 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, valida
     asserts that ``y_true`` lies on the simplex (:func:`validate_simplex`; not under XLA).
     """
     fn_name = "jensen_shannon_divergence"
-    _require_tensorflow_backend(f"keras_cc.losses.{fn_name}")
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
     log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
     y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
-    return divergences.jensen_shannon_divergence(y, tf.exp(log_f))
+    return core_divergences.jensen_shannon_divergence(_namespace(), y, keras.ops.exp(log_f))
 
 
 # -------------------------------------------------------------------------- classes
@@ -408,7 +484,6 @@ class _KerasCCLoss(keras.losses.Loss):
 
     def __init__(self, fn, fn_kwargs, reduction, name, dtype, **kwargs):
         _check_axis(fn_kwargs["axis"])
-        _require_tensorflow_backend(type(self).__name__)
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}."

@@ -52,7 +52,6 @@ class _KerasCCMetric(keras.metrics.MeanMetricWrapper):
     _default_name = None
 
     def __init__(self, fn, fn_kwargs, name, dtype, **kwargs):
-        _losses._require_tensorflow_backend(type(self).__name__)
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}."

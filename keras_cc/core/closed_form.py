@@ -74,8 +74,7 @@ def log_normalizer_and_mean(xp, logits, tolerances):
     absolute_r = xp.abs(reciprocals)
     mean_magnitude = (
         magnitude
-        + (magnitude * xp.sum(absolute_r, axis=-1) + xp.matvec(absolute_r, magnitude))
-        / scale
+        + (magnitude * xp.sum(absolute_r, axis=-1) + xp.matvec(absolute_r, magnitude)) / scale
     )
     value_bound = xp.sum(factor * magnitude, axis=-1) / total
     mean_bound = xp.max(factor * mean_magnitude, axis=-1) / total

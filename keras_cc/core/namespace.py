@@ -34,6 +34,10 @@ def _tf_static_or_dynamic_size(x, axis):
 
 
 def _tf_where(condition, x, y):
+    """``tf.where`` where either branch may be a Python number (it takes the other's dtype)."""
+    if isinstance(x, int | float):
+        y = tf.convert_to_tensor(y)
+        return tf.where(condition, tf.cast(x, y.dtype), y)
     x = tf.convert_to_tensor(x)
     return tf.where(condition, x, tf.cast(y, x.dtype))
 
@@ -60,6 +64,7 @@ TENSORFLOW = types.SimpleNamespace(
     maximum=tf.maximum,
     minimum=tf.minimum,
     divide_no_nan=tf.math.divide_no_nan,
+    xlogy=tf.math.xlogy,
     lgamma=_tf_lgamma,
     sum=_tf_sum,
     max=lambda x, axis=None, keepdims=False: tf.reduce_max(x, axis=axis, keepdims=keepdims),
@@ -89,6 +94,15 @@ def _keras_matvec(matrix, vector):
     import keras
 
     return keras.ops.squeeze(keras.ops.matmul(matrix, keras.ops.expand_dims(vector, -1)), -1)
+
+
+def _keras_xlogy(x, y):
+    """x log y, 0 where x = 0 (TensorFlow's ``xlogy``; ``keras.ops`` has none)."""
+    import keras
+
+    ops = keras.ops
+    zero = ops.equal(x, 0)
+    return ops.where(zero, 0.0, x * ops.log(ops.where(zero, 1.0, y)))
 
 
 def _keras_lgamma(x):
@@ -136,6 +150,7 @@ def keras_namespace(backend):
         maximum=ops.maximum,
         minimum=ops.minimum,
         divide_no_nan=ops.divide_no_nan,
+        xlogy=_keras_xlogy,
         lgamma=_keras_lgamma,
         sum=ops.sum,
         max=ops.max,

@@ -126,9 +126,7 @@ def _log_normalizer_and_mean(logits, compiled=False):
     if compiled and num_classes is not None:
         methods = {
             "series_fn": _compiled(log_normalizer.series_rows, num_classes, logits.dtype),
-            "closed_form_fn": _compiled(
-                log_normalizer.closed_form_rows, num_classes, logits.dtype
-            ),
+            "closed_form_fn": _compiled(log_normalizer.closed_form_rows, num_classes, logits.dtype),
             "table_fn": _compiled(_table_rows, num_classes, tf.float64),
         }
     methods.setdefault("table_fn", _table_rows)

@@ -50,6 +50,8 @@ import math
 
 import tensorflow as tf
 
+from keras_cc.core import divergences as core_divergences
+from keras_cc.core.namespace import TENSORFLOW
 from keras_cc.ops import _xla
 
 __all__ = [
@@ -81,9 +83,7 @@ SIMPLEX_ATOL = 1e-3
 """Tolerance on ``|Σ x - 1|`` when inputs are validated: float32 probabilities from a softmax
 are typically within 1e-6; 1e-3 also admits rounded, stored targets."""
 
-_LN2 = math.log(2.0)
-# |x| below this uses the series-stable JSD branch (see _jsd_coordinate_sum).
-_JSD_SMALL_RATIO = 0.5
+_LN2 = core_divergences.LN2
 # Default memory budget, in elements, of one block of an all-pairs computation.
 _BLOCK_ELEMENTS = 1 << 23
 
@@ -196,28 +196,6 @@ def kullback_leibler_divergence(q, p):
     return tf.reduce_sum(tf.math.xlogy(q, q) - tf.math.xlogy(q, p), axis=-1)
 
 
-def _jsd_coordinate_sum(q, p):
-    """Σ_i of ``q ln(2q/(q+p)) + p ln(2p/(q+p))`` (Topsøe's C), accurate near q = p.
-
-    With ``s = q + p`` and ``x = (q - p) / s`` each summand is
-    ``(s/2) [(1+x) ln(1+x) + (1-x) ln(1-x)]``. For small ``|x|`` the naive form cancels
-    catastrophically (relative error ~ eps/|x|); there we use the equal expression
-    ``(s/2) [2x atanh(x) + log1p(-x²)]`` whose two parts cancel only by a factor 2.
-    For larger ``|x|`` the direct ``xlogy`` form is exact enough and handles ``x = ±1``.
-    """
-    s = q + p
-    x = tf.math.divide_no_nan(q - p, s)
-    small = tf.abs(x) < _JSD_SMALL_RATIO
-    x_small = tf.where(small, x, tf.zeros_like(x))  # keeps atanh away from ±1
-    near = 2.0 * x_small * tf.math.atanh(x_small) + tf.math.log1p(-tf.square(x_small))
-    a = tf.math.divide_no_nan(2.0 * q, s)
-    b = tf.math.divide_no_nan(2.0 * p, s)
-    a = tf.where(small, tf.ones_like(a), a)
-    b = tf.where(small, tf.ones_like(b), b)
-    far = tf.math.xlogy(a, a) + tf.math.xlogy(b, b)
-    return tf.reduce_sum(0.5 * s * tf.where(small, near, far), axis=-1)
-
-
 def jensen_shannon_divergence(q, p, validate_args=False):
     """Jensen–Shannon divergence normalized to ``[0, 1]`` with base-2 logs (eq. 4).
 
@@ -231,7 +209,7 @@ def jensen_shannon_divergence(q, p, validate_args=False):
     ``InvalidArgumentError`` naming ``q`` or ``p`` when either is off the simplex.
     """
     q, p = _float_pair(q, p, "jensen_shannon_divergence", validate_args=validate_args)
-    return _jsd_coordinate_sum(q, p) / (2.0 * _LN2)
+    return core_divergences.jensen_shannon_divergence(TENSORFLOW, q, p)
 
 
 def triangular_divergence(q, p, validate_args=False):
@@ -243,7 +221,7 @@ def triangular_divergence(q, p, validate_args=False):
     or ``p`` when either is off the simplex.
     """
     q, p = _float_pair(q, p, "triangular_divergence", validate_args=validate_args)
-    return 0.5 * tf.reduce_sum(tf.math.divide_no_nan(tf.square(q - p), q + p), axis=-1)
+    return core_divergences.triangular_divergence(TENSORFLOW, q, p)
 
 
 def triangular_divergence_rewritten(q, p, validate_args=False):
