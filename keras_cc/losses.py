@@ -29,15 +29,16 @@ Conventions shared by every loss and function here:
   density can exceed 1, so they can be negative (CC paper eq. 2).
 """
 
+import functools
 import warnings
 
 import keras
 
-from keras_cc import ops as cc_ops
 from keras_cc.core import divergences as core_divergences
 from keras_cc.core import log_normalizer as core_log_normalizer
-from keras_cc.core.namespace import keras_namespace
+from keras_cc.core.namespace import TENSORFLOW, keras_namespace
 from keras_cc.ops import _xla, divergences
+from keras_cc.ops.continuous_categorical import value_and_mean_without_gradient
 from keras_cc.ops.divergences import _simplex_assertions
 from keras_cc.ops.softmax import check_temperature
 
@@ -168,12 +169,15 @@ def _softmax_logits(y_pred):
     return None
 
 
-def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
-    """Log-probabilities (float32 or float64), event axis last, from ``y_pred``.
+def _natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0):
+    """The natural parameters ``η = log f / t`` of ``y_pred`` as ``(w, shift)``, class axis
+    last: ``η = w + shift[..., None]`` with ``w >= 0`` zero at each row's minimum.
 
-    Logits go through ``log_softmax``; probabilities are renormalized and clipped to
-    ``[epsilon, 1 - epsilon]`` as in Keras' cross-entropy, unless they came out of a
-    softmax whose logits can be recovered.
+    Logits ``z`` give ``w = (z - min z) / t`` (the same rounding on every backend) and
+    ``shift = (min z - logsumexp z) / t``; probabilities are renormalized and clipped to
+    ``[epsilon, 1 - epsilon]`` as in Keras' cross-entropy before their logarithm is
+    taken, unless they came out of a softmax whose logits can be recovered. Computed in
+    float32 for half-precision and integer inputs, float64 for float64.
     """
     hidden_logits = _softmax_logits(y_pred)
     y_pred = _tensor(y_pred)
@@ -191,10 +195,26 @@ def _prediction_log_probs(y_pred, from_logits, axis, fn_name):
             y_pred, from_logits = _tensor(hidden_logits), True
     y_pred = _move_axis_last(keras.ops.cast(y_pred, dtype), axis, fn_name, "y_pred")
     if from_logits:
-        return keras.ops.log_softmax(y_pred, axis=-1)
-    y_pred = y_pred / keras.ops.sum(y_pred, axis=-1, keepdims=True)
-    epsilon = keras.config.epsilon()
-    return keras.ops.log(keras.ops.clip(y_pred, epsilon, 1.0 - epsilon))
+        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True)
+        shift = minimum[..., 0] - keras.ops.logsumexp(y_pred, axis=-1)
+    else:
+        y_pred = y_pred / keras.ops.sum(y_pred, axis=-1, keepdims=True)
+        epsilon = keras.config.epsilon()
+        y_pred = keras.ops.log(keras.ops.clip(y_pred, epsilon, 1.0 - epsilon))
+        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True)
+        shift = minimum[..., 0]
+    w = y_pred - minimum
+    if temperature != 1.0:
+        # A product, not a quotient: XLA may turn x / t into x * (1 / t) on some backends
+        # and not on others, and the loss must not depend on the backend.
+        inverse = 1.0 / temperature
+        w, shift = w * inverse, shift * inverse
+    return w, shift
+
+
+def _probabilities(w, shift):
+    """``f = exp(w + shift)``: the predicted probabilities of :func:`_natural_parameters`."""
+    return keras.ops.exp(w + shift[..., None])
 
 
 def _targets(y_true, dtype, axis, fn_name):
@@ -293,33 +313,40 @@ def _targets_in_order(y_true, dtype, axis, validate, fn_name):
     return _targets(y_true, dtype, axis, fn_name)
 
 
-def _log_normalizer(eta):
-    """log C^{-1} of [..., K] natural parameters with its exact gradient, on the active
-    backend: :func:`keras_cc.ops.cc_log_normalizer` on TensorFlow (with the
-    divided-difference table), the same math through ``keras.ops`` elsewhere."""
-    if _on_tensorflow():
-        return cc_ops.cc_log_normalizer(eta)
-    xp = _namespace()
-    batch_shape = tuple(eta.shape[:-1])
-    rows = keras.ops.reshape(eta, (-1, eta.shape[-1]))
-    value = core_log_normalizer.log_normalizer(xp, rows, _keras_forward)
-    return keras.ops.reshape(value, batch_shape)
-
-
 def _namespace():
-    """``keras.ops`` on the active backend as an array namespace."""
+    """The array namespace of the active backend (TensorFlow's own on TensorFlow)."""
+    if _on_tensorflow():
+        return TENSORFLOW
     return keras_namespace(keras.backend.backend())
 
 
-def _keras_forward(logits):
-    """(log C^{-1}, E[y]) of [B, K] logits through ``keras.ops``, without a gradient."""
-    xp = _namespace()
-    return core_log_normalizer.log_normalizer_and_mean(xp, logits)[:2]
+def _forward(logits):
+    """(log C^{-1} in float64, E[y]) of [B, K] logits, without a gradient: on TensorFlow
+    with the divided-difference table (:mod:`keras_cc.ops`), elsewhere through
+    ``keras.ops``."""
+    if _on_tensorflow():
+        return value_and_mean_without_gradient(logits)
+    return _compiled_forward(keras.backend.backend())(logits)
 
 
-def _cc_negative_log_density(y, eta):
-    """``log C^{-1}(η) - y . η`` (CC paper eq. 2), per example."""
-    return _log_normalizer(eta) - keras.ops.sum(y * eta, axis=-1)
+@functools.cache
+def _compiled_forward(backend):
+    """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` through ``keras.ops``
+    on ``backend``, compiled once where the backend compiles (JAX)."""
+    xp = keras_namespace(backend)
+    return xp.jit(lambda logits: core_log_normalizer.log_normalizer_and_mean(xp, logits)[:2])
+
+
+def _cc_negative_log_density(y, w, shift):
+    """``log C⁻¹(η) - y . η`` (CC paper eq. 2) per example, for ``η = w + shift`` of
+    :func:`_natural_parameters` (in float64, rounded once: ``core.log_normalizer``)."""
+    batch_shape = keras.ops.shape(y)[:-1]
+    num_classes = keras.ops.shape(y)[-1]
+    rows = [keras.ops.reshape(x, (-1, num_classes)) for x in (y, w)]
+    value = core_log_normalizer.negative_log_density(
+        _namespace(), rows[0], rows[1], keras.ops.reshape(shift, (-1,)), _forward
+    )
+    return keras.ops.reshape(value, batch_shape)
 
 
 # --------------------------------------------------------------- functional forms
@@ -352,10 +379,9 @@ def continuous_categorical_nll(
     _check_axis(axis)
     temperature = _check_temperature(temperature)
     _check_same_shape(y_true, y_pred, fn_name)
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
-    y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
-    eta = log_f if temperature == 1.0 else log_f / temperature
-    return _cc_negative_log_density(y, eta)
+    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name, temperature)
+    y = _targets_in_order(y_true, _dtype(w), axis, validate, fn_name)
+    return _cc_negative_log_density(y, w, shift)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -371,9 +397,9 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
     _check_same_shape(y_true, y_pred, fn_name)
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
-    y = _smooth(_targets(y_true, log_f.dtype, axis, fn_name), label_smoothing)
-    return _cc_negative_log_density(y, log_f)
+    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
+    y = _smooth(_targets(y_true, _dtype(w), axis, fn_name), label_smoothing)
+    return _cc_negative_log_density(y, w, shift)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -404,13 +430,13 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
             f"example, shape {expected}; received y_true.shape={received}, "
             f"y_pred.shape={tuple(y_pred.shape)}."
         )
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
-    num_classes = log_f.shape[-1]
+    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
+    num_classes = w.shape[-1]
     labels = keras.ops.cast(y_true, "int32")
-    valid = keras.ops.logical_and(labels >= 0, labels < keras.ops.shape(log_f)[-1])
+    valid = keras.ops.logical_and(labels >= 0, labels < keras.ops.shape(w)[-1])
     labels = _checked_labels(labels, valid, fn_name)
-    y = _smooth(keras.ops.one_hot(labels, num_classes, dtype=_dtype(log_f)), label_smoothing)
-    loss = _cc_negative_log_density(y, log_f)
+    y = _smooth(keras.ops.one_hot(labels, num_classes, dtype=_dtype(w)), label_smoothing)
+    loss = _cc_negative_log_density(y, w, shift)
     return keras.ops.where(valid, loss, float("nan"))
 
 
@@ -444,9 +470,9 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
     fn_name = "triangular_divergence"
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
-    y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
-    return core_divergences.triangular_divergence(_namespace(), y, keras.ops.exp(log_f))
+    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
+    y = _targets_in_order(y_true, _dtype(w), axis, validate, fn_name)
+    return core_divergences.triangular_divergence(_namespace(), y, _probabilities(w, shift))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -461,9 +487,9 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, valida
     fn_name = "jensen_shannon_divergence"
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
-    log_f = _prediction_log_probs(y_pred, from_logits, axis, fn_name)
-    y = _targets_in_order(y_true, log_f.dtype, axis, validate, fn_name)
-    return core_divergences.jensen_shannon_divergence(_namespace(), y, keras.ops.exp(log_f))
+    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
+    y = _targets_in_order(y_true, _dtype(w), axis, validate, fn_name)
+    return core_divergences.jensen_shannon_divergence(_namespace(), y, _probabilities(w, shift))
 
 
 # -------------------------------------------------------------------------- classes

@@ -66,7 +66,7 @@ def log_normalizer_and_mean(xp, logits, series_fn=None, closed_form_fn=None, tab
         ``wide``, or None (no table: those rows take the series).
 
     Returns:
-      ``(value, mean, steps, method)``: [B] and [B, K] in the dtype of ``logits``; the
+      ``(value, mean, steps, method)``: [B] float64 and [B, K] in the dtype of ``logits``; the
       number of sequential stages (int32 scalar: series terms plus the table's steps; the
       closed form has none) and each row's method as an int32 index into ``METHODS``.
     """
@@ -121,7 +121,7 @@ def log_normalizer_and_mean(xp, logits, series_fn=None, closed_form_fn=None, tab
     )
     value = xp.where(by_series, series_value, value) + xp.cast(minimum, "float64")
     mean = xp.where(by_series[:, None], series_mean, mean)
-    value = xp.where(finite, xp.cast(value, dtype), math.nan)
+    value = xp.where(finite, value, math.nan)
     mean = xp.where(finite[:, None], xp.cast(mean, dtype), math.nan)
     method = xp.where(by_closed_form, 2, xp.where(by_table, 1, 0))
     return value, mean, series_steps + table_steps, xp.cast(method, "int32")
@@ -173,15 +173,16 @@ def mean_with_covariance(xp, logits, mean, forward):
 def log_normalizer(xp, logits, forward):
     """log C^{-1}(eta) of [B, K] ``logits`` ([B]) with its exact gradient E[y].
 
-    ``forward(logits) -> (value, mean)`` computes both without a gradient (e.g.
-    :func:`log_normalizer_and_mean`); the mean of the forward pass is the gradient, so the
-    backward pass costs one multiplication, and the mean carries Cov[y] as its own
-    derivative for second derivatives.
+    ``forward(logits) -> (value, mean)`` computes both without a gradient, the value in
+    float64 (e.g. :func:`log_normalizer_and_mean`); the mean of the forward pass is the
+    gradient, so the backward pass costs one multiplication, and the mean carries Cov[y]
+    as its own derivative for second derivatives. The value has the dtype of ``logits``.
     """
 
     @xp.custom_gradient
     def value(logits):
         value, mean = forward(xp.stop_gradient(logits))
+        value = xp.cast(value, xp.dtype(logits))
 
         def gradient(*args, upstream=None):
             upstream = _upstream(args, upstream)
@@ -190,4 +191,53 @@ def log_normalizer(xp, logits, forward):
         return value, gradient
 
     with xp.float64_scope():
-        return value(logits)
+        return xp.eager(value)(logits)
+
+
+def negative_log_density(xp, y, w, shift, forward):
+    """-log p(y; eta) = log C^{-1}(eta) - y . eta (CC paper eq. 2) for eta = w + shift,
+    computed in float64 and rounded once.
+
+    With the natural parameters split into ``w >= 0`` (eta minus its row minimum) and the
+    row minimum ``shift``, log C^{-1}(eta) = log C^{-1}(w) + shift and
+
+        -log p(y; eta) = [log C^{-1}(w) - y . w] + shift (1 - sum y),
+
+    so the two large terms of a wide row cancel in float64 rather than in the inputs'
+    precision, and the second term, which vanishes on the simplex, stays small. The
+    gradient is exact: d/dw = E[y] - y (E[y] carrying Cov[y] beyond it), d/dy = -eta and
+    d/dshift = 1 - sum y.
+
+    Args:
+      xp: an array namespace (:mod:`keras_cc.core.namespace`).
+      y: [B, K] targets (on the simplex for a density), float32 or float64.
+      w: [B, K] non-negative natural parameters with a zero in each row, dtype of ``y``.
+      shift: [B] the row minima of the natural parameters, dtype of ``y``.
+      forward: ``(w) -> (log C^{-1}(w) in float64, E[y])`` without a gradient.
+
+    Returns:
+      [B] values in the dtype of ``w``; NaN where ``w`` has a non-finite entry.
+    """
+    dtype = xp.dtype(w)
+
+    @xp.custom_gradient
+    def value(y, w, shift):
+        log_normalizer64, mean = forward(xp.stop_gradient(w))
+        y64 = xp.cast(y, "float64")
+        total = xp.sum(y64, axis=-1)
+        cross = xp.sum(y64 * xp.cast(w, "float64"), axis=-1)
+        value = log_normalizer64 - cross + xp.cast(shift, "float64") * (1.0 - total)
+
+        def gradient(*args, upstream=None):
+            upstream = _upstream(args, upstream)
+            mean_w = mean_with_covariance(xp, w, mean, forward)
+            return (
+                -upstream[:, None] * (w + shift[:, None]),
+                upstream[:, None] * (mean_w - y),
+                upstream * (1.0 - xp.sum(y, axis=-1)),
+            )
+
+        return xp.cast(value, dtype), gradient
+
+    with xp.float64_scope():
+        return xp.eager(value)(y, w, shift)

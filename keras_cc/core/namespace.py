@@ -13,7 +13,9 @@ exist:
 Dtypes are named by strings (``"float32"``, ``"float64"``, ``"bool"``). JAX computes in 32
 bits unless ``jax_enable_x64`` is set; the float64 parts of the math (the series' scale and
 the certified closed form) run inside :meth:`float64_scope`, which enables 64-bit types for
-the code traced inside it only.
+the code traced inside it only. Under ``torch.compile`` (a Keras model compiled with
+``jit_compile=True`` on PyTorch) the loops run eagerly (:meth:`eager`); on JAX the whole
+computation is one compiled function (:meth:`jit`) even when called outside a trace.
 """
 
 import contextlib
@@ -87,6 +89,8 @@ TENSORFLOW = types.SimpleNamespace(
     custom_gradient=tf.custom_gradient,
     stop_gradient=tf.stop_gradient,
     float64_scope=contextlib.nullcontext,
+    eager=lambda function: function,
+    jit=lambda function: function,
 )
 
 
@@ -114,6 +118,22 @@ def _keras_while_loop(cond, body, loop_vars):
     import keras
 
     return list(keras.ops.while_loop(cond, lambda *state: tuple(body(*state)), tuple(loop_vars)))
+
+
+def _torch_eager(function):
+    """``function`` run eagerly inside ``torch.compile``: its loops stop on values, which
+    TorchDynamo would otherwise recompile for again and again."""
+    import torch
+
+    return torch.compiler.disable(function)
+
+
+def _jax_jit(function):
+    """``jax.jit(function)``: outside a trace, JAX would otherwise compile each loop and
+    branch of every call anew; inside one, it is inlined."""
+    import jax
+
+    return jax.jit(function)
 
 
 def _jax_float64_scope():
@@ -173,4 +193,6 @@ def keras_namespace(backend):
         custom_gradient=ops.custom_gradient,
         stop_gradient=ops.stop_gradient,
         float64_scope=_jax_float64_scope if backend == "jax" else contextlib.nullcontext,
+        eager=_torch_eager if backend == "torch" else (lambda function: function),
+        jit=_jax_jit if backend == "jax" else (lambda function: function),
     )

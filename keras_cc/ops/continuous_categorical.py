@@ -167,10 +167,14 @@ def _dispatcher(num_classes, dtype):
     )
 
 
-def _value_and_mean_forward(logits):
-    # Inside an XLA-compiled function the computation is inlined into it; anywhere else it
-    # is one call of a function traced once (eager mode costs what graph mode costs).
-    # The gradient is supplied by `_value_and_mean`: no tape may record the loops.
+def value_and_mean_without_gradient(logits):
+    """(log C^{-1} in float64 [B], E[y] [B, K]) of [B, K] float32 or float64 logits, with
+    no gradient: callers attach the exact one (:mod:`keras_cc.core.log_normalizer`), so no
+    tape records the loops.
+
+    Inside an XLA-compiled function the computation is inlined into it; anywhere else it is
+    one call of a function traced once (eager mode costs what graph mode costs).
+    """
     logits = tf.stop_gradient(logits)
     if _xla.in_xla_context() or logits.shape[-1] is None:
         return _log_normalizer_and_mean(logits, compiled=False)[:2]
@@ -180,19 +184,21 @@ def _value_and_mean_forward(logits):
 def _covariance_vector_product(logits, vector):
     """Cov[y] v (:func:`keras_cc.core.log_normalizer.covariance_vector_product`)."""
     return log_normalizer.covariance_vector_product(
-        TENSORFLOW, logits, vector, _value_and_mean_forward
+        TENSORFLOW, logits, vector, value_and_mean_without_gradient
     )
 
 
 def _log_normalizer_with_gradient(logits):
     """log C^{-1} of [B, K] logits with the exact gradient E[y] and Cov[y] beyond it."""
-    return log_normalizer.log_normalizer(TENSORFLOW, logits, _value_and_mean_forward)
+    return log_normalizer.log_normalizer(TENSORFLOW, logits, value_and_mean_without_gradient)
 
 
 def _mean_with_gradient(logits):
     """E[y] of [B, K] logits with its exact derivative Cov[y]."""
-    _, mean = _value_and_mean_forward(logits)
-    return log_normalizer.mean_with_covariance(TENSORFLOW, logits, mean, _value_and_mean_forward)
+    _, mean = value_and_mean_without_gradient(logits)
+    return log_normalizer.mean_with_covariance(
+        TENSORFLOW, logits, mean, value_and_mean_without_gradient
+    )
 
 
 def _as_compute_tensor(logits, name="logits"):
