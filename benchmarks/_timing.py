@@ -16,7 +16,15 @@ import json
 import statistics
 import time
 
-__all__ = ["mean_seconds", "median_seconds", "rounds", "side_by_side", "medians", "print_record"]
+__all__ = [
+    "mean_seconds",
+    "median_seconds",
+    "rounds",
+    "side_by_side",
+    "medians",
+    "ratio_row",
+    "print_record",
+]
 
 
 def _check_count(value, name, minimum=1):
@@ -82,6 +90,20 @@ def side_by_side(contenders, repeats, inner=1, finish=None, alternate=True, warm
 def medians(samples):
     """``{name: median of its samples}`` for :func:`side_by_side`'s output."""
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def ratio_row(samples, baseline):
+    """Median milliseconds of each contender of :func:`side_by_side`'s ``samples`` and its
+    ratio to ``baseline``: the median of the per-round ratios, with their range over the
+    rounds (the rounds share whatever load the machine had)."""
+    row = {f"{name}_ms": 1e3 * seconds for name, seconds in medians(samples).items()}
+    for name, values in samples.items():
+        if name == baseline:
+            continue
+        ratios = [a / b for a, b in zip(values, samples[baseline])]
+        row[f"{name}/{baseline}"] = statistics.median(ratios)
+        row[f"{name}/{baseline}_spread"] = f"{min(ratios):.3g}-{max(ratios):.3g}"
+    return row
 
 
 def print_record(record, json_out=None):

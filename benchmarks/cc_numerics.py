@@ -57,6 +57,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
 import cc_reference  # noqa: E402
+from _spread_cases import SWEEP_SHAPES, SWEEP_SPREADS, spread_arrays  # noqa: E402
 
 
 def median_time(function, *args, repeats=15):
@@ -127,21 +128,11 @@ def example_batch(batch, num_classes, seed=0):
 
 
 def _ratio_row(contenders, baseline, repeats):
-    """Median seconds of each contender and its ratio to ``baseline``, with the ratio's
-    range over the interleaved rounds (the rounds share whatever load the machine had)."""
+    """:func:`_timing.ratio_row` of the contenders timed side by side (after compiling)."""
     finish = lambda result: tf.nest.map_structure(lambda t: t.numpy(), result)  # noqa: E731
     for function in contenders.values():
         finish(function())  # compile
-    samples = _timing.side_by_side(contenders, repeats, finish=finish)
-    medians = _timing.medians(samples)
-    row = {f"{name}_ms": 1e3 * seconds for name, seconds in medians.items()}
-    for name in contenders:
-        if name == baseline:
-            continue
-        ratios = [a / b for a, b in zip(samples[name], samples[baseline])]
-        row[f"{name}/{baseline}"] = float(np.median(ratios))
-        row[f"{name}/{baseline}_spread"] = f"{min(ratios):.3g}-{max(ratios):.3g}"
-    return row
+    return _timing.ratio_row(_timing.side_by_side(contenders, repeats, finish=finish), baseline)
 
 
 def closed_form_table(repeats):
@@ -165,16 +156,8 @@ def closed_form_table(repeats):
 
 
 def spread_batch(batch, num_classes, spread, seed=0):
-    """Unit-normal logits rescaled to the given spread (max - min) in every row."""
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((batch, num_classes))
-    z = (z - z.min(-1, keepdims=True)) / np.ptp(z, axis=-1, keepdims=True) * spread
-    targets = rng.dirichlet(np.full(num_classes, 2.0), size=batch)
-    return tf.constant(z, tf.float32), tf.constant(targets, tf.float32)
-
-
-SWEEP_SHAPES = ((128, 10), (128, 100), (128, 1000), (4096, 10))
-SWEEP_SPREADS = (1.0, 20.0, 150.0, 1e3, 1e4)
+    """:func:`spread_arrays` as TensorFlow tensors."""
+    return tuple(tf.constant(x) for x in spread_arrays(batch, num_classes, spread, seed))
 
 
 def spread_table(repeats, shapes=SWEEP_SHAPES, spreads=SWEEP_SPREADS):

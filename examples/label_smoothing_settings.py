@@ -20,6 +20,7 @@ import dataclasses
 import os
 
 from keras_cc_runs import cli
+from keras_cc_runs.cli import parse_int_list  # noqa: F401 (the settings' parser of seeds)
 
 __all__ = [
     "DATASETS",
@@ -36,27 +37,6 @@ DATASETS = ("digits", "cifar10")  # keras_cc.experiments.data.DATASETS
 LOSSES = ("none", "ls", "cc_ls", "cc_ls_published")  # keras_cc.experiments.model.LOSSES
 DEFAULT_DROPOUT_RATES = (0.2, 0.3, 0.4)  # keras_cc.experiments.model.DEFAULT_DROPOUT_RATES
 _TRI_STATE = ("auto", "true", "false")
-
-
-def parse_int_list(text: str) -> tuple[int, ...]:
-    """Integers from a comma-separated string; ``a-b`` expands to a range (``0-9``: ten).
-
-    Raises:
-      ValueError: an item is neither an integer nor a range ``a-b``.
-    """
-    out: list[int] = []
-    for value in (item.strip() for item in text.split(",")):
-        if not value:
-            continue
-        try:
-            if "-" in value.lstrip("-"):
-                low, high = value.split("-", 1)
-                out.extend(range(int(low), int(high) + 1))
-            else:
-                out.append(int(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an integer or range a-b.") from None
-    return tuple(out)
 
 
 def parse_losses(text: str) -> tuple[str, ...]:

@@ -2,8 +2,10 @@
 
 ``import keras_cc`` imports the library: :mod:`keras_cc.ops` (pure TensorFlow),
 :mod:`keras_cc.distributions` (TensorFlow Probability), :mod:`keras_cc.losses` and
-:mod:`keras_cc.metrics` (Keras 3). It sets no environment variable and leaves ``tf.keras``
-as it is (see ``keras_cc/_environment.py`` for TensorFlow Probability 0.23).
+:mod:`keras_cc.metrics` (Keras 3, on its TensorFlow, JAX and PyTorch backends) and
+:class:`ContinuousCategoricalDistillation` (``keras.distillation``). It sets no
+environment variable and leaves ``tf.keras`` as it is (see ``keras_cc/_environment.py``
+for TensorFlow Probability 0.23).
 
 The research code is imported on first use and needs its pip extra:
 ``keras_cc.analysis`` (``pip install "keras-cc[analysis]"``) and ``keras_cc.experiments``
@@ -16,6 +18,8 @@ from keras_cc import _environment
 
 _environment.load_tensorflow_probability()
 
+import keras
+
 from keras_cc import distributions, losses, metrics, ops
 from keras_cc.distributions import ContinuousCategorical
 from keras_cc.losses import (
@@ -26,6 +30,9 @@ from keras_cc.losses import (
     TriangularDivergence,
 )
 
+if hasattr(keras, "distillation"):  # keras.distillation came with Keras 3.12
+    from keras_cc.distillation import ContinuousCategoricalDistillation
+
 __version__ = "0.1.0"
 
 # Subpackages imported on first attribute use (PEP 562); each checks its own extra.
@@ -35,6 +42,11 @@ _ON_USE = ("analysis", "experiments")
 def __getattr__(name: str):
     if name in _ON_USE:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "ContinuousCategoricalDistillation":
+        raise AttributeError(
+            "keras_cc.ContinuousCategoricalDistillation needs keras.distillation "
+            f"(Keras 3.12 or newer); this is Keras {keras.__version__}."
+        )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -44,6 +56,7 @@ def __dir__():
 
 __all__ = [
     "ContinuousCategorical",
+    "ContinuousCategoricalDistillation",
     "ops",
     "__version__",
     "distributions",

@@ -234,25 +234,27 @@ def _check_same_shape(y_true, y_pred, fn_name):
         )
 
 
-def _num_classes(x, dtype):
-    """The size of the last axis of ``x`` as a ``dtype`` scalar (dynamic in TF graphs)."""
-    return keras.ops.cast(keras.ops.shape(x)[-1], dtype)
-
-
 def _smooth(one_hot, label_smoothing):
     """``y_LS = (1 - ε) y + ε / K`` (CC paper eq. 5)."""
     if not label_smoothing:
         return one_hot
-    num_classes = _num_classes(one_hot, _dtype(one_hot))
-    return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return one_hot * (1.0 - label_smoothing) + _share(label_smoothing, one_hot, -1)
+
+
+def _share(label_smoothing, y, axis):
+    """``ε / K`` for the ``K`` classes along ``axis`` of ``y``: a Python number when ``K``
+    is static (rounded once, the same on every backend), else a tensor of ``y``'s dtype."""
+    size = y.shape[axis]
+    if size is not None:
+        return label_smoothing / size
+    return label_smoothing / keras.ops.cast(keras.ops.shape(y)[axis], _dtype(y))
 
 
 def _smooth_along(y_true, label_smoothing, axis, fn_name):
     """:func:`_smooth` along any ``axis`` of targets that are not yet converted."""
     y = _as_float(y_true)
-    size = keras.ops.shape(y)[_class_axis(y, axis, fn_name, "y_true")]
-    num_classes = keras.ops.cast(size, _dtype(y))
-    return y * (1.0 - label_smoothing) + label_smoothing / num_classes
+    share = _share(label_smoothing, y, _class_axis(y, axis, fn_name, "y_true"))
+    return y * (1.0 - label_smoothing) + share
 
 
 def _is_traced(x):

@@ -267,6 +267,27 @@ def flag_values_of(
     return values
 
 
+def parse_int_list(text: str) -> tuple[int, ...]:
+    """Integers from a comma-separated string; ``a-b`` expands to a range (``0-9``: ten).
+
+    Raises:
+      ValueError: an item is neither an integer nor a range ``a-b``.
+    """
+    out: list[int] = []
+    for value in (item.strip() for item in text.split(",")):
+        if not value:
+            continue
+        try:
+            if "-" in value.lstrip("-"):
+                low, high = value.split("-", 1)
+                out.extend(range(int(low), int(high) + 1))
+            else:
+                out.append(int(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an integer or range a-b.") from None
+    return tuple(out)
+
+
 def _tuple_of(annotation: Any, items: Sequence[str], name: str) -> tuple:
     """Converts list-flag strings to the element type of ``tuple[X, ...]``."""
     args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]

@@ -15,6 +15,9 @@ import numpy as np
 import keras_cc
 from keras_cc import losses, metrics
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+import cc_distillation  # noqa: E402 (examples/cc_distillation.py)
+
 # name -> (per-example function, target key, keyword arguments)
 FUNCTIONS = {
     "cc_label_smoothing": (losses.cc_label_smoothing, "one_hot", {"label_smoothing": 0.1}),
@@ -165,7 +168,7 @@ def training_checks(directory):
             ],
             jit_compile=True if torch_compile and name == "CCLabelSmoothing" else "auto",
         )
-        history = model.fit(x, targets, epochs=4, batch_size=64, verbose=0).history
+        history = model.fit(x, targets, epochs=10, batch_size=64, verbose=0).history
         report[name] = {key: [float(v) for v in values] for key, values in history.items()}
         if name == "CCLabelSmoothing":
             path = pathlib.Path(directory) / "model.keras"
@@ -191,6 +194,21 @@ def training_checks(directory):
     return report
 
 
+def distillation_check():
+    """Distils a teacher MLP (64-128-10) into a smaller student (64-16-10) on digits with
+    :class:`keras_cc.ContinuousCategoricalDistillation` (``examples/cc_distillation.py``):
+    the held-out accuracies and the distiller's loss per epoch."""
+    x, y, x_test, y_test = cc_distillation.digits_split(0)
+    teacher = cc_distillation.train_teacher(x, y, epochs=20, seed=0)
+    loss = keras_cc.ContinuousCategoricalDistillation(temperature=3.0)
+    student, history = cc_distillation.distil(teacher, loss, x, y, 20, 0, student_units=16)
+    return {
+        "teacher_accuracy": cc_distillation.accuracy(teacher, x_test, y_test),
+        "student_accuracy": cc_distillation.accuracy(student, x_test, y_test),
+        "distillation_loss": history,
+    }
+
+
 def _metrics():
     return [
         metrics.CCNegativeLogLikelihood(label_smoothing=0.1),
@@ -207,7 +225,11 @@ def main(inputs_path, output_directory):
             case, name = key.split("/")
             inputs.setdefault(case, {})[name] = stored[key]
     np.savez(output / "values.npz", **values_and_gradients(inputs))
-    report = {"backend": keras.backend.backend(), **training_checks(output)}
+    report = {
+        "backend": keras.backend.backend(),
+        **training_checks(output),
+        "distillation": distillation_check(),
+    }
     (output / "training.json").write_text(json.dumps(report, indent=1))
 
 

@@ -36,15 +36,11 @@ CASES = {
 
 def _inputs(seed):
     rng = np.random.default_rng(seed)
-    return {
-        case: backend_check.make_inputs(rng, *parameters) for case, parameters in CASES.items()
-    }
+    return {case: backend_check.make_inputs(rng, *parameters) for case, parameters in CASES.items()}
 
 
 def _environment(backend):
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("KERAS_")
-    }
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("KERAS_")}
     environment.update(KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="", PYTHONHASHSEED="0")
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return environment
@@ -98,7 +94,11 @@ def test_losses_and_metrics_match_tensorflow_and_train(backend, pythons, referen
     inputs, expected = reference
     np.savez(
         tmp_path / "inputs.npz",
-        **{f"{case}/{key}": array for case, arrays in inputs.items() for key, array in arrays.items()},
+        **{
+            f"{case}/{key}": array
+            for case, arrays in inputs.items()
+            for key, array in arrays.items()
+        },
     )
     run = subprocess.run(
         [str(pythons(backend)), str(CHECK), str(tmp_path / "inputs.npz"), str(tmp_path)],
@@ -129,3 +129,6 @@ def test_losses_and_metrics_match_tensorflow_and_train(backend, pythons, referen
     assert round_trip["max_prediction_difference"] == 0.0
     mixed = report["mixed_float16"]
     assert np.all(np.isfinite(mixed)) and mixed[-1] < mixed[0]
+    distillation = report["distillation"]
+    assert distillation["student_accuracy"] > 0.85, distillation
+    assert distillation["distillation_loss"][-1] < distillation["distillation_loss"][0]

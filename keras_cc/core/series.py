@@ -52,7 +52,7 @@ def series_limits(xp, w):
     return log_tolerance, max_terms
 
 
-def positive_series(xp, w, second_moment=False):
+def positive_series(xp, w, second_moment=False, tolerance_dtype=None):
     """Sums the positive series (S1) and its moments (M1, M2) for rows ``w >= 0``.
 
     The terms are accumulated on a linear scale, relative to a per-row scale factor kept as
@@ -65,6 +65,8 @@ def positive_series(xp, w, second_moment=False):
       w: [B, K] non-negative nodes (logits minus their row minimum), float32 or float64.
       second_moment: False, ``"full"`` (also return E[y y^T], [B, K, K]) or ``"diagonal"``
         (also return E[y_k^2], [B, K], in O(K) memory).
+      tolerance_dtype: the dtype (name) whose precision the truncation aims at; by default
+        the dtype of ``w``.
 
     Returns:
       ``(log_sum, mean, second, num_terms)``: log of sum_n h_n(w)/(n+K-1)! (float64, [B]),
@@ -75,7 +77,7 @@ def positive_series(xp, w, second_moment=False):
     num_classes = xp.size(w, -1)
     classes = xp.cast(num_classes, dtype)
     classes64 = xp.cast(num_classes, "float64")
-    tolerance = relative_tolerance(dtype)
+    tolerance = relative_tolerance(tolerance_dtype or dtype)
     _, max_terms = series_limits(xp, w)
     unroll = SERIES_UNROLL
 
