@@ -22,12 +22,7 @@ import statistics
 import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
 from absl import app, flags
-
-import keras_cc  # noqa: I001  (configures TensorFlow before it is imported)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -49,6 +44,15 @@ flags.DEFINE_list(
 flags.DEFINE_bool("from_logits", False, "Train on logits (no softmax layer) instead.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the random batch.")
 flags.DEFINE_string("json_out", None, "Also write the JSON record to this file.")
+
+if __name__ == "__main__":
+    _timing.parse_flags_early()  # --help answers before TensorFlow loads
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_cc  # noqa: E402
 
 
 def ablation_cnn(num_classes, softmax=True, seed=0):

@@ -23,12 +23,7 @@ import json
 import pathlib
 import sys
 
-import numpy as np
-import tensorflow as tf
 from absl import app, flags
-
-import keras_cc  # noqa: F401  (configures TensorFlow before it is imported)
-from keras_cc.ops import divergences as dv
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -44,6 +39,14 @@ flags.DEFINE_integer("inner", 5, "Calls per timed repeat.")
 flags.DEFINE_integer("seed", 0, "Seed of the random logits.")
 flags.DEFINE_string("json_out", None, "Also write the JSON record to this file.")
 
+if __name__ == "__main__":
+    _timing.parse_flags_early()  # --help answers before TensorFlow loads
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_cc  # noqa: E402, F401 (loads TensorFlow Probability)
+from keras_cc.ops import divergences as dv  # noqa: E402
 
 # ---------------------------------------------------------------- NumPy references
 

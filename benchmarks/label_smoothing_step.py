@@ -20,14 +20,7 @@ import pathlib
 import platform
 import sys
 
-import keras
-import numpy as np
-import tensorflow as tf
 from absl import app, flags
-
-import keras_cc  # noqa: F401  (configures TensorFlow before it is imported)
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.records import atomic_write_json
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
@@ -53,6 +46,17 @@ flags.DEFINE_list(
     "normalizer's series gets longer as the logits spread, as in a confident network).",
 )
 flags.DEFINE_string("json_out", None, "Also write the results to this JSON file.")
+
+if __name__ == "__main__":
+    _timing.parse_flags_early()  # --help answers before TensorFlow loads
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_cc  # noqa: E402, F401 (loads TensorFlow Probability)
+from keras_cc.experiments import model as model_lib  # noqa: E402
+from keras_cc.experiments.records import atomic_write_json  # noqa: E402
 
 
 def build(loss_name, row, input_shape):
