@@ -7,7 +7,8 @@ of picklable arguments that writes its own results and returns a small summary.
 
 * in this process, one after another (``max_parallel=1``, ``processes=False``);
 * in a pool of ``max_parallel`` spawned worker processes (``concurrent.futures``; spawned,
-  not forked, because TensorFlow's threads do not survive a fork);
+  not forked, because TensorFlow's threads do not survive a fork); a worker exits as soon
+  as its parent is gone, however the parent ended (even ``kill -9``);
 * as Ray tasks on the cluster at ``ray_address`` (``"local"`` starts a local Ray), each
   asking for ``num_cpus`` and ``num_gpus``; nothing here schedules across machines.
 
@@ -21,7 +22,9 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -92,10 +95,34 @@ def _in_this_process(tasks, catch, on_start) -> Iterator[Outcome]:
         yield Outcome(task.key, result)
 
 
+def _exit_with_parent() -> None:
+    """Waits, on a daemon thread, for the parent process to end, then ends this one: a
+    worker whose launcher was killed must not go on computing and writing."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)  # no cleanup to run: the launcher that wanted the result is gone
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _worker_initializer(initializer: Callable[..., Any] | None, *initargs: Any) -> None:
+    """A pool worker's start: :func:`_exit_with_parent`, then the caller's initializer."""
+    _exit_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def _in_processes(tasks, max_parallel, initializer, initargs, catch) -> Iterator[Outcome]:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=max_parallel, mp_context=context, initializer=initializer, initargs=initargs
+        max_workers=max_parallel,
+        mp_context=context,
+        initializer=_worker_initializer,
+        initargs=(initializer, *initargs),
     ) as pool:
         futures = {pool.submit(task.function, *task.args): task.key for task in tasks}
         try:

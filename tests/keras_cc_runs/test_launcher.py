@@ -43,3 +43,61 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="distinct"):
         launcher.launch([task, task])
     assert list(launcher.launch([])) == []
+
+
+WORKER_MODULE = """
+import os, pathlib, time
+
+def sleep_and_record(directory, index):
+    pathlib.Path(directory, f"worker{index}.pid").write_text(str(os.getpid()))
+    time.sleep(120)
+"""
+
+LAUNCHER_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import sleeper
+from keras_cc_runs import launcher
+if __name__ == "__main__":
+    tasks = [launcher.Task(str(i), sleeper.sleep_and_record, (sys.argv[1], i)) for i in range(2)]
+    list(launcher.launch(tasks, max_parallel=2, catch=False))
+"""
+
+
+def _running(pid):
+    """True while process ``pid`` exists and is not a zombie (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_workers_exit_when_the_launcher_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "sleeper.py").write_text(WORKER_MODULE)
+    script = tmp_path / "launch.py"
+    script.write_text(LAUNCHER_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("worker*.pid"))) < 2:
+            assert time.monotonic() < deadline, "the workers did not start"
+            assert parent.poll() is None, "the launcher ended early"
+            time.sleep(0.2)
+        workers = [int(path.read_text()) for path in tmp_path.glob("worker*.pid")]
+        assert all(_running(pid) for pid in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(pid) for pid in workers)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
