@@ -29,7 +29,6 @@ Conventions shared by every loss and function here:
   density can exceed 1, so they can be negative (CC paper eq. 2).
 """
 
-import functools
 import warnings
 
 import keras
@@ -169,16 +168,10 @@ def _softmax_logits(y_pred):
     return None
 
 
-def _natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0):
-    """The natural parameters ``η = log f / t`` of ``y_pred`` as ``(w, shift)``, class axis
-    last: ``η = w + shift[..., None]`` with ``w >= 0`` zero at each row's minimum.
-
-    Logits ``z`` give ``w = (z - min z) / t`` (the same rounding on every backend) and
-    ``shift = (min z - logsumexp z) / t``; probabilities are renormalized and clipped to
-    ``[epsilon, 1 - epsilon]`` as in Keras' cross-entropy before their logarithm is
-    taken, unless they came out of a softmax whose logits can be recovered. Computed in
-    float32 for half-precision and integer inputs, float64 for float64.
-    """
+def _predictions(y_pred, from_logits, axis, fn_name):
+    """``(values, from_logits)``: ``y_pred`` as float32 (half-precision and integer inputs)
+    or float64, class axis last, with the logits behind a softmax output taken instead of
+    its probabilities where they can be recovered (as Keras' cross-entropy does)."""
     hidden_logits = _softmax_logits(y_pred)
     y_pred = _tensor(y_pred)
     axis = _class_axis(y_pred, axis, fn_name, "y_pred")
@@ -188,19 +181,36 @@ def _natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0):
             warnings.warn(
                 f"`{fn_name}` received `from_logits=True`, but `y_pred` was produced "
                 "by a softmax and thus does not hold logits. Was this intended?",
-                stacklevel=3,
+                stacklevel=4,
             )
         # Softmax over the last axis is Keras' default; anything else keeps probabilities.
         if axis == _rank(y_pred) - 1:
             y_pred, from_logits = _tensor(hidden_logits), True
-    y_pred = _move_axis_last(keras.ops.cast(y_pred, dtype), axis, fn_name, "y_pred")
+    return _move_axis_last(keras.ops.cast(y_pred, dtype), axis, fn_name, "y_pred"), from_logits
+
+
+def _clipped(probabilities):
+    """Probabilities renormalized and clipped to ``[epsilon, 1 - epsilon]``, as in Keras'
+    cross-entropy."""
+    probabilities = probabilities / keras.ops.sum(probabilities, axis=-1, keepdims=True)
+    epsilon = keras.config.epsilon()
+    return keras.ops.clip(probabilities, epsilon, 1.0 - epsilon)
+
+
+def _natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0):
+    """The natural parameters ``η = log f / t`` of ``y_pred`` as ``(w, shift)``, class axis
+    last: ``η = w + shift[..., None]`` with ``w >= 0`` zero at each row's minimum.
+
+    Logits ``z`` give ``w = (z - min z) / t`` (the same rounding on every backend) and
+    ``shift = (min z - logsumexp z) / t``; probabilities are :func:`_clipped` before their
+    logarithm is taken.
+    """
+    y_pred, from_logits = _predictions(y_pred, from_logits, axis, fn_name)
     if from_logits:
         minimum = keras.ops.min(y_pred, axis=-1, keepdims=True)
         shift = minimum[..., 0] - keras.ops.logsumexp(y_pred, axis=-1)
     else:
-        y_pred = y_pred / keras.ops.sum(y_pred, axis=-1, keepdims=True)
-        epsilon = keras.config.epsilon()
-        y_pred = keras.ops.log(keras.ops.clip(y_pred, epsilon, 1.0 - epsilon))
+        y_pred = keras.ops.log(_clipped(y_pred))
         minimum = keras.ops.min(y_pred, axis=-1, keepdims=True)
         shift = minimum[..., 0]
     w = y_pred - minimum
@@ -212,9 +222,11 @@ def _natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0):
     return w, shift
 
 
-def _probabilities(w, shift):
-    """``f = exp(w + shift)``: the predicted probabilities of :func:`_natural_parameters`."""
-    return keras.ops.exp(w + shift[..., None])
+def _probabilities(y_pred, from_logits, axis, fn_name):
+    """The predicted probabilities ``f``, class axis last: ``softmax(z)`` of logits,
+    :func:`_clipped` probabilities otherwise."""
+    y_pred, from_logits = _predictions(y_pred, from_logits, axis, fn_name)
+    return keras.ops.softmax(y_pred, axis=-1) if from_logits else _clipped(y_pred)
 
 
 def _targets(y_true, dtype, axis, fn_name):
@@ -331,12 +343,19 @@ def _forward(logits):
     return _compiled_forward(keras.backend.backend())(logits)
 
 
-@functools.cache
+# Built once per backend (a dictionary: TorchDynamo warns on functools.cache).
+_COMPILED_FORWARD = {}
+
+
 def _compiled_forward(backend):
     """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` through ``keras.ops``
     on ``backend``, compiled once where the backend compiles (JAX)."""
-    xp = keras_namespace(backend)
-    return xp.jit(lambda logits: core_log_normalizer.log_normalizer_and_mean(xp, logits)[:2])
+    if backend not in _COMPILED_FORWARD:
+        xp = keras_namespace(backend)
+        _COMPILED_FORWARD[backend] = xp.jit(
+            lambda logits: core_log_normalizer.log_normalizer_and_mean(xp, logits)[:2]
+        )
+    return _COMPILED_FORWARD[backend]
 
 
 def _cc_negative_log_density(y, w, shift):
@@ -472,9 +491,9 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
     fn_name = "triangular_divergence"
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
-    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
-    y = _targets_in_order(y_true, _dtype(w), axis, validate, fn_name)
-    return core_divergences.triangular_divergence(_namespace(), y, _probabilities(w, shift))
+    f = _probabilities(y_pred, from_logits, axis, fn_name)
+    y = _targets_in_order(y_true, _dtype(f), axis, validate, fn_name)
+    return core_divergences.triangular_divergence(_namespace(), y, f)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -489,9 +508,9 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, valida
     fn_name = "jensen_shannon_divergence"
     _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
-    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
-    y = _targets_in_order(y_true, _dtype(w), axis, validate, fn_name)
-    return core_divergences.jensen_shannon_divergence(_namespace(), y, _probabilities(w, shift))
+    f = _probabilities(y_pred, from_logits, axis, fn_name)
+    y = _targets_in_order(y_true, _dtype(f), axis, validate, fn_name)
+    return core_divergences.jensen_shannon_divergence(_namespace(), y, f)
 
 
 # -------------------------------------------------------------------------- classes

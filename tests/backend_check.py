@@ -76,6 +76,43 @@ def make_inputs(rng, num_classes, batch, scale):
     return {"logits": logits, "labels": labels.astype(np.int32), "soft": soft, "one_hot": one_hot}
 
 
+def float64_downcasts():
+    """The array-namespace primitives that return another dtype for float64 inputs on the
+    active backend (none may: the certified closed form and the series' scale need
+    float64)."""
+    from keras_cc.core.namespace import keras_namespace
+
+    xp = keras_namespace(keras.backend.backend())
+    with xp.float64_scope():
+        x = xp.cast(keras.ops.convert_to_tensor(np.array([[1.5, 0.25], [0.5, 4.0]])), "float64")
+        cases = {
+            "exp": lambda: xp.exp(x),
+            "log": lambda: xp.log(x),
+            "log1p": lambda: xp.log1p(x),
+            "expm1": lambda: xp.expm1(x),
+            "sqrt": lambda: xp.sqrt(x),
+            "ceil": lambda: xp.ceil(x),
+            "abs": lambda: xp.abs(x),
+            "square": lambda: xp.square(x),
+            "arctanh": lambda: xp.arctanh(x * 0.1),
+            "maximum": lambda: xp.maximum(x, 1e-300),
+            "minimum": lambda: xp.minimum(x, 1.0),
+            "divide_no_nan": lambda: xp.divide_no_nan(x, x),
+            "xlogy": lambda: xp.xlogy(x, x),
+            "sum": lambda: xp.sum(x, axis=-1),
+            "max": lambda: xp.max(x, axis=-1),
+            "min": lambda: xp.min(x, axis=-1),
+            "prod": lambda: xp.prod(x, axis=-1),
+            "where": lambda: xp.where(x > 1.0, x, 0.0),
+            "ones_like": lambda: xp.ones_like(x),
+            "zeros_like": lambda: xp.zeros_like(x),
+            "eye": lambda: xp.eye(2, "float64"),
+            "reshape": lambda: xp.reshape(x, (4,)),
+            "matvec": lambda: xp.matvec(x, x[0]),
+        }
+        return sorted(name for name, case in cases.items() if xp.dtype(case()) != "float64")
+
+
 def _gradient(function, logits):
     """d mean(function(logits)) / d logits on the active backend, as NumPy."""
     backend = keras.backend.backend()
@@ -227,6 +264,7 @@ def main(inputs_path, output_directory):
     np.savez(output / "values.npz", **values_and_gradients(inputs))
     report = {
         "backend": keras.backend.backend(),
+        "float64_downcasts": float64_downcasts(),
         **training_checks(output),
         "distillation": distillation_check(),
     }

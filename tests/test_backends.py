@@ -30,6 +30,8 @@ CASES = {
     "k3_narrow": (3, 16, 0.5),
     "k10_moderate": (10, 32, 3.0),
     "k10_wide": (10, 32, 60.0),
+    "k10_sd20": (10, 32, 20.0),
+    "k50_sd100": (50, 16, 100.0),
     "k200_wide": (200, 8, 40.0),
 }
 
@@ -116,6 +118,7 @@ def test_losses_and_metrics_match_tensorflow_and_train(backend, pythons, referen
             )
     report = json.loads((tmp_path / "training.json").read_text())
     assert report["backend"] == backend
+    assert report["float64_downcasts"] == []
     for name in backend_check.OBJECTS:
         if name.endswith("Metric"):
             continue

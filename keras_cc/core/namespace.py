@@ -19,7 +19,6 @@ computation is one compiled function (:meth:`jit`) even when called outside a tr
 """
 
 import contextlib
-import functools
 import math
 import types
 
@@ -142,17 +141,60 @@ def _jax_float64_scope():
     return jax.enable_x64(True)
 
 
-@functools.cache
+def _torch_float64_preserving():
+    """PyTorch's own ``prod``, ``ceil``, ``maximum``, ``minimum``, ``divide_no_nan`` and
+    ``matvec``: Keras 3.15's PyTorch backend returns float32 from these for float64 inputs,
+    which would silently take the float64 parts of the math (the certified closed form, the
+    series' scale) down to float32."""
+    import torch
+
+    def like(x, y):
+        return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+
+    def divide_no_nan(x, y):
+        y = like(x, y)
+        zero = y == 0
+        return torch.where(zero, torch.zeros_like(x), x / torch.where(zero, torch.ones_like(y), y))
+
+    return {
+        "prod": lambda x, axis=None: torch.prod(x) if axis is None else torch.prod(x, dim=axis),
+        "ceil": torch.ceil,
+        "maximum": lambda x, y: torch.maximum(x, like(x, y)),
+        "minimum": lambda x, y: torch.minimum(x, like(x, y)),
+        "divide_no_nan": divide_no_nan,
+        "matvec": lambda matrix, vector: torch.matmul(matrix, vector.unsqueeze(-1)).squeeze(-1),
+    }
+
+
+def _jax_float64_preserving():
+    """``jax.numpy``'s ``ceil`` and ``arctanh``: Keras 3.15's JAX backend returns float32
+    from these for float64 inputs."""
+    import jax.numpy as jnp
+
+    return {"ceil": jnp.ceil, "arctanh": jnp.arctanh}
+
+
+# Built once per backend. A dictionary rather than functools.cache: TorchDynamo warns on
+# every cached function it traces through.
+_KERAS_NAMESPACES = {}
+
+
 def keras_namespace(backend):
     """``keras.ops`` on ``backend`` (``keras.backend.backend()``) as an array namespace.
 
     Sizes are static on every Keras backend but TensorFlow's graphs, where
     :data:`TENSORFLOW` serves instead.
     """
+    if backend not in _KERAS_NAMESPACES:
+        _KERAS_NAMESPACES[backend] = _keras_namespace(backend)
+    return _KERAS_NAMESPACES[backend]
+
+
+def _keras_namespace(backend):
     import keras
 
     ops = keras.ops
-    return types.SimpleNamespace(
+    namespace = types.SimpleNamespace(
         name=backend,
         cast=ops.cast,
         convert_to_tensor=ops.convert_to_tensor,
@@ -196,3 +238,8 @@ def keras_namespace(backend):
         eager=_torch_eager if backend == "torch" else (lambda function: function),
         jit=_jax_jit if backend == "jax" else (lambda function: function),
     )
+    if backend == "torch":
+        vars(namespace).update(_torch_float64_preserving())
+    elif backend == "jax":
+        vars(namespace).update(_jax_float64_preserving())
+    return namespace
