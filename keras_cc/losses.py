@@ -233,13 +233,17 @@ def _targets(y_true, dtype, axis, fn_name):
     return _move_axis_last(keras.ops.cast(_tensor(y_true), dtype), axis, fn_name, "y_true")
 
 
+def _compatible(shape, other):
+    """Whether two shapes (tuples, None for an unknown size) can be the same shape."""
+    return len(shape) == len(other) and all(
+        a is None or b is None or a == b for a, b in zip(shape, other)
+    )
+
+
 def _check_same_shape(y_true, y_pred, fn_name):
     y_true_shape = tuple(_tensor(y_true).shape)
     y_pred_shape = tuple(_tensor(y_pred).shape)
-    compatible = len(y_true_shape) == len(y_pred_shape) and all(
-        a is None or b is None or a == b for a, b in zip(y_true_shape, y_pred_shape)
-    )
-    if not compatible:
+    if not _compatible(y_true_shape, y_pred_shape):
         raise ValueError(
             f"`{fn_name}`: `y_true` and `y_pred` must have the same shape; received "
             f"y_true.shape={y_true_shape}, y_pred.shape={y_pred_shape}."
@@ -443,9 +447,7 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
         y_true = keras.ops.squeeze(y_true, axis=axis)
     expected = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
     received = tuple(y_true.shape)
-    if len(received) != len(expected) or any(
-        a is not None and b is not None and a != b for a, b in zip(received, expected)
-    ):
+    if not _compatible(received, expected):
         raise ValueError(
             f"`{fn_name}`: `y_true` must hold one integer label per "
             f"example, shape {expected}; received y_true.shape={received}, "
