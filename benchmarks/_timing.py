@@ -13,9 +13,7 @@ folder on ``sys.path`` and ``import _timing``.
 """
 
 import json
-import os
 import statistics
-import sys
 import time
 
 __all__ = [
@@ -26,7 +24,6 @@ __all__ = [
     "medians",
     "ratio_row",
     "print_record",
-    "parse_flags_early",
 ]
 
 
@@ -120,16 +117,3 @@ def print_record(record, json_out=None):
         from keras_cc_runs.run_directory import write_json
 
         write_json(json_out, record)
-
-
-def parse_flags_early(argv=None):
-    """Parses a script's absl flags now: ``--help`` and bad flags answer at once, before
-    the script goes on to import TensorFlow (``app.run`` parses them again)."""
-    from absl import flags
-
-    argv = sys.argv if argv is None else argv
-    try:
-        flags.FLAGS(argv)
-    except flags.Error as error:
-        print(f"{os.path.basename(argv[0])}: error: {error}", file=sys.stderr)
-        sys.exit(2)

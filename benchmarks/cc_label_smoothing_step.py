@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags
 
+from keras_cc_runs import cli
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
 
@@ -46,7 +48,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the weights and the random batch.")
 flags.DEFINE_string("json_out", None, "Also write the JSON record to this file.")
 
 if __name__ == "__main__":
-    _timing.parse_flags_early()  # --help answers before TensorFlow loads
+    cli.parse_flags()  # --help and bad flags answer before TensorFlow loads
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -25,6 +25,8 @@ import sys
 
 from absl import app, flags
 
+from keras_cc_runs import cli
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
 
@@ -40,7 +42,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the random logits.")
 flags.DEFINE_string("json_out", None, "Also write the JSON record to this file.")
 
 if __name__ == "__main__":
-    _timing.parse_flags_early()  # --help answers before TensorFlow loads
+    cli.parse_flags()  # --help and bad flags answer before TensorFlow loads
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

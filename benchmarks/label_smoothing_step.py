@@ -22,6 +22,8 @@ import sys
 
 from absl import app, flags
 
+from keras_cc_runs import cli
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _timing  # noqa: E402
 
@@ -48,7 +50,7 @@ flags.DEFINE_list(
 flags.DEFINE_string("json_out", None, "Also write the results to this JSON file.")
 
 if __name__ == "__main__":
-    _timing.parse_flags_early()  # --help answers before TensorFlow loads
+    cli.parse_flags()  # --help and bad flags answer before TensorFlow loads
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

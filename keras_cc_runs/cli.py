@@ -384,6 +384,29 @@ def _one_line(program: str, message: str) -> None:
     sys.exit(2)
 
 
+def _program(arguments: Sequence[str]) -> str:
+    return os.path.basename(arguments[0]) if arguments else "script"
+
+
+def parse_flags(arguments: Sequence[str] | None = None) -> list[str]:
+    """Parses the absl flags of ``arguments`` (``sys.argv`` by default) now.
+
+    ``--help`` prints the usage and exits; a flag error or an extra positional argument
+    prints ``<script>: error: <message>`` on one line and exits with status 2. A script may
+    call it before its heavy imports, so that these answer at once (:func:`run` parses
+    again, to the same result). Returns the arguments absl leaves (the program name).
+    """
+    arguments = list(sys.argv if arguments is None else arguments)
+    program = _program(arguments)
+    try:
+        rest = flags.FLAGS(arguments)
+    except flags.Error as error:
+        _one_line(program, str(error))
+    if len(rest) > 1:
+        _one_line(program, f"unexpected arguments: {' '.join(rest[1:])}")
+    return rest
+
+
 def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> None:
     """``absl.app.run(main)`` with one-line errors and quiet logs.
 
@@ -393,16 +416,7 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> 
     Other exceptions keep their traceback.
     """
     arguments = list(sys.argv if argv is None else argv)
-    program = os.path.basename(arguments[0]) if arguments else "script"
-
-    def parse(args: list[str]) -> list[str]:
-        try:
-            rest = flags.FLAGS(args)
-        except flags.Error as error:
-            _one_line(program, str(error))
-        if len(rest) > 1:
-            _one_line(program, f"unexpected arguments: {' '.join(rest[1:])}")
-        return rest
+    program = _program(arguments)
 
     def checked_main(args: list[str]) -> Any:
         quiet_logging()
@@ -411,4 +425,4 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> 
         except (app.UsageError, ScriptError) as error:
             _one_line(program, str(error))
 
-    app.run(checked_main, argv=arguments, flags_parser=parse)
+    app.run(checked_main, argv=arguments, flags_parser=parse_flags)
