@@ -87,6 +87,12 @@ class AblationSettings(settings_lib.TrainingSettings):
     save_models: bool = cli.setting(True, "Save each trained model to models/<cell>.keras.")
     tensorboard: bool = cli.setting(True, "Write TensorBoard summaries per cell.")
     decimals: int = cli.setting(1, "Decimals of the percentages in the table.", minimum=0)
+    report_only: bool = cli.setting(
+        False,
+        "Train nothing: write the tables and figures from the cell records already in "
+        "--output_dir (missing cells show as '–'). Safe beside a runner on the same "
+        "directory, to look at a grid in progress.",
+    )
 
 
 cli.define_flags(AblationSettings)
@@ -178,11 +184,14 @@ def main(argv):
             "label_smoothing_ablation", settings.dataset, settings.protocol
         )
         run_directory.check_output_dir(output_dir)
+        if settings.report_only and not os.path.isdir(os.path.join(output_dir, "cells")):
+            raise ValueError(f"--report_only: {output_dir} holds no cell records (no cells/).")
         if settings.ray_address and settings.workers > 1:
             raise ValueError("Give either --workers > 1 or --ray_address, not both.")
     with contextlib.ExitStack() as stack:
-        with cli.checks():  # a second runner on the same directory refuses
-            stack.enter_context(run_directory.DirectoryLock(output_dir))
+        if not settings.report_only:
+            with cli.checks():  # a second runner on the same directory refuses
+                stack.enter_context(run_directory.DirectoryLock(output_dir))
         # TensorFlow: after the flags are checked.
         from keras_cc.experiments import cli as experiments_cli
         from keras_cc.experiments import grid
@@ -193,7 +202,23 @@ def main(argv):
             )
             rows = experiments_cli.parse_rows(settings.rows)
             cells = grid.enumerate_cells(rows, settings.losses, settings.seeds)
-        run(settings, config, rows, cells, output_dir)
+        if settings.report_only:
+            report(settings, config, rows, cells, output_dir)
+        else:
+            run(settings, config, rows, cells, output_dir)
+
+
+def report(settings, config, rows, cells, output_dir):
+    """Writes and prints the tables and figures of the records present; trains nothing."""
+    from keras_cc.experiments import grid
+
+    records = grid.load_records(output_dir, cells)
+    with cli.checks():  # ConfigMismatchError is a ValueError: one line, exit 2
+        grid.check_records(output_dir, records, config)
+    table = write_outputs(
+        records, rows, settings.losses, settings.seeds, config, output_dir, settings.decimals
+    )
+    print(f"{len(records)} of {len(cells)} cells have a record.\n\n{table}", flush=True)
 
 
 def run(settings, config, rows, cells, output_dir):

@@ -204,6 +204,16 @@ def test_resume_after_the_process_is_killed_mid_grid(tmp_path):
     interrupted = [os.path.basename(p) for p in glob.glob(os.path.join(checkpoints, "*"))]
     assert len(interrupted) == 1
 
+    # A report of the grid in progress trains nothing and leaves the checkpoint alone.
+    process = _run_ablation([*args, "--report_only"])
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    assert f"{len(before)} of 4 cells have a record." in output
+    assert "–" in output  # the entries without a record
+    assert _records(output_dir) == before
+    assert os.path.isfile(os.path.join(output_dir, "table1.md"))
+    assert [os.path.basename(p) for p in glob.glob(os.path.join(checkpoints, "*"))] == interrupted
+
     # Resume through the other local engine: a pool of worker processes.
     process = _run_ablation([*args, "--workers=2"])
     output, _ = process.communicate(timeout=300)

@@ -34,6 +34,7 @@ from keras_cc_runs import launcher
 __all__ = [
     "ConfigMismatchError",
     "GridProgress",
+    "check_records",
     "enumerate_cells",
     "group_by_entry",
     "load_records",
@@ -111,6 +112,16 @@ def load_records(output_dir: str, cells: Iterable[training.Cell]) -> dict[str, d
         if record is not None:
             records[cell.cell_id] = record
     return records
+
+
+def check_records(
+    output_dir: str, records: dict[str, dict], config: training.TrainingConfig
+) -> None:
+    """Raises :class:`ConfigMismatchError` (one line) when ``records`` (or the grid's
+    ``config.json``) were made under another protocol or other result settings than
+    ``config``."""
+    check_protocol(output_dir, records, config)
+    _check_fingerprints(records, config)
 
 
 def _check_fingerprints(records: dict[str, dict], config: training.TrainingConfig) -> None:
@@ -355,8 +366,7 @@ def run_grid(
     remove_stale_temporaries(output_dir)
 
     records = load_records(output_dir, cells)
-    check_protocol(output_dir, records, config)
-    _check_fingerprints(records, config)
+    check_records(output_dir, records, config)
     for cell in cells:
         checkpoint = training.cell_paths(output_dir, cell)["checkpoint"]
         if cell.cell_id in records:  # killed after its record was written
