@@ -45,6 +45,7 @@ import io
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import time
@@ -54,6 +55,12 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+
+# Private Keras modules, only to seed Keras without clearing TensorFlow's caches
+# (_seed_keeping_graphs); keras.utils.set_random_seed offers no such choice.
+from keras.src.backend.common import global_state
+from keras.src.random import seed_generator
+from keras.src.utils import rng_utils
 
 from keras_cc.experiments import data as data_lib
 from keras_cc.experiments import model as model_lib
@@ -638,8 +645,8 @@ class _WarmModel:
 
     def get(self, cell: Cell, config: TrainingConfig, dataset) -> tuple[keras.Model, object]:
         key = (cell.regularizers, cell.loss, config, id(dataset))
-        keras.utils.set_random_seed(cell.seed)
         if key == self.key:
+            _seed_keeping_graphs(cell.seed)
             with self.strategy.scope():
                 fresh = build_network(cell, config, dataset)
             _copy_variables(fresh.variables, self.model.variables)
@@ -655,6 +662,23 @@ class _WarmModel:
         self.key, self.model, self.strategy = key, model, strategy
         self.optimizer_start = [v.numpy() for v in model.optimizer.variables]
         return model, strategy
+
+
+def _seed_keeping_graphs(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` without ``tf.random.set_seed``.
+
+    Setting TensorFlow's global seed clears its kernel and function caches, so every traced
+    graph of a reused model would be instantiated again on its next call (about a second
+    for a graph that holds the CC loss). Nothing in a cell draws from TensorFlow's global
+    seed: the data order, augmentation and dropout use stateless ops keyed by the seed, and
+    the fresh network's initial values come from Keras' generator, seeded here.
+    """
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the global state keras.utils.set_random_seed seeds)
+    # Keras has no public call that seeds its generator alone; these are the two lines of
+    # keras.utils.set_random_seed (Keras 3.15) that do it.
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
 def _copy_variables(sources, targets) -> None:
