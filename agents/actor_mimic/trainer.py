@@ -18,7 +18,8 @@ frames per game with the greedy policy (epsilon ``eval_epsilon``). A run directo
     train_epochs.csv       per game and epoch: updates, loss, share of guidance vectors
                            (and student distributions) where the closed form (eq. 4)
                            fails, and non-finite steps (must stay 0)
-    run_state.json         epochs done, non-finite steps, finished flag
+    run_state.json         epochs done, non-finite steps, finished flag (derived from the
+                           checkpoint: rebuilt from it when missing or damaged)
     checkpoints/           student, optimizer and counters after every epoch
     tensorboard/           scalars
 
@@ -63,12 +64,15 @@ from agents.training import (  # the evaluation tables: part of this module's AP
     EpochRun,
 )
 from keras_cc_runs.run_directory import (
+    DamagedFileError,
     DirectoryLock,
     differing_settings,
     prepare_run_directory,
     read_json,
     write_json,
 )
+
+RUN_STATE = "run_state.json"
 
 TRAIN_EPOCH_COLUMNS = (
     "game",
@@ -92,10 +96,11 @@ def _prepare_output_dir(config: ActorMimicConfig) -> bool:
     current = config.to_dict()
 
     def finished():
-        state_path = os.path.join(out, "run_state.json")
-        epochs_done = (
-            read_json(state_path).get("epochs_done", 0) if os.path.exists(state_path) else 0
-        )
+        try:
+            state = read_json(os.path.join(out, RUN_STATE), default={})
+        except DamagedFileError:  # the checkpoint decides; the trainer rebuilds the file
+            state = {}
+        epochs_done = state.get("epochs_done", 0)
         if epochs_done >= config.epochs:
             return f"{epochs_done} epochs; raise --epochs to continue it"
         return None
@@ -268,6 +273,7 @@ class ActorMimicTrainer:
             )
         elif resumed:
             log(f"{self.out}: no checkpoint yet, starting from epoch 1")
+        self._check_run_state()
         self.run_files.load_rows(self.epoch)
         self.rows = self.run_files.rows
         self.collect_policy = py_tf_eager_policy.PyTFEagerPolicy(
@@ -419,16 +425,31 @@ class ActorMimicTrainer:
         self.game_frames.assign(frames)
         self.epochs_done.assign(epoch)
         self.run_files.end_epoch(checkpoint_number=epoch)
+        self._write_run_state()
+
+    def _write_run_state(self) -> None:
+        """Writes run_state.json from the counters the checkpoint holds."""
+        frames = self.game_frames.numpy()
         write_json(
-            os.path.join(self.out, "run_state.json"),
+            os.path.join(self.out, RUN_STATE),
             {
-                "epochs_done": epoch,
-                "finished": epoch >= self.config.epochs,
+                "epochs_done": self.epoch,
+                "finished": self.epoch >= self.config.epochs,
                 "updates": int(self.agent.train_step_counter.numpy()),
-                "nonfinite_steps": nonfinite,
-                "game_frames": {g.game: int(f) for g, f in zip(self.games, frames, strict=True)},
+                "nonfinite_steps": int(self.agent.nonfinite_steps.numpy()),
+                "game_frames": {e.game: int(f) for e, f in zip(self.experts, frames, strict=True)},
             },
         )
+
+    def _check_run_state(self) -> None:
+        """Rebuilds a damaged run_state.json from the restored counters, saying so."""
+        try:
+            read_json(os.path.join(self.out, RUN_STATE), default=None)
+        except DamagedFileError as error:
+            self.log(
+                f"{error.path} could not be read; rebuilt from the counters of epoch {self.epoch}."
+            )
+            self._write_run_state()
 
     def run(self) -> RunSummary:
         """Trains and evaluates the remaining epochs."""

@@ -129,6 +129,12 @@ def test_smoke_train_resume_and_report(experts_dir, tmp_path):
             "LEFTFIRE",
         ]
         assert os.listdir(out / "tensorboard")
+        # run_state.json is derived from the checkpoint: a damaged one is rebuilt from it.
+        (out / "run_state.json").write_text('{"epochs_do')
+        lines = []
+        amt.ActorMimicTrainer(_config(experts_dir, out, loss, 2), log=lines.append)
+        assert any("run_state.json could not be read; rebuilt" in line for line in lines), lines
+        assert json.loads((out / "run_state.json").read_text()) == state
         # A finished run is not overwritten.
         with pytest.raises(ValueError, match="finished run"):
             amt.ActorMimicTrainer(_config(experts_dir, out, loss, 2), log=lambda line: None)
