@@ -136,9 +136,23 @@ def _in_processes(tasks, max_parallel, initializer, initargs, catch) -> Iterator
                     yield Outcome(key, error=_describe(error))
                     continue
                 yield Outcome(key, result)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # an interrupt: stop the running tasks, not only the queued
+            _stop_workers(pool)
             raise
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Cancels the queued tasks and ends the worker processes at once (a worker's task has
+    its own checkpoints; waiting for it would hold the interrupted launcher for minutes)."""
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    # Before Python 3.14 the executor has no public way to end its workers (and shutdown
+    # forgets them, so they are taken first).
+    processes = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 def _on_ray(

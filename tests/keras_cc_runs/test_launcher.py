@@ -74,7 +74,10 @@ def _running(pid):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
-def test_workers_exit_when_the_launcher_is_killed(tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
+def test_workers_exit_when_the_launcher_is_killed_or_interrupted(tmp_path, signal_name):
+    """Killed, the launcher's workers see it gone; interrupted (SIGINT to the launcher
+    alone), it ends them and exits at once instead of waiting for their tasks."""
     import signal
     import subprocess
     import sys
@@ -92,8 +95,8 @@ def test_workers_exit_when_the_launcher_is_killed(tmp_path):
             time.sleep(0.2)
         workers = [int(path.read_text()) for path in tmp_path.glob("worker*.pid")]
         assert all(_running(pid) for pid in workers)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=30)
+        parent.send_signal(getattr(signal, signal_name))
+        parent.wait(timeout=30)  # the tasks sleep for 120 s
         deadline = time.monotonic() + 30
         while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
