@@ -16,6 +16,10 @@ Usage (stdlib only; any Python 3.10-3.12 with ``venv``; needs the package index)
         --extra_set "2.21:0.25:numpy==2.4.*" --json_out compat.json
     python benchmarks/compat_matrix.py --render compat.json   # the tables again
 
+With ``--json_out`` the record is rewritten after every set, and a rerun with the same
+``--ref`` commit, tests and file skips the sets it already holds: an interrupted matrix
+resumes.
+
 The tests run on a snapshot of the working tree, copied once at the start (``--ref HEAD``:
 of a commit instead). Each virtual
 environment lives in a temporary folder (``--workdir``) and is deleted after its set
@@ -86,6 +90,29 @@ def version_set(tensorflow: str, tfp: str, pins: list[str]) -> list[str]:
         f"tensorflow-probability=={tfp}.*",
         *pins,
     ]
+
+
+def _commit(ref: str | None) -> str | None:
+    """The commit `ref` names (None for the working tree, which has none)."""
+    if not ref:
+        return None
+    return subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def _finished_sets(path: str | None, commit: str | None, tests) -> dict[tuple, dict]:
+    """The sets a previous run of the same commit and tests recorded in `path`, by their
+    requirements (none for the working tree: it may have changed since)."""
+    if not path or commit is None or not os.path.exists(path):
+        return {}
+    previous = run_directory.read_json(path)
+    if previous.get("commit") != commit or previous.get("tests") != tests:
+        return {}
+    return {tuple(r["requirements"]): r for r in previous.get("sets", []) if "requirements" in r}
 
 
 def snapshot(destination: pathlib.Path, ref: str | None = None) -> pathlib.Path:
@@ -322,11 +349,26 @@ def main(argv=None) -> int:
         flush=True,
     )
 
+    commit = _commit(args.ref)
+    done = _finished_sets(args.json_out, commit, args.tests)
     records = []
+
+    def result():
+        return {"commit": commit, "python": python_version, "tests": args.tests, "sets": records}
+
+    python_version = subprocess.run(
+        [args.python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     try:
         for tf, tfp, pins in sets:
             requirements = version_set(tf, tfp, pins)
             print(f"{' '.join(requirements)} ...", end=" ", flush=True)
+            if tuple(requirements) in done:
+                records.append(done[tuple(requirements)])
+                print(f"{_cell(records[-1])} (measured before, in {args.json_out})", flush=True)
+                continue
             record = measure(
                 args.python,
                 source,
@@ -338,6 +380,8 @@ def main(argv=None) -> int:
                 args.timeout_s,
             )
             records.append(record)
+            if args.json_out:
+                run_directory.write_json(args.json_out, result())
             print(f"{_cell(record)} ({record['seconds']} s)", flush=True)
             for line in record.get("failures", []) + [record.get("detail", "")]:
                 if line:
@@ -346,21 +390,12 @@ def main(argv=None) -> int:
         if not args.keep:
             shutil.rmtree(source, ignore_errors=True)
 
-    result = {
-        "python": subprocess.run(
-            [args.python, "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip(),
-        "tests": args.tests,
-        "sets": records,
-    }
     print()
-    render(result)
+    render(result())
     print("\nJSON:")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result(), indent=2))
     if args.json_out:
-        run_directory.write_json(args.json_out, result)
+        run_directory.write_json(args.json_out, result())
     return 0 if all(r["status"] == "pass" for r in records) else 1
 
 
