@@ -1,7 +1,7 @@
 """The logit-spread sweep shared by the benchmarks (plain NumPy, no framework import).
 
 Batches of unit-normal logits rescaled to a fixed spread (max - min) in every row, at the
-shapes and spreads of the CC loss' cost-against-spread sweep (NUMERICS.md).
+shapes and spreads of the CC loss' cost-against-spread sweep (README, "Measured").
 """
 
 import numpy as np

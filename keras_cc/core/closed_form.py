@@ -32,7 +32,7 @@ MAX_CLASSES = 128
 
 _UNIT_ROUNDOFF = 2.0**-53
 # Certified error targets by the caller's dtype. float64: a tenth of the public tolerances
-# (log C^{-1} 1e-10 relative to max(1, |log C^{-1}|), the mean 1e-8; NUMERICS.md). float32:
+# (log C^{-1} 1e-10 relative to max(1, |log C^{-1}|), the mean 1e-8; README). float32:
 # the CC loss log C^{-1} - y . eta is O(1) where log C^{-1} is O(spread), so log C^{-1}
 # must be exact to a fraction of an O(1) value's float32 rounding (6e-8) for the loss to be
 # correctly rounded, and every implementation (backend) to give the same float32 value.

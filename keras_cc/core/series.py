@@ -1,7 +1,6 @@
 """The positive series of the CC log-normalizer and its moments, on any array namespace.
 
-For non-negative nodes ``w`` (logits minus their row minimum; NUMERICS.md, CC paper eqs.
-2-4):
+For non-negative nodes ``w`` (logits minus their row minimum; CC paper eqs. 2-4):
 
     exp[w] = sum_{n>=0} h_n(w) / (n + K - 1)!                                      (S1)
 

@@ -5,8 +5,9 @@ For sorted nodes x_1 <= ... <= x_K the divided differences of exp on windows obe
     exp[x_i..x_j] = (exp[x_{i+1}..x_j] - exp[x_i..x_{j-1}]) / (x_j - x_i)              (T1)
 
 Both terms are positive and the first is the larger (divided differences of exp grow in
-every node). The subtraction loses nothing when the window is wide, x_j - x_i >= j - i
-(NUMERICS.md of the design notes); it cancels when the window is narrow.
+every node). The subtraction loses nothing when the window is wide, x_j - x_i >= j - i,
+where the first term dominates (checked against high-precision references in
+``tests/test_cc_wide_spreads.py``); it cancels when the window is narrow.
 
 Clusters. With u_k = x_k - k, every window that contains positions p and p + 1 is wide
 exactly when max(u_1..u_p) <= min(u_{p+1}..u_K). Cutting the sorted nodes at all such p

@@ -241,7 +241,7 @@ def cc_log_prob(x, logits):
 
 
 def cc_mean(logits):
-    """E[y] of CC(eta) = gradient of log C^{-1} (NUMERICS.md; series M1). Shape [..., K]."""
+    """E[y] of CC(eta) = gradient of log C^{-1} (moments M1 of ``keras_cc.core.series``). Shape [..., K]."""
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
     mean = _mean_with_gradient(flat)
@@ -450,7 +450,7 @@ def _prefix_table(w):
 
 
 def _sample_multi_index(w, log_prefix, total, seeds):
-    """Draws m with |m| = total and P(m) proportional to prod_k w_k^{m_k} (NUMERICS.md).
+    """Draws m with |m| = total and P(m) proportional to prod_k w_k^{m_k} (see :func:`cc_sample`).
 
     Sequentially from k = K down to 1: P(m_k = a | r left) ~ w_k^a h_{r-a}(w_1..w_{k-1}).
     ``total`` is [B, S]; returns m as [B, S, K] (dtype of w).
@@ -485,7 +485,7 @@ MAX_SAMPLER_SPREAD = 1e5
 
 
 def cc_sample(logits, sample_shape=(), seed=None):
-    """Exact samples of CC(eta) as a mixture of Dirichlets (NUMERICS.md, exact sampling).
+    """Exact samples of CC(eta) as a mixture of Dirichlets (no rejection step).
 
     exp(w . y) = sum_n (w . y)^n / n! expands CC(w) into Dirichlet(m + 1) components with
     weights prod_k w_k^{m_k} / (|m| + K - 1)!. So: n ~ P(n) proportional to
