@@ -241,7 +241,7 @@ def cc_log_prob(x, logits):
 
 
 def cc_mean(logits):
-    """E[y] of CC(eta) = gradient of log C^{-1} (moments M1 of ``keras_cc.core.series``). Shape [..., K]."""
+    """E[y] of CC(eta), the gradient of log C^{-1} (``keras_cc.core.series``, M1): [..., K]."""
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
     mean = _mean_with_gradient(flat)
