@@ -30,6 +30,7 @@ import numpy as np
 from absl import flags
 
 import agents  # routes tf.keras to Keras 2 before TensorFlow is imported
+from agents.environments import games
 from keras_cc_runs import cli, run_directory
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -112,12 +113,18 @@ def _time_loop(trainer, epoch):
 
 
 def main(argv):
+    del argv
+    with cli.checks():  # before TensorFlow loads
+        for game in FLAGS.games:
+            try:
+                games.get_game(game)
+            except games.UnknownGameError as error:
+                raise ValueError(f"--games: {error}") from None
     if not cli.verbose():
         agents.import_gym_quietly()
-    from agents.dqn import random_experts  # TensorFlow: after the flags are parsed
-
-    del argv
     import tensorflow as tf
+
+    from agents.dqn import random_experts  # TensorFlow: after the flags are checked
 
     with tempfile.TemporaryDirectory() as work_dir:
         experts_dir = FLAGS.experts_dir

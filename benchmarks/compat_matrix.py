@@ -311,6 +311,17 @@ def render(result: dict) -> None:
     print(markdown(result["sets"]))
 
 
+def _extra_set(text: str) -> tuple[str, str, list[str]]:
+    """``"TF:TFP[:REQ,...]"`` -> (TF, TFP, [REQ, ...]) (argparse's type for --extra_set)."""
+    tf, _, rest = text.partition(":")
+    tfp, _, pins = rest.partition(":")
+    if not re.fullmatch(r"\d+\.\d+", tf) or not re.fullmatch(r"\d+\.\d+", tfp):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not TF:TFP[:REQ,...] with minor versions, e.g. '2.21:0.25'"
+        )
+    return tf, tfp, [p for p in pins.split(",") if p]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tensorflow", nargs="+", default=["2.20", "2.21"], metavar="X.Y")
@@ -318,6 +329,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--extra_set",
         action="append",
+        type=_extra_set,
         default=[],
         metavar="TF:TFP[:REQ,...]",
         help='one more set, e.g. "2.21:0.25:numpy==2.4.*" (repeatable)',
@@ -332,13 +344,14 @@ def main(argv=None) -> int:
     parser.add_argument("--render", default=None, help="print the tables of a --json_out file")
     args = parser.parse_args(argv)
     if args.render:
-        render(json.loads(pathlib.Path(args.render).read_text()))
+        try:
+            render(run_directory.read_json(args.render))
+        except (OSError, ValueError, KeyError) as error:  # missing, damaged or not a matrix
+            parser.error(f"--render {args.render}: cannot be read ({error!r})")
         return 0
 
     sets = [(tf, tfp, []) for tf in args.tensorflow for tfp in args.tfp]
-    for text in args.extra_set:
-        tf, tfp, *rest = text.split(":")
-        sets.append((tf, tfp, [r for r in ":".join(rest).split(",") if r]))
+    sets.extend(args.extra_set)
 
     workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="keras-cc-compat-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,8 @@ class AblationSettings(settings_lib.TrainingSettings):
         "'+'-joined regularizers per row (short names: wd, bn). Default: 4 of the 8 (all "
         "regularizers, batch norm alone, dropout and weight decay, none), which keep the "
         "batch-norm contrast and the main job under 10 minutes on 2 CPU cores.",
+        parse=settings_lib.parse_rows,
+        format=settings_lib.comma_joined,
     )
     losses: tuple[str, ...] = cli.setting(
         settings_lib.LOSSES,
@@ -225,8 +227,8 @@ def run(settings, config, rows, cells, output_dir):
     """Trains the missing cells, then writes and prints the tables; exits 2 or 130 on a
     stop (missing data, another run's directory, an interrupt)."""
     from keras_cc.experiments import grid
+    from keras_cc.experiments.cells import get_dataset
     from keras_cc.experiments.data import DatasetNotFoundError
-    from keras_cc.experiments.training import get_dataset
 
     losses, seeds = settings.losses, settings.seeds
     start = time.perf_counter()

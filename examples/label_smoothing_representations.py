@@ -39,6 +39,7 @@ class RepresentationSettings(settings_lib.TrainingSettings):
         "dropout+weight_decay+batch_norm",
         "The regularizers of the models ('+'-joined; 'none' for none). The paper uses the "
         "top row of Table 1.",
+        parse=settings_lib.check_row,
     )
     losses: tuple[str, ...] = cli.setting(
         ("none", "ls", "cc_ls"),
@@ -98,7 +99,7 @@ def _ablation_config(ablation_dir: str) -> dict:
 
 def _training_config_of_ablation(values: dict, data_dir: str | None):
     """The ablation's TrainingConfig, with this run's --data_dir when given."""
-    from keras_cc.experiments.training import TrainingConfig
+    from keras_cc.experiments.cells import TrainingConfig
 
     fields = set(TrainingConfig.__dataclass_fields__)
     values = {k: v for k, v in values.items() if k in fields}
@@ -111,7 +112,7 @@ def _training_config_of_ablation(values: dict, data_dir: str | None):
 def _models(cells, config, output_dir, ablation_dir):
     """Paths of the trained models, training the missing ones (unless `ablation_dir`)."""
     from keras_cc.experiments import grid
-    from keras_cc.experiments.training import cell_paths
+    from keras_cc.experiments.cells import cell_paths
 
     if ablation_dir:
         paths = {c.cell_id: cell_paths(ablation_dir, c)["model"] for c in cells}
@@ -190,9 +191,9 @@ def run(settings, config, row, cells, output_dir):
 
     from keras_cc.experiments import figures, tables
     from keras_cc.experiments import representations as rep
+    from keras_cc.experiments.cells import get_dataset
     from keras_cc.experiments.data import DatasetNotFoundError
     from keras_cc.experiments.records import atomic_write_json, atomic_write_text
-    from keras_cc.experiments.training import get_dataset
 
     losses, seeds, classes = settings.losses, settings.seeds, settings.classes
     try:

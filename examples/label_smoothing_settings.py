@@ -24,18 +24,23 @@ from keras_cc_runs.cli import parse_int_list  # noqa: F401 (the settings' parser
 
 __all__ = [
     "DATASETS",
+    "REGULARIZER_NAMES",
     "LOSSES",
     "PROTOCOLS",
     "TrainingSettings",
+    "check_row",
     "default_output_dir",
     "parse_int_list",
     "parse_losses",
+    "parse_rows",
 ]
 
 PROTOCOLS = ("paper", "standard")  # sorted(keras_cc.experiments.protocols.PROTOCOLS)
 DATASETS = ("digits", "cifar10")  # keras_cc.experiments.data.DATASETS
 LOSSES = ("none", "ls", "cc_ls", "cc_ls_published")  # keras_cc.experiments.model.LOSSES
 DEFAULT_DROPOUT_RATES = (0.2, 0.3, 0.4)  # keras_cc.experiments.model.DEFAULT_DROPOUT_RATES
+# The keys of keras_cc.experiments.model.REGULARIZER_ALIASES.
+REGULARIZER_NAMES = ("dropout", "do", "weight_decay", "wd", "batch_norm", "batchnorm", "bn")
 _TRI_STATE = ("auto", "true", "false")
 
 
@@ -50,6 +55,36 @@ def parse_losses(text: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown {unknown}; choose from {list(LOSSES)}.")
     return losses
+
+
+def check_row(text: str) -> str:
+    """One row of Table 1 ('+'-joined regularizer names, or 'none'), checked by name.
+
+    Raises:
+      ValueError: an unknown regularizer name.
+    """
+    text = text.strip()
+    if text.lower() in ("none", ""):
+        return text
+    unknown = [p.strip() for p in text.lower().split("+") if p.strip() not in REGULARIZER_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown regularizer(s) {unknown} in row {text!r}; use '+'-joined names from "
+            "dropout, weight_decay (wd), batch_norm (bn), or 'none'."
+        )
+    return text
+
+
+def parse_rows(text: str) -> tuple[str, ...]:
+    """Rows of Table 1 from a comma-separated string ('all': the paper's eight).
+
+    Raises:
+      ValueError: an unknown regularizer name.
+    """
+    rows = tuple(item.strip() for item in text.split(",") if item.strip())
+    if rows == ("all",):
+        return rows
+    return tuple(check_row(row) for row in rows)
 
 
 def comma_joined(values) -> str:

@@ -398,6 +398,7 @@ def parse_flags(arguments: Sequence[str] | None = None) -> list[str]:
     """
     arguments = list(sys.argv if arguments is None else arguments)
     program = _program(arguments)
+    app.define_help_flags()  # what app.run does first (once per process): --help, -?, ...
     try:
         rest = flags.FLAGS(arguments)
     except flags.Error as error:

@@ -2,7 +2,10 @@
 
 * :mod:`~keras_cc.experiments.data`: scikit-learn's bundled digits; CIFAR-10 from disk.
 * :mod:`~keras_cc.experiments.model`: the ablation CNN, the three losses, input pipelines.
-* :mod:`~keras_cc.experiments.training`: one grid cell, trained, checkpointed, recorded.
+* :mod:`~keras_cc.experiments.cells`: a grid cell, its settings and where its files live.
+* :mod:`~keras_cc.experiments.training`: one cell trained and recorded, with the callbacks
+  of :mod:`~keras_cc.experiments.callbacks` and the checkpoints of
+  :mod:`~keras_cc.experiments.checkpoints`.
 * :mod:`~keras_cc.experiments.grid`: the grid in-process, in worker processes or on Ray.
 * :mod:`~keras_cc.experiments.tables` and :mod:`~keras_cc.experiments.figures`: Tables 1
   and 2, and the figures.
@@ -18,6 +21,7 @@ from keras_cc._environment import require_extra
 
 require_extra(__name__, "experiments", ("absl", "sklearn", "matplotlib", "tensorboard"))
 
+from keras_cc.experiments.cells import Cell, TrainingConfig
 from keras_cc.experiments.data import (
     DatasetNotFoundError,
     ImageDataset,
@@ -35,7 +39,7 @@ from keras_cc.experiments.model import (
     paper_rows,
 )
 from keras_cc.experiments.tables import format_table1, format_table2, summarize_grid
-from keras_cc.experiments.training import Cell, TrainingConfig, run_cell
+from keras_cc.experiments.training import run_cell
 
 __all__ = [
     "LOSSES",

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from keras_cc.experiments import model as model_lib
+from keras_cc.experiments.cells import TrainingConfig
 from keras_cc.experiments.protocols import PROTOCOLS, get_protocol
-from keras_cc.experiments.training import TrainingConfig
 
 __all__ = ["parse_rows", "protocol_defaults_help", "training_config"]
 

@@ -30,6 +30,7 @@ import tensorflow as tf
 __all__ = [
     "LOSS_LABELS",
     "LOSSES",
+    "REGULARIZER_ALIASES",
     "Regularizers",
     "build_ablation_cnn",
     "epoch_key",
@@ -53,6 +54,18 @@ BASE_FILTERS = (32, 64, 128)
 DEFAULT_DROPOUT_RATES = (0.2, 0.3, 0.4)
 
 
+# Names of the regularizers in a row ('+'-joined), with their short forms.
+REGULARIZER_ALIASES = {
+    "dropout": "dropout",
+    "do": "dropout",
+    "weight_decay": "weight_decay",
+    "wd": "weight_decay",
+    "batch_norm": "batch_norm",
+    "batchnorm": "batch_norm",
+    "bn": "batch_norm",
+}
+
+
 @dataclasses.dataclass(frozen=True, order=True)
 class Regularizers:
     """One row of Table 1: which of dropout, weight decay and batch norm are on."""
@@ -72,15 +85,7 @@ class Regularizers:
     @classmethod
     def parse(cls, text: str) -> Regularizers:
         """The inverse of :attr:`key`; also accepts ``wd``/``bn`` and ``,`` separators."""
-        aliases = {
-            "dropout": "dropout",
-            "do": "dropout",
-            "weight_decay": "weight_decay",
-            "wd": "weight_decay",
-            "batch_norm": "batch_norm",
-            "batchnorm": "batch_norm",
-            "bn": "batch_norm",
-        }
+        aliases = REGULARIZER_ALIASES
         text = text.strip().lower()
         if text in ("none", ""):
             return cls(False, False, False)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.training import STATUS_DONE
+from keras_cc.experiments.cells import STATUS_DONE
 
 __all__ = [
     "EntryStats",

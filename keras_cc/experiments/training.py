@@ -39,10 +39,6 @@ paper's code did.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
-import json
 import math
 import os
 import random
@@ -50,7 +46,7 @@ import shutil
 import socket
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -65,14 +61,53 @@ from keras.src.utils import rng_utils
 from keras_cc.experiments import data as data_lib
 from keras_cc.experiments import model as model_lib
 from keras_cc.experiments import published
-from keras_cc.experiments.protocols import get_protocol
-from keras_cc.experiments.records import atomic_write_bytes, atomic_write_json, read_json
+from keras_cc.experiments.callbacks import (
+    CellCheckpoint,
+    CurveRecorder,
+    EpochData,
+    EpochLogger,
+    SkippedSteps,
+    TestEvaluation,
+    replay_summaries,
+)
+
+# The cell, its settings and its checkpoints live in their own modules; they are part of
+# this module's API, as they were before they moved.
+from keras_cc.experiments.cells import (
+    RECORD_VERSION,
+    STATUS_DONE,
+    STATUS_FAILED,
+    Cell,
+    CellDivergedError,
+    TrainingConfig,
+    cell_paths,
+    configure_threads,
+    execution_settings,
+    get_dataset,
+    make_strategy,
+    resolve_deterministic_ops,
+    resolve_jit_compile,
+)
+from keras_cc.experiments.checkpoints import (
+    CheckpointMismatchError,
+    read_checkpoint_metadata,
+    restore_checkpoint,
+    resume_epoch,
+    save_checkpoint,
+    usable_checkpoint,
+)
+from keras_cc.experiments.records import atomic_write_json, read_json
 
 __all__ = [
+    "STATUS_DONE",
+    "STATUS_FAILED",
     "Cell",
+    "CellCheckpoint",
     "CellDivergedError",
     "CheckpointMismatchError",
     "TrainingConfig",
+    "build_model",
+    "build_network",
     "cell_paths",
     "configure_threads",
     "execution_settings",
@@ -87,464 +122,9 @@ __all__ = [
     "resume_epoch",
     "run_cell",
     "save_checkpoint",
+    "selected_epoch",
+    "summarize_curves",
 ]
-
-STATUS_DONE = "done"
-STATUS_FAILED = "failed"
-# 2: epoch-keyed data order and exact resume; where, when and how long a cell ran moved
-# to provenance/<cell_id>.json. 3: protocols, a validation split (val_* curves), the test
-# set's curves as test_*, max and validation-selected test accuracy, models output logits.
-# Earlier records are read as they are.
-RECORD_VERSION = 3
-CHECKPOINT_FORMAT = 1
-
-
-class CellDivergedError(RuntimeError):
-    """The training loss of a cell became NaN or infinite."""
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class Cell:
-    """One grid cell: a row of regularizers, a loss (one of ``model.LOSSES``), a seed."""
-
-    regularizers: model_lib.Regularizers
-    loss: str
-    seed: int
-
-    def __post_init__(self):
-        if self.loss not in model_lib.LOSSES:
-            raise ValueError(f"Unknown loss {self.loss!r}; choose one of {model_lib.LOSSES}.")
-
-    @property
-    def cell_id(self) -> str:
-        return f"{self.regularizers.key}__{self.loss}__seed{self.seed}"
-
-    def as_dict(self) -> dict:
-        return {"row": self.regularizers.as_dict(), "loss": self.loss, "seed": self.seed}
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Everything a cell needs besides its row, loss and seed.
-
-    Fields listed in ``RESULT_FIELDS`` change the numbers a cell produces; they form the
-    :meth:`fingerprint` that a resumed grid must match. The rest (where the data lives,
-    XLA, the distribution strategy, what is written besides the record) do not.
-    """
-
-    dataset: str = "digits"
-    protocol: str = "standard"
-    validation_fraction: float = 0.1
-    data_dir: str | None = None
-    download: bool = False
-    train_examples: int | None = None
-    test_examples: int | None = None
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    label_smoothing: float = 0.1
-    width: float = 0.5
-    dropout_rates: tuple[float, ...] = model_lib.DEFAULT_DROPOUT_RATES
-    weight_decay: float = 1e-4
-    batch_norm_momentum: float = 0.9
-    augment: bool = False
-    jit_compile: str = "auto"
-    deterministic_ops: str = "auto"
-    strategy: str = "default"
-    save_models: bool = True
-    tensorboard: bool = True
-    log_epochs: bool = False
-    checkpoint_interval_s: float = 60.0
-    steps_per_execution: int = 32
-
-    RESULT_FIELDS = (
-        "dataset",
-        "protocol",
-        "validation_fraction",
-        "train_examples",
-        "test_examples",
-        "epochs",
-        "batch_size",
-        "learning_rate",
-        "label_smoothing",
-        "width",
-        "dropout_rates",
-        "weight_decay",
-        "batch_norm_momentum",
-        "augment",
-    )
-
-    def __post_init__(self):
-        if self.dataset not in data_lib.DATASETS:
-            raise ValueError(
-                f"Unknown dataset {self.dataset!r}; choose one of {data_lib.DATASETS}."
-            )
-        get_protocol(self.protocol)
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(
-                f"--validation_fraction must lie in [0, 1); received {self.validation_fraction!r}."
-            )
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1; received {self.epochs!r}.")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; received {self.batch_size!r}.")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0; received {self.learning_rate!r}.")
-        if not 0.0 < self.label_smoothing < 1.0:
-            raise ValueError(
-                f"label_smoothing must lie in (0, 1); received {self.label_smoothing!r}."
-            )
-        for name in ("jit_compile", "deterministic_ops"):
-            if getattr(self, name) not in ("auto", "true", "false"):
-                raise ValueError(
-                    f"{name} must be 'auto', 'true' or 'false'; received {getattr(self, name)!r}."
-                )
-        if self.strategy not in ("default", "mirrored"):
-            raise ValueError(
-                f"strategy must be 'default' or 'mirrored'; received {self.strategy!r}."
-            )
-        if self.steps_per_execution < 1:
-            raise ValueError(
-                f"steps_per_execution must be >= 1; received {self.steps_per_execution!r}."
-            )
-        if self.checkpoint_interval_s < 0:
-            raise ValueError(
-                f"checkpoint_interval_s must be >= 0; received {self.checkpoint_interval_s!r}."
-            )
-        for name in ("train_examples", "test_examples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 or None; received {value!r}.")
-        object.__setattr__(self, "dropout_rates", tuple(float(r) for r in self.dropout_rates))
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @property
-    def protocol_spec(self):
-        """The :class:`~keras_cc.experiments.protocols.Protocol` named by ``protocol``."""
-        return get_protocol(self.protocol)
-
-    def result_settings(self) -> dict:
-        return {name: getattr(self, name) for name in self.RESULT_FIELDS}
-
-    def fingerprint(self) -> str:
-        text = json.dumps(self.result_settings(), sort_keys=True, default=list)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def cell_paths(output_dir: str, cell: Cell) -> dict[str, str]:
-    """Where a cell keeps its record, provenance, summaries, checkpoint and model."""
-    cid = cell.cell_id
-    checkpoint = os.path.join(output_dir, "checkpoints", cid)
-    return {
-        "record": os.path.join(output_dir, "cells", f"{cid}.json"),
-        "provenance": os.path.join(output_dir, "provenance", f"{cid}.json"),
-        "tensorboard": os.path.join(output_dir, "tensorboard", cid),
-        "checkpoint": checkpoint,
-        "checkpoint_file": os.path.join(checkpoint, "state.npz"),
-        "model": os.path.join(output_dir, "models", f"{cid}.keras"),
-    }
-
-
-# ------------------------------------------------------------------------- environment
-
-_DATASETS: dict[tuple, data_lib.ImageDataset] = {}
-
-
-def get_dataset(config: TrainingConfig) -> data_lib.ImageDataset:
-    """The data set of ``config``, loaded once per process: subset if asked, then a
-    class-stratified ``validation_fraction`` of the training images held out (seed 0)."""
-    key = (
-        config.dataset,
-        config.data_dir,
-        config.download,
-        config.train_examples,
-        config.test_examples,
-        config.validation_fraction,
-    )
-    if key not in _DATASETS:
-        full = data_lib.load_dataset(config.dataset, config.data_dir, config.download)
-        subset = full.subset(config.train_examples, config.test_examples, seed=0)
-        _DATASETS[key] = subset.hold_out_validation(config.validation_fraction, seed=0)
-    return _DATASETS[key]
-
-
-def configure_threads(threads: int | None) -> None:
-    """Limit TensorFlow's CPU threads (call before TensorFlow runs its first op)."""
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
-        except RuntimeError:  # TensorFlow already initialized; keep its settings.
-            pass
-
-
-def resolve_jit_compile(setting: str) -> bool:
-    """``auto``: XLA when a GPU is visible; on CPUs XLA convolutions are slower."""
-    if setting == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
-    return setting == "true"
-
-
-def resolve_deterministic_ops(setting: str) -> bool:
-    """``auto``: on when a GPU is visible.
-
-    GPU kernels such as cuDNN's convolution gradients are not deterministic by default,
-    so neither an uninterrupted run nor a resumed one would repeat itself; with
-    ``tf.config.experimental.enable_op_determinism`` they do, at some cost in speed. The
-    CPU kernels used here repeat themselves without it (the resume tests check this).
-    """
-    if setting == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
-    return setting == "true"
-
-
-def execution_settings(config: TrainingConfig) -> dict:
-    """How the cell's ops run; a checkpoint resumes only under the same settings."""
-    return {
-        "jit_compile": resolve_jit_compile(config.jit_compile),
-        "deterministic_ops": resolve_deterministic_ops(config.deterministic_ops),
-        "strategy": config.strategy,
-    }
-
-
-def make_strategy(name: str, devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
-    """``default``: the current strategy; ``mirrored``: all local GPUs (or ``devices``)."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices=devices)
-    raise ValueError(f"Unknown strategy {name!r}; choose 'default' or 'mirrored'.")
-
-
-# --------------------------------------------------------------------------- callbacks
-
-
-class TestEvaluation(keras.callbacks.Callback):
-    """Evaluates the test set at the end of every epoch into ``logs`` as ``test_*``.
-
-    Must come before the callbacks that read the epoch's logs (recorder, logger,
-    TensorBoard, checkpoint): Keras hands every callback the same ``logs``.
-    """
-
-    def __init__(self, data):
-        super().__init__()
-        self.data = data
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None or self.model.stop_training:
-            return
-        results = self.model.evaluate(self.data, verbose=0, return_dict=True)
-        logs.update({f"test_{name}": float(value) for name, value in results.items()})
-
-
-class SkippedSteps(keras.callbacks.Callback):
-    """Adds ``skipped_steps``, the optimizer's count of skipped non-finite steps so far,
-    to each epoch's logs (:class:`~keras_cc.experiments.published.SkipNonFiniteAdam`)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["skipped_steps"] = int(self.model.optimizer.skipped_steps.numpy())
-
-
-class EpochData(keras.callbacks.Callback):
-    """Tells the training data which epoch begins (see ``model.make_train_dataset``).
-
-    ``epoch`` is the ``tf.Variable`` the data set reads when Keras makes the epoch's
-    iterator, which happens after ``on_epoch_begin``.
-    """
-
-    def __init__(self, epoch: tf.Variable):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch.assign(epoch)
-
-
-class CurveRecorder(keras.callbacks.Callback):
-    """Keeps the per-epoch metrics and epoch times, starting from those of a checkpoint."""
-
-    def __init__(self, curves: dict[str, list] | None = None, epoch_times=None):
-        super().__init__()
-        self.curves: dict[str, list] = {k: list(v) for k, v in (curves or {}).items()}
-        self.epoch_times: list[float] = list(epoch_times or [])
-        self._epoch_start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.curves = {k: v[:epoch] for k, v in self.curves.items()}
-        self.epoch_times = self.epoch_times[:epoch]
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_times.append(time.perf_counter() - self._epoch_start)
-        for key, value in (logs or {}).items():
-            self.curves.setdefault(key, []).append(float(value))
-
-
-class CellCheckpoint(keras.callbacks.Callback):
-    """Saves the whole training state at the end of an epoch, once ``interval_s`` seconds
-    have passed since the last save (0: every epoch); see :func:`save_checkpoint`.
-
-    ``metadata()`` gives what is saved besides the variables (the curves so far, ...).
-    Must come last in the callback list, so the epoch's metrics are recorded first.
-    """
-
-    def __init__(self, path: str, interval_s: float, metadata: Callable[[], dict]):
-        super().__init__()
-        self.path = path
-        self.interval_s = interval_s
-        self.metadata = metadata
-        self._last_save = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.model.stop_training:  # a diverged epoch is never resumed from
-            return
-        if time.monotonic() - self._last_save >= self.interval_s:
-            save_checkpoint(self.path, self.model, {**self.metadata(), "epoch": epoch + 1})
-            self._last_save = time.monotonic()
-
-
-def replay_summaries(log_dir: str, curves: dict[str, list]) -> None:
-    """Writes the epochs of ``curves`` as ``keras.callbacks.TensorBoard`` does (scalars
-    ``epoch_<name>``; ``val_*`` in the ``validation`` run, the rest in ``train``), so that
-    a resumed cell's logs hold every epoch once."""
-    epochs = min((len(v) for v in curves.values()), default=0)
-    runs: dict[str, dict[str, list]] = {}
-    for key, values in curves.items():
-        run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-        runs.setdefault(run, {})[name] = values
-    for run, series in runs.items():
-        writer = tf.summary.create_file_writer(os.path.join(log_dir, run))
-        with writer.as_default():
-            for epoch in range(epochs):
-                for name, values in series.items():
-                    if values[epoch] is not None and math.isfinite(values[epoch]):
-                        tf.summary.scalar(f"epoch_{name}", values[epoch], step=epoch)
-        writer.close()
-
-
-class EpochLogger(keras.callbacks.Callback):
-    """Prints one line per epoch (for long cells)."""
-
-    def __init__(self, label: str, epochs: int, printer: Callable[[str], None] = print):
-        super().__init__()
-        self.label, self.epochs, self.printer = label, epochs, printer
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        validation = f"validation acc {logs['val_accuracy']:.4f} " if "val_accuracy" in logs else ""
-        self.printer(
-            f"    {self.label} epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', 0):.4f} "
-            f"train acc {logs.get('accuracy', 0):.4f} {validation}test acc "
-            f"{logs.get('test_accuracy', 0):.4f} ({time.perf_counter() - self._start:.1f}s)"
-        )
-
-
-# ------------------------------------------------------------------------- checkpoints
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not belong to this cell, these settings or this network."""
-
-
-def save_checkpoint(path: str, model: keras.Model, metadata: dict) -> None:
-    """Writes the whole training state of ``model`` to ``path`` (an ``.npz``), atomically.
-
-    The state is every variable of the model (weights, batch-norm statistics and the
-    states of the dropout layers' seed generators: ``model.variables``) and of its
-    optimizer (step counter, learning rate, moments: ``model.optimizer.variables``),
-    with ``metadata`` (JSON). Together with the epoch, which fixes the order and
-    augmentation of the data (``model_lib.make_train_dataset``), that is everything the
-    rest of the run depends on: Keras resets the metrics at every epoch.
-    """
-    arrays = {
-        "metadata": np.array(json.dumps({**metadata, "format": CHECKPOINT_FORMAT})),
-        "model_paths": np.array([v.path for v in model.variables]),
-        "optimizer_paths": np.array([v.path for v in model.optimizer.variables]),
-    }
-    for kind, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
-        for i, variable in enumerate(variables):
-            arrays[f"{kind}_{i:05d}"] = keras.ops.convert_to_numpy(variable)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_checkpoint_metadata(path: str) -> dict | None:
-    """The metadata of the checkpoint at ``path`` (None when there is none)."""
-    try:
-        with np.load(path, allow_pickle=False) as state:
-            return json.loads(str(state["metadata"]))
-    except FileNotFoundError:
-        return None
-
-
-def restore_checkpoint(path: str, model: keras.Model) -> dict:
-    """Assigns the state saved by :func:`save_checkpoint` to ``model``; returns its metadata.
-
-    Raises :class:`CheckpointMismatchError`, before assigning anything, when the saved
-    variables do not match the model's in number or shape.
-    """
-    with np.load(path, allow_pickle=False) as state:
-        metadata = json.loads(str(state["metadata"]))
-        pairs = []
-        for kind, variables in (
-            ("model", model.variables),
-            ("optimizer", model.optimizer.variables),
-        ):
-            saved = [str(p) for p in state[f"{kind}_paths"]]
-            if len(saved) != len(variables):
-                raise CheckpointMismatchError(
-                    f"the checkpoint holds {len(saved)} {kind} variables, the network "
-                    f"{len(variables)}"
-                )
-            for i, (variable, name) in enumerate(zip(variables, saved)):
-                value = state[f"{kind}_{i:05d}"]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise CheckpointMismatchError(
-                        f"{name} has shape {value.shape} in the checkpoint, "
-                        f"{tuple(variable.shape)} in the network"
-                    )
-                pairs.append((variable, value))
-    for variable, value in pairs:
-        variable.assign(value)
-    return metadata
-
-
-def _usable_checkpoint(path: str, cell: Cell, config: TrainingConfig) -> tuple[dict | None, str]:
-    """The metadata of the cell's checkpoint if it can resume the cell, else why not."""
-    try:
-        metadata = read_checkpoint_metadata(path)
-    except Exception as error:  # noqa: BLE001 - any unreadable file: start again
-        return None, f"its checkpoint is unreadable ({type(error).__name__}: {error})"
-    if metadata is None:
-        return None, ""
-    if metadata.get("format") != CHECKPOINT_FORMAT:
-        return None, f"its checkpoint has format {metadata.get('format')!r}"
-    if metadata.get("cell_id") != cell.cell_id:
-        return None, f"its checkpoint belongs to {metadata.get('cell_id')!r}"
-    if metadata.get("config_fingerprint") != config.fingerprint():
-        return None, "its checkpoint was made with other settings"
-    if metadata.get("execution") != execution_settings(config):
-        return None, (
-            f"its checkpoint ran with {metadata.get('execution')}, this run with "
-            f"{execution_settings(config)}"
-        )
-    return metadata, ""
-
-
-def resume_epoch(output_dir: str, cell: Cell, config: TrainingConfig) -> int | None:
-    """The epochs a killed run of ``cell`` finished and checkpointed (None: none saved)."""
-    path = cell_paths(output_dir, cell)["checkpoint_file"]
-    metadata, _ = _usable_checkpoint(path, cell, config)
-    return None if metadata is None else int(metadata["epoch"])
-
 
 # ---------------------------------------------------------------------------- one cell
 
@@ -785,7 +365,7 @@ def _train(cell, config, output_dir, printer, reuse, run) -> tuple[dict, dict]:
     dataset = get_dataset(config)
     if resolve_deterministic_ops(config.deterministic_ops):
         tf.config.experimental.enable_op_determinism()
-    metadata, reason = _usable_checkpoint(paths["checkpoint_file"], cell, config)
+    metadata, reason = usable_checkpoint(paths["checkpoint_file"], cell, config)
     if metadata is None and os.path.isdir(os.path.join(paths["checkpoint"], "backup")):
         reason = "its checkpoint predates the saved data order and dropout state"
     model, strategy = (

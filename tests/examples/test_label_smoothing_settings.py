@@ -23,6 +23,7 @@ def test_the_names_repeat_those_of_keras_cc_experiments():
     assert settings_lib.DATASETS == tuple(data.DATASETS)
     assert settings_lib.LOSSES == tuple(model.LOSSES)
     assert settings_lib.DEFAULT_DROPOUT_RATES == tuple(model.DEFAULT_DROPOUT_RATES)
+    assert settings_lib.REGULARIZER_NAMES == tuple(model.REGULARIZER_ALIASES)
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,16 @@ def test_list_settings_parse_as_the_flags_did():
     assert settings_lib.parse_losses("ls, cc_ls") == ("ls", "cc_ls")
     with pytest.raises(ValueError, match=r"unknown \['lss'\]"):
         settings_lib.parse_losses("lss")
+    assert settings_lib.parse_rows("all") == ("all",)
+    rows = settings_lib.parse_rows("none, wd+BN,dropout+weight_decay+batch_norm")
+    assert rows == ("none", "wd+BN", "dropout+weight_decay+batch_norm")
+    assert [model.Regularizers.parse(r).key for r in rows] == [
+        "none",
+        "weight_decay+batch_norm",
+        "dropout+weight_decay+batch_norm",
+    ]
+    with pytest.raises(ValueError, match=r"unknown regularizer\(s\) \['bogus'\]"):
+        settings_lib.parse_rows("none,wd+bogus")
 
 
 def test_unset_settings_take_the_protocols_defaults():

@@ -18,6 +18,11 @@ SCRIPTS = (
     "label_smoothing_ablation.py",
     "label_smoothing_representations.py",
 )
+BENCHMARKS = tuple(
+    name
+    for name in sorted(os.listdir(os.path.join(ROOT, "benchmarks")))
+    if name.endswith(".py") and not name.startswith("_")
+)
 # Runs a script's --help in this interpreter, then says whether TensorFlow was imported.
 # The script's folder goes first on sys.path, as `python script.py` puts it.
 HELP_PROBE = (
@@ -32,9 +37,15 @@ HELP_PROBE = (
 )
 
 
+def _path(script):
+    """``examples/<script>``, or ``benchmarks/<name>`` for a script named so."""
+    folder, _, name = script.rpartition("/")
+    return os.path.join(ROOT, folder or "examples", name)
+
+
 def _run(script, *args, cwd):
     return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", script), *args],
+        [sys.executable, _path(script), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -42,16 +53,17 @@ def _run(script, *args, cwd):
     )
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", SCRIPTS + tuple(f"benchmarks/{b}" for b in BENCHMARKS))
 def test_help_imports_no_tensorflow(script, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-c", HELP_PROBE, os.path.join(ROOT, "examples", script)],
+        [sys.executable, "-c", HELP_PROBE, _path(script)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert "--output_dir" in done.stdout or "--epochs" in done.stdout, done.stderr[-2000:]
+    assert "--" in done.stdout and "error" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.count("\n") > 3, done.stdout  # the usage, not one line
     assert done.stdout.rstrip().endswith("TENSORFLOW False"), done.stdout[-500:]
 
 
@@ -91,6 +103,26 @@ def test_help_imports_no_tensorflow(script, tmp_path):
         ),
         ("label_smoothing_ablation.py", ["--losses=ls,lss"], "--losses: unknown ['lss']"),
         ("label_smoothing_ablation.py", ["--workers=0"], "--workers must be >= 1, got 0."),
+        (
+            "label_smoothing_ablation.py",
+            ["--rows=none,bogus"],
+            "--rows: unknown regularizer(s) ['bogus'] in row 'bogus'",
+        ),
+        (
+            "label_smoothing_representations.py",
+            ["--row=dropout+bogus"],
+            "--row: unknown regularizer(s) ['bogus']",
+        ),
+        (
+            "benchmarks/actor_mimic_throughput.py",
+            ["--games=Pong,Pongg"],
+            "--games: Unknown game 'Pongg'. Did you mean Pong?",
+        ),
+        (
+            "benchmarks/divergence_cost.py",
+            ["--dtype=float16"],
+            "flag --dtype=float16",
+        ),
         ("label_smoothing_ablation.py", ["--output_dir=a_file"], "--output_dir='a_file' is a file"),
         (
             "label_smoothing_representations.py",
@@ -108,7 +140,8 @@ def test_a_bad_flag_is_one_line_naming_it(script, args, message, tmp_path):
     (tmp_path / "a_file").write_text("")
     done = _run(script, *args, cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.startswith(f"{script}: error: ") and message in done.stderr
+    name = os.path.basename(script)
+    assert done.stderr.startswith(f"{name}: error: ") and message in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr[-2000:]
 
 
