@@ -2,16 +2,10 @@
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import (
-    assert_util,
-    dtype_util,
-    parameter_properties,
-    reparameterization,
-    tensor_util,
-)
-from tensorflow_probability.python.internal import (
-    prefer_static as ps,
-)
+
+# TFP has no public equivalent of these two: the dtype inference and the handling of
+# variables (kept as references, read at each use) that TFP's own distributions use.
+from tensorflow_probability.python.internal import dtype_util, tensor_util
 
 from keras_cc import ops
 
@@ -92,7 +86,7 @@ class ContinuousCategorical(tfd.Distribution):
             self._probs = _parameter_tensor(probs, dtype, "probs")
             super().__init__(
                 dtype=dtype,
-                reparameterization_type=reparameterization.NOT_REPARAMETERIZED,
+                reparameterization_type=tfd.NOT_REPARAMETERIZED,
                 validate_args=validate_args,
                 allow_nan_stats=allow_nan_stats,
                 parameters=parameters,
@@ -102,8 +96,8 @@ class ContinuousCategorical(tfd.Distribution):
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
         return dict(
-            logits=parameter_properties.ParameterProperties(event_ndims=1),
-            probs=parameter_properties.ParameterProperties(
+            logits=tfp.util.ParameterProperties(event_ndims=1),
+            probs=tfp.util.ParameterProperties(
                 event_ndims=1,
                 default_constraining_bijector_fn=tfb.SoftmaxCentered,
                 is_preferred=False,
@@ -151,7 +145,7 @@ class ContinuousCategorical(tfd.Distribution):
         return tf.TensorShape(self._parameter().shape[-1:])
 
     def _event_shape_tensor(self):
-        return ps.shape(self._parameter())[-1:]
+        return tf.shape(self._parameter())[-1:]
 
     def _point(self, x):
         """A point given to log_prob as a tensor; integer (or boolean) points are cast."""
@@ -241,7 +235,7 @@ class ContinuousCategorical(tfd.Distribution):
             return []
         num_classes = self._event_shape_tensor()[0]
         return [
-            assert_util.assert_equal(
+            tf.debugging.assert_equal(
                 tf.shape(x)[-1],
                 tf.cast(num_classes, tf.int32),
                 message=(
@@ -311,7 +305,7 @@ def _parameter_tensor(value, dtype, name):
 
 
 def _assert_all(condition, message):
-    return assert_util.assert_equal(tf.reduce_all(condition), True, message=message)
+    return tf.debugging.assert_equal(tf.reduce_all(condition), True, message=message)
 
 
 def _assert_sums_to_one(x, message):
