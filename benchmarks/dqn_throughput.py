@@ -86,7 +86,7 @@ def _ours(config, run_dir):
     batch = trainer.replay.sample(config.batch_size)
 
     def train_step():
-        return trainer._train_step(batch)
+        return trainer.train_step(batch)
 
     return run, train_step, trainer
 

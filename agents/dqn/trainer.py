@@ -116,7 +116,7 @@ class DqnExpertTrainer:
         self.architecture = self.agent.q_network.architecture
         self._observation_spec = observation_spec
         self.replay = self._new_replay()
-        self._train_step = make_train_step(
+        self.train_step = make_train_step(
             self.agent, self.replay, config.clip_rewards, jit_compile=config.jit_compile
         )
         self.collect_policy = py_tf_eager_policy.PyTFEagerPolicy(
@@ -356,7 +356,7 @@ class DqnExpertTrainer:
             count["train_credit"] += new_steps
             tick = time.perf_counter()
             while count["train_credit"] >= config.train_every:
-                self.loss = self._train_step(self.replay.sample(config.batch_size))
+                self.loss = self.train_step(self.replay.sample(config.batch_size))
                 count["train_credit"] -= config.train_every
             timers["train"] += time.perf_counter() - tick
         return new_steps

@@ -371,7 +371,6 @@ def _train(cell, config, output_dir, printer, reuse, run) -> tuple[dict, dict]:
     model, strategy = (
         _WARM.get(cell, config, dataset) if reuse else _cold_model(cell, config, dataset)
     )
-    model._initial_epoch = None  # only fit's initial_epoch decides where training starts
     if metadata is not None:
         try:  # assigns nothing unless every variable matches
             with strategy.scope():
