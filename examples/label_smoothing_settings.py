@@ -226,3 +226,10 @@ class TrainingSettings:
         "Results directory (records, TensorBoard logs, models, tables, figures); it holds "
         "one protocol. Default: runs/<script>/<dataset>-<protocol>.",
     )
+
+
+if __name__ == "__main__":
+    raise SystemExit(
+        "label_smoothing_settings.py is the settings module of label_smoothing_ablation.py "
+        "and label_smoothing_representations.py, not a script; run one of those (--help)."
+    )
