@@ -345,9 +345,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.render:
         try:
-            render(run_directory.read_json(args.render))
-        except (OSError, ValueError, KeyError) as error:  # missing, damaged or not a matrix
+            record = run_directory.read_json(args.render)
+            record["sets"]  # noqa: B018 (a matrix record has its sets)
+        except (OSError, ValueError, KeyError, TypeError) as error:  # missing, damaged, other
             parser.error(f"--render {args.render}: cannot be read ({error!r})")
+        render(record)
         return 0
 
     sets = [(tf, tfp, []) for tf in args.tensorflow for tfp in args.tfp]
@@ -364,16 +366,13 @@ def main(argv=None) -> int:
 
     commit = _commit(args.ref)
     done = _finished_sets(args.json_out, commit, args.tests)
-    records = []
-
-    def result():
-        return {"commit": commit, "python": python_version, "tests": args.tests, "sets": records}
-
     python_version = subprocess.run(
         [args.python, "-c", "import platform; print(platform.python_version())"],
         capture_output=True,
         text=True,
     ).stdout.strip()
+    records = []  # the sets so far: written with the record after each one
+    result = {"commit": commit, "python": python_version, "tests": args.tests, "sets": records}
     try:
         for tf, tfp, pins in sets:
             requirements = version_set(tf, tfp, pins)
@@ -394,7 +393,7 @@ def main(argv=None) -> int:
             )
             records.append(record)
             if args.json_out:
-                run_directory.write_json(args.json_out, result())
+                run_directory.write_json(args.json_out, result)
             print(f"{_cell(record)} ({record['seconds']} s)", flush=True)
             for line in record.get("failures", []) + [record.get("detail", "")]:
                 if line:
@@ -404,11 +403,11 @@ def main(argv=None) -> int:
             shutil.rmtree(source, ignore_errors=True)
 
     print()
-    render(result())
+    render(result)
     print("\nJSON:")
-    print(json.dumps(result(), indent=2))
+    print(json.dumps(result, indent=2))
     if args.json_out:
-        run_directory.write_json(args.json_out, result())
+        run_directory.write_json(args.json_out, result)
     return 0 if all(r["status"] == "pass" for r in records) else 1
 
 

@@ -19,7 +19,7 @@ frames per game with the greedy policy (epsilon ``eval_epsilon``). A run directo
                            (and student distributions) where the closed form (eq. 4)
                            fails, and non-finite steps (must stay 0)
     run_state.json         epochs done, non-finite steps, finished flag (derived from the
-                           checkpoint: rebuilt from it when missing or damaged)
+                           checkpoint: a damaged one is rebuilt from it on resume)
     checkpoints/           student, optimizer and counters after every epoch
     tensorboard/           scalars
 
