@@ -25,16 +25,17 @@ TINY = dict(train_examples=200, test_examples=60, epochs=2, batch_size=30, width
 
 
 def _flag_config(*argv):
-    """The config the scripts' flags give for ``argv`` (absl's global flags, reset after)."""
+    """The config the scripts' flags give for ``argv``, parsed into flags of its own.
+
+    A private ``FlagValues`` keeps this independent of flags other modules declare on
+    absl's global ``FLAGS`` (for example a script imported by another test).
+    """
     settings_lib = _settings_module()
-    if "protocol" not in flags.FLAGS:
-        runs_cli.define_flags(settings_lib.TrainingSettings)
-    try:
-        flags.FLAGS(["prog", *argv])
-        settings = runs_cli.config_from_flags(settings_lib.TrainingSettings)
-        return cli.training_config(settings)
-    finally:
-        flags.FLAGS.unparse_flags()
+    values = flags.FlagValues()
+    runs_cli.define_flags(settings_lib.TrainingSettings, flag_values=values)
+    values(["prog", *argv])
+    settings = runs_cli.config_from_flags(settings_lib.TrainingSettings, flag_values=values)
+    return cli.training_config(settings)
 
 
 def _settings_module():
