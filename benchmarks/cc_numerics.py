@@ -9,7 +9,7 @@ JSON. Usage:  python benchmarks/cc_numerics.py [--quick] [--json_out results.jso
     input's precision under XLA (one product of pairwise differences and a sum);
 (c) the spread sweep: loss+gradient at logit spreads 1 to 1e4 as ratios to softmax
     cross-entropy on the same batch, with the number of sequential loop steps and the share
-    of rows each method (series, table, certified closed form) took;
+    of rows each method (series, table, certified closed forms on all or the top nodes) took;
 (c') loss+gradient at spread 1e4 as a ratio to spread max(K, 10), batch 128;
 (d) a training-shaped case: logits of a digits MLP trained with CC label smoothing;
 (e) sampler throughput (samples/s);

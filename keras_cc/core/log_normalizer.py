@@ -11,20 +11,21 @@ from the exponential family, d log C^{-1} = E[y] and d E[y] = Cov[y]
 import functools
 import math
 
-from keras_cc.core import closed_form, series
+from keras_cc.core import closed_form, series, top_nodes
 
 # Rows whose spread exceeds this many times K - 1 go to the divided-difference table where
 # one is supplied (TensorFlow). The series takes at most about spread + 9 sqrt(spread) + 20
 # terms of O(K) work, the table 3 (K - 1) steps of O(K) work, each step about 20x a series
 # term's on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
 TABLE_SPREAD_PER_CLASS = 30.0
-# Rows whose spread exceeds this many times K - 1 try the certified closed form first: their
-# nodes are mostly far enough apart, and O(K^2) work without a loop is cheaper than the
+# Rows whose spread exceeds this many times K - 1 try the certified closed forms first: on
+# the top nodes (O(K) work), then on all nodes (O(K^2) work, K <= closed_form.MAX_CLASSES).
+# Their nodes are mostly far enough apart, and work without a loop is cheaper than the
 # series' O(K spread) in about spread sequential terms.
 CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 
 # The methods of :func:`log_normalizer_and_mean`, by the index it reports for each row.
-METHODS = ("series", "table", "closed form")
+METHODS = ("series", "table", "closed form", "top nodes")
 
 
 def series_rows(xp, w):
@@ -45,73 +46,98 @@ def series_rows(xp, w):
     return value, mean, steps
 
 
-def closed_form_rows(xp, nodes64, tried, dtype):
-    """The certified closed form (eq. 4) on the rows flagged ``tried`` of float64 nodes
-    (logits minus their row minimum), to the tolerances of ``dtype`` (a name): (value, mean,
-    rows it certified)."""
+def closed_form_rows(xp, nodes64, tried, dtype, method=closed_form):
+    """A certified closed form (``method``: :mod:`~keras_cc.core.closed_form` on all nodes,
+    or :mod:`~keras_cc.core.top_nodes`) on the rows flagged ``tried`` of float64 nodes
+    (logits minus their row minimum), to the tolerances of ``dtype`` (a name): (value,
+    mean, rows it certified)."""
     tolerances = closed_form.TOLERANCES[dtype]
-    value, mean, certified = closed_form.log_normalizer_and_mean(xp, nodes64, tolerances)
+    value, mean, certified = method.log_normalizer_and_mean(xp, nodes64, tolerances)
     return value, mean, xp.logical_and(tried, certified)
 
 
-def log_normalizer_and_mean(xp, logits, series_fn=None, closed_form_fn=None, table_fn=None):
+def top_nodes_rows(xp, nodes64, tried, dtype):
+    """:func:`closed_form_rows` with the closed form on the top nodes."""
+    return closed_form_rows(xp, nodes64, tried, dtype, method=top_nodes)
+
+
+def log_normalizer_and_mean(
+    xp, logits, series_fn=None, closed_form_fn=None, table_fn=None, top_nodes_fn=None
+):
     """log C^{-1}(eta) ([B]), E[y] ([B, K]), sequential steps and each row's method.
 
     Each row takes the cheapest exact method:
-      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K up to
-        ``closed_form.MAX_CLASSES``: the closed form (eq. 4) in float64, where its error
-        bound certifies it (well-separated nodes; O(K^2) work, no loop);
+      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1): the closed form
+        on the top nodes with a bound on the rest (:mod:`~keras_cc.core.top_nodes`; O(K)
+        work), where its error bound certifies it (one to ``top_nodes.TOP_NODES`` nodes
+        standing apart from the rest: the CC label-smoothing shape);
+      - those of them it does not certify, for K up to ``closed_form.MAX_CLASSES``: the
+        closed form (eq. 4) on all nodes in float64, where its error bound certifies it
+        (well-separated nodes; O(K^2) work);
       - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), when a
         ``table_fn`` is given: the divided-difference table;
       - the rest: the series (S1) with its moments (M1).
-    Each method runs only when some row of the batch needs it, and rows taken by a cheaper
-    method do not lengthen the series' loop. Rows with a non-finite logit give NaN. Call
-    inside ``xp.float64_scope()``.
+    None of them has a loop but the table and the series. Each method runs only when some
+    row of the batch needs it, and rows taken by a cheaper method do not lengthen the
+    series' loop. Rows with a non-finite logit give NaN. Call inside
+    ``xp.float64_scope()``.
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
       logits: [B, K] float32 or float64 natural parameters.
-      series_fn, closed_form_fn: replacements of :func:`series_rows` (``(w) -> ...``) and
-        :func:`closed_form_rows` (``(nodes64, tried) -> ...``) with the same results, e.g.
-        compiled ones; by default those functions on ``xp``.
+      series_fn, closed_form_fn, top_nodes_fn: replacements of :func:`series_rows`
+        (``(w) -> ...``), :func:`closed_form_rows` and :func:`top_nodes_rows` (``(nodes64,
+        tried) -> ...``) with the same results, e.g. compiled ones; by default those
+        functions on ``xp``.
       table_fn: ``(nodes64, wide) -> (value, mean, rows, steps)`` on the rows flagged
         ``wide``, or None (no table: those rows take the series).
 
     Returns:
       ``(value, mean, steps, method)``: [B] float64 and [B, K] in the dtype of ``logits``; the
       number of sequential stages (int32 scalar: series terms plus the table's steps; the
-      closed form has none) and each row's method as an int32 index into ``METHODS``.
+      closed forms have none) and each row's method as an int32 index into ``METHODS``.
     """
     dtype = xp.dtype(logits)
     num_classes = logits.shape[-1]
     series_fn = series_fn or functools.partial(series_rows, xp)
     closed_form_fn = closed_form_fn or functools.partial(closed_form_rows, xp, dtype=dtype)
+    top_nodes_fn = top_nodes_fn or functools.partial(top_nodes_rows, xp, dtype=dtype)
     finite = xp.all(xp.isfinite(logits), axis=-1)
     logits = xp.where(finite[:, None], logits, 0.0)
     minimum = xp.min(logits, axis=-1)
     w = logits - minimum[:, None]
     spread = xp.max(w, axis=-1)
     per_class = xp.cast(xp.size(w, -1) - 1, dtype)
-    # The closed form's and the table's nodes: the logits' differences, exact in float64.
+    # The closed forms' and the table's nodes: the logits' differences, exact in float64.
     w64 = xp.cast(logits, "float64") - xp.cast(minimum, "float64")[:, None]
     zeros = xp.zeros_like(w64)
     no_rows = xp.zeros_like(finite)
     no_steps = xp.convert_to_tensor(0, dtype="int32")
-
-    value, mean, by_closed_form = zeros[:, 0], zeros, no_rows
     static = num_classes is not None
-    if static and num_classes <= closed_form.MAX_CLASSES:
-        tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
-        value, mean, by_closed_form = xp.cond(
+
+    def certified_rows(method_fn, tried):
+        """``method_fn`` on the rows flagged ``tried`` when there are any."""
+        return xp.cond(
             xp.any(tried),
-            lambda: closed_form_fn(w64, tried),
+            lambda: method_fn(w64, tried),
             lambda: (zeros[:, 0], zeros, no_rows),
         )
+
+    value, mean, by_top_nodes, by_closed_form = zeros[:, 0], zeros, no_rows, no_rows
+    if static and num_classes >= 2:
+        tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
+        value, mean, by_top_nodes = certified_rows(top_nodes_fn, tried)
+        if num_classes <= closed_form.MAX_CLASSES:
+            tried = xp.logical_and(tried, xp.logical_not(by_top_nodes))
+            closed_value, closed_mean, by_closed_form = certified_rows(closed_form_fn, tried)
+            value = xp.where(by_closed_form, closed_value, value)
+            mean = xp.where(by_closed_form[:, None], closed_mean, mean)
+    by_closed_forms = xp.logical_or(by_top_nodes, by_closed_form)
     by_table, table_steps = no_rows, no_steps
     if static and table_fn is not None:
         # Such rows always split into clusters.
         wide = xp.logical_and(
-            spread > TABLE_SPREAD_PER_CLASS * per_class, xp.logical_not(by_closed_form)
+            spread > TABLE_SPREAD_PER_CLASS * per_class, xp.logical_not(by_closed_forms)
         )
         table_value, table_mean, by_table, table_steps = xp.cond(
             xp.any(wide),
@@ -120,7 +146,7 @@ def log_normalizer_and_mean(xp, logits, series_fn=None, closed_form_fn=None, tab
         )
         value = xp.where(by_table, table_value, value)
         mean = xp.where(by_table[:, None], table_mean, mean)
-    by_series = xp.logical_not(xp.logical_or(by_closed_form, by_table))
+    by_series = xp.logical_not(xp.logical_or(by_closed_forms, by_table))
 
     def series_on_remaining_rows():
         series_value, series_mean, steps = series_fn(xp.where(by_series[:, None], w, 0.0))
@@ -135,7 +161,7 @@ def log_normalizer_and_mean(xp, logits, series_fn=None, closed_form_fn=None, tab
     mean = xp.where(by_series[:, None], series_mean, mean)
     value = xp.where(finite, value, math.nan)
     mean = xp.where(finite[:, None], xp.cast(mean, dtype), math.nan)
-    method = xp.where(by_closed_form, 2, xp.where(by_table, 1, 0))
+    method = xp.where(by_top_nodes, 3, xp.where(by_closed_form, 2, xp.where(by_table, 1, 0)))
     return value, mean, series_steps + table_steps, xp.cast(method, "int32")
 
 

@@ -82,6 +82,10 @@ TENSORFLOW = types.SimpleNamespace(
     zeros_like=lambda x, dtype=None: tf.zeros_like(x, dtype=dtype),
     eye=lambda n, dtype: tf.eye(n, dtype=dtype),
     reshape=tf.reshape,
+    concatenate=lambda xs, axis: tf.concat(xs, axis),
+    top_k=lambda x, k: tuple(tf.math.top_k(x, k)),
+    arange=tf.range,
+    equal=tf.equal,
     matvec=tf.linalg.matvec,
     while_loop=lambda cond, body, loop_vars: tf.while_loop(cond, body, loop_vars),
     cond=lambda pred, true_fn, false_fn: tf.cond(pred, true_fn, false_fn),
@@ -97,6 +101,14 @@ def _keras_matvec(matrix, vector):
     import keras
 
     return keras.ops.squeeze(keras.ops.matmul(matrix, keras.ops.expand_dims(vector, -1)), -1)
+
+
+def _keras_top_k(x, k):
+    """The k largest values of each row and their int32 indices."""
+    import keras
+
+    values, indices = keras.ops.top_k(x, k)
+    return values, keras.ops.cast(indices, "int32")
 
 
 def _keras_xlogy(x, y):
@@ -229,6 +241,10 @@ def _keras_namespace(backend):
         zeros_like=ops.zeros_like,
         eye=lambda n, dtype: ops.eye(n, dtype=dtype),
         reshape=ops.reshape,
+        concatenate=lambda xs, axis: ops.concatenate(xs, axis=axis),
+        top_k=_keras_top_k,
+        arange=lambda n: ops.arange(n, dtype="int32"),
+        equal=ops.equal,
         matvec=_keras_matvec,
         while_loop=_keras_while_loop,
         cond=ops.cond,

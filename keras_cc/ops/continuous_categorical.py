@@ -102,11 +102,12 @@ def _compiled(function, num_classes, dtype):
         _table_rows: [dtype, tf.bool],
         log_normalizer.series_rows: [dtype],
         log_normalizer.closed_form_rows: [tf.float64, tf.bool],
+        log_normalizer.top_nodes_rows: [tf.float64, tf.bool],
     }[function]
     signature = [
         tf.TensorSpec([None, num_classes] if d != tf.bool else [None], d) for d in arguments
     ]
-    if function is log_normalizer.closed_form_rows:
+    if function in (log_normalizer.closed_form_rows, log_normalizer.top_nodes_rows):
         function = functools.partial(function, TENSORFLOW, dtype=dtype.name)
     elif function is log_normalizer.series_rows:
         function = functools.partial(function, TENSORFLOW)
@@ -127,6 +128,7 @@ def _log_normalizer_and_mean(logits, compiled=False):
         methods = {
             "series_fn": _compiled(log_normalizer.series_rows, num_classes, logits.dtype),
             "closed_form_fn": _compiled(log_normalizer.closed_form_rows, num_classes, logits.dtype),
+            "top_nodes_fn": _compiled(log_normalizer.top_nodes_rows, num_classes, logits.dtype),
             "table_fn": _compiled(_table_rows, num_classes, tf.float64),
         }
     methods.setdefault("table_fn", _table_rows)
