@@ -19,7 +19,7 @@ from keras_cc.core import closed_form, series, top_nodes
 # term's on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
 TABLE_SPREAD_PER_CLASS = 30.0
 # Rows whose spread exceeds this many times K - 1 try the certified closed forms first: on
-# the top nodes (O(K) work), then on all nodes (O(K^2) work, K <= closed_form.MAX_CLASSES).
+# all nodes (O(K^2) work, K <= closed_form.MAX_CLASSES), then on the top nodes (O(K) work).
 # Their nodes are mostly far enough apart, and work without a loop is cheaper than the
 # series' O(K spread) in about spread sequential terms.
 CLOSED_FORM_SPREAD_PER_CLASS = 4.0
@@ -67,13 +67,14 @@ def log_normalizer_and_mean(
     """log C^{-1}(eta) ([B]), E[y] ([B, K]), sequential steps and each row's method.
 
     Each row takes the cheapest exact method:
-      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1): the closed form
-        on the top nodes with a bound on the rest (:mod:`~keras_cc.core.top_nodes`; O(K)
-        work), where its error bound certifies it (one to ``top_nodes.TOP_NODES`` nodes
-        standing apart from the rest: the CC label-smoothing shape);
-      - those of them it does not certify, for K up to ``closed_form.MAX_CLASSES``: the
-        closed form (eq. 4) on all nodes in float64, where its error bound certifies it
-        (well-separated nodes; O(K^2) work);
+      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K up to
+        ``closed_form.MAX_CLASSES``: the closed form (eq. 4) on all nodes in float64, where
+        its error bound certifies it (well-separated nodes; O(K^2) work, the cheaper of the
+        two closed forms at such K);
+      - those of them it does not certify, and such rows of any K: the closed form on the
+        top nodes with a bound on the rest (:mod:`~keras_cc.core.top_nodes`; O(K) work),
+        where its error bound certifies it (one to ``top_nodes.TOP_NODES`` nodes standing
+        apart from the rest: the CC label-smoothing shape);
       - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), when a
         ``table_fn`` is given: the divided-difference table;
       - the rest: the series (S1) with its moments (M1).
@@ -123,15 +124,15 @@ def log_normalizer_and_mean(
             lambda: (zeros[:, 0], zeros, no_rows),
         )
 
-    value, mean, by_top_nodes, by_closed_form = zeros[:, 0], zeros, no_rows, no_rows
+    value, mean, by_closed_form, by_top_nodes = zeros[:, 0], zeros, no_rows, no_rows
     if static and num_classes >= 2:
         tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
-        value, mean, by_top_nodes = certified_rows(top_nodes_fn, tried)
         if num_classes <= closed_form.MAX_CLASSES:
-            tried = xp.logical_and(tried, xp.logical_not(by_top_nodes))
-            closed_value, closed_mean, by_closed_form = certified_rows(closed_form_fn, tried)
-            value = xp.where(by_closed_form, closed_value, value)
-            mean = xp.where(by_closed_form[:, None], closed_mean, mean)
+            value, mean, by_closed_form = certified_rows(closed_form_fn, tried)
+            tried = xp.logical_and(tried, xp.logical_not(by_closed_form))
+        top_value, top_mean, by_top_nodes = certified_rows(top_nodes_fn, tried)
+        value = xp.where(by_top_nodes, top_value, value)
+        mean = xp.where(by_top_nodes[:, None], top_mean, mean)
     by_closed_forms = xp.logical_or(by_top_nodes, by_closed_form)
     by_table, table_steps = no_rows, no_steps
     if static and table_fn is not None:

@@ -35,13 +35,15 @@ E[y] are below the tolerances; only certified rows use these values.
 
 import math
 
+import numpy as np
+
 # Largest number of top nodes tried: m = 1 (one isolated top node) up to this many.
 TOP_NODES = 4
 
 _UNIT_ROUNDOFF = 2.0**-53
 _CHUNK = 16  # differences per chunk product: each is at least the spread's 2^-52
-# theta / G_j tried in the Chernoff bound (the best is kept); G_j - 1 is optimal when the
-# nearest node of B dominates the product, a smaller fraction when many nodes are close.
+# theta / G_j considered in the Chernoff bound, in increasing order (see _chernoff): near 1
+# when the nearest node of B dominates, smaller when many nodes of B are close.
 _THETA_FRACTIONS = (0.5, 0.8, 0.9, 0.95, 0.98)
 
 
@@ -79,32 +81,12 @@ def _log_product(xp, factors):
     return total, error
 
 
-def _chernoff(xp, top_j, gap, eta, in_rest):
-    """min over theta of log E_j(theta) for one top node j: (log bound, theta), [B] each.
-
-    ``top_j`` [B, 1] the node, ``gap`` [B] its distance G_j to the rest, ``eta`` [B, K] all
-    nodes and ``in_rest`` [B, K] the nodes of B.
-    """
-    rates = xp.where(in_rest, top_j - eta, 1.0)
-    valid = gap > 0
-    best, best_theta = None, None
-    for fraction in _THETA_FRACTIONS:
-        theta = fraction * xp.where(valid, gap, 1.0)
-        terms = xp.where(in_rest, -xp.log1p(-theta[:, None] / rates), 0.0)
-        bound = xp.sum(terms, axis=-1) - theta
-        if best is None:
-            best, best_theta = bound, theta
-        else:
-            better = bound < best
-            best = xp.where(better, bound, best)
-            best_theta = xp.where(better, theta, best_theta)
-    return xp.where(valid, best, math.inf), best_theta
-
-
 def log_normalizer_and_mean(xp, logits, tolerances):
     """log C^{-1}, E[y] and whether both are certified, per row of float64 ``logits``.
 
-    Call inside ``xp.float64_scope()``.
+    Every count m of top nodes from 1 to ``TOP_NODES`` is evaluated at once (axis 1 of the
+    [B, M, ...] arrays below; index j of the top nodes on the next axis) and each row keeps
+    the smallest certified count. Call inside ``xp.float64_scope()``.
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
@@ -121,162 +103,141 @@ def log_normalizer_and_mean(xp, logits, tolerances):
     maximum = xp.max(logits, axis=-1, keepdims=True)
     eta = logits - maximum
     spread = -xp.min(eta, axis=-1)
-    scale = xp.where(spread > 0, spread, 1.0)[:, None]
+    scale = xp.where(spread > 0, spread, 1.0)
     top, index = xp.top_k(eta, top_count + 1)
-    positions = xp.arange(num_classes)[None, :]
-    is_node = [xp.equal(index[:, i : i + 1], positions) for i in range(top_count + 1)]
+    is_node = xp.equal(index[:, :, None], xp.arange(num_classes)[None, None, :])  # [B, M+1, K]
+    own = is_node[:, :top_count]
 
-    # Per top node j: log |t_j s^{K-1}|, its sign, its rounding bound (relative), and the
-    # sums over i != j of 1 / (eta_j - eta_i) and of their magnitudes.
-    log_terms, signs, term_errors, reciprocal_sums, reciprocal_magnitudes = [], [], [], [], []
-    for j in range(top_count):
-        node = top[:, j : j + 1]
-        factors = xp.where(is_node[j], 1.0, (node - eta) / scale)
-        log_product, product_error = _log_product(xp, factors)
-        log_term = node[:, 0] - log_product
-        log_terms.append(log_term)
-        one = xp.ones_like(factors)
-        signs.append(xp.prod(xp.where(factors < 0, -one, one), axis=-1))
-        term_errors.append(product_error + u * xp.abs(log_term))
-        reciprocals = xp.where(is_node[j], 0.0, 1.0 / xp.where(is_node[j], 1.0, node - eta))
-        reciprocal_sums.append(xp.sum(reciprocals, axis=-1))
-        reciprocal_magnitudes.append(xp.sum(xp.abs(reciprocals), axis=-1))
+    # Per top node j ([B, M]): log |t_j s^{K-1}|, its sign, its rounding bound (relative),
+    # and the sums over i != j of 1 / (eta_j - eta_i) and of their magnitudes.
+    differences = top[:, :top_count, None] - eta[:, None, :]  # [B, M, K]: eta_j - eta_k
+    factors = xp.where(own, 1.0, differences / scale[:, None, None])
+    log_products, product_errors = _log_product(xp, xp.reshape(factors, (-1, num_classes)))
+    log_terms = top[:, :top_count] - xp.reshape(log_products, (-1, top_count))
+    one = xp.ones_like(factors)
+    signs = xp.prod(xp.where(factors < 0, -one, one), axis=-1)
+    term_errors = xp.reshape(product_errors, (-1, top_count)) + u * xp.abs(log_terms)
+    reciprocals = xp.where(own, 0.0, 1.0 / xp.where(own, 1.0, differences))
+    reciprocal_sums = xp.sum(reciprocals, axis=-1)
+    reciprocal_magnitudes = xp.sum(xp.abs(reciprocals), axis=-1)
 
-    value = xp.zeros_like(spread)
-    mean = xp.zeros_like(eta)
-    certified = xp.zeros_like(spread) > 1.0
-    for count in range(top_count, 0, -1):  # the smallest certified count is kept
-        value_m, mean_m, certified_m = _with_top_nodes(
-            xp,
-            eta,
-            top,
-            is_node,
-            count,
-            log_terms[:count],
-            signs[:count],
-            term_errors[:count],
-            reciprocal_sums[:count],
-            reciprocal_magnitudes[:count],
-            spread,
-            tolerances,
-        )
-        value = xp.where(certified_m, value_m, value)
-        mean = xp.where(certified_m[:, None], mean_m, mean)
-        certified = xp.logical_or(certified, certified_m)
-    value = value + maximum[:, 0] - (num_classes - 1) * xp.log(scale[:, 0])
-    return value, mean, certified
+    # Axis 1 from here on: the count m of top nodes (m = 1 .. M at index m - 1).
+    lower = np.tril(np.ones((top_count, top_count)))  # [m - 1, j]: node j is among the m
+    member = xp.convert_to_tensor(lower > 0)[None]  # [1, M, M]
+    in_top = xp.sum(
+        xp.convert_to_tensor(lower)[None, :, :, None] * xp.cast(own, "float64")[:, None], axis=2
+    )
+    in_rest = (in_top < 0.5)[:, :, None, :]  # [B, M, 1, K]
+    gaps = top[:, None, :top_count] - top[:, 1:, None]  # [B, M, M]: eta_j - max of the rest
+    valid = xp.logical_and(member, gaps > 0)
+    log_bounds, thetas = _chernoff(xp, differences, gaps, valid, in_rest)
+    bounds = xp.exp(xp.minimum(log_bounds, 0.0))
 
-
-def _with_top_nodes(
-    xp,
-    eta,
-    top,
-    is_node,
-    count,
-    log_terms,
-    signs,
-    term_errors,
-    reciprocal_sums,
-    reciprocal_magnitudes,
-    spread,
-    tolerances,
-):
-    """log C^{-1} (in units of s^{-(K-1)}, the maximum removed), E[y] and whether they are
-    certified, with T the ``count`` top nodes."""
-    u = _UNIT_ROUNDOFF
-    num_classes = eta.shape[-1]
-    in_top = is_node[0]
-    for i in range(1, count):
-        in_top = xp.logical_or(in_top, is_node[i])
-    in_rest = xp.logical_not(in_top)
-    finite = xp.isfinite(log_terms[0])
-    largest = log_terms[0]
-    for log_term in log_terms[1:]:
-        finite = xp.logical_and(finite, xp.isfinite(log_term))
-        largest = xp.maximum(largest, log_term)
+    finite_terms = xp.logical_and(member, xp.isfinite(log_terms)[:, None, :])
+    finite = xp.all(xp.logical_or(xp.logical_not(member), finite_terms), axis=-1)  # [B, M]
+    largest = xp.max(xp.where(finite_terms, log_terms[:, None, :], -math.inf), axis=-1)
     largest = xp.where(finite, largest, 0.0)
-
-    magnitudes, errors, bounds, thetas = [], [], [], []
-    total = xp.zeros_like(largest)
-    for j in range(count):
-        shifted = xp.where(finite, log_terms[j] - largest, 0.0)
-        magnitude = xp.exp(shifted)
-        magnitudes.append(magnitude)
-        total = total + signs[j] * magnitude
-        # exp of a rounded argument, then a sum of ``count`` terms; a factor 2 covers the
-        # second-order terms.
-        errors.append(2.0 * (term_errors[j] + u * (xp.abs(shifted) + count + 3.0)))
-        log_bound, theta = _chernoff(xp, top[:, j : j + 1], top[:, j] - top[:, count], eta, in_rest)
-        bounds.append(xp.exp(xp.minimum(log_bound, 0.0)))
-        thetas.append(theta)
-
-    value_error = xp.zeros_like(total)
-    for j in range(count):
-        value_error = value_error + magnitudes[j] * (errors[j] + bounds[j])
+    shifted = xp.where(finite_terms, log_terms[:, None, :] - largest[:, :, None], 0.0)
+    magnitudes = xp.where(finite_terms, xp.exp(shifted), 0.0)  # |t_j| relative, [B, M, M]
+    signed = signs[:, None, :] * magnitudes
+    total = xp.sum(signed, axis=-1)
+    counts = xp.convert_to_tensor(np.arange(1.0, top_count + 1.0))[None, :, None]
+    # exp of a rounded argument, then a sum of m terms; a factor 2 covers second-order terms.
+    errors = 2.0 * (term_errors[:, None, :] + u * (xp.abs(shifted) + counts + 3.0))
     positive = total > 0
     safe_total = xp.where(positive, total, 1.0)
     # Rounding of the nodes themselves (u |eta_k| each) moves log C^{-1} by at most u spread.
-    value_bound = value_error / safe_total + 2.0 * u * spread
+    value_bound = (
+        xp.sum(magnitudes * (errors + bounds), axis=-1) / safe_total + 2.0 * u * spread[:, None]
+    )
 
-    # C^{-1} E[y] and its error bound, node by node: first as if every node were in B.
-    numerator = xp.zeros_like(eta)
-    numerator_error = xp.zeros_like(eta)
-    for j in range(count):
-        rates = top[:, j : j + 1] - eta
-        safe_rates = xp.where(in_rest, rates, 1.0)
-        margin = xp.where(in_rest, safe_rates - thetas[j][:, None], 1.0)
-        numerator = numerator + xp.where(
-            in_rest, signs[j][:, None] * magnitudes[j][:, None] / safe_rates, 0.0
-        )
-        numerator_error = numerator_error + xp.where(
-            in_rest,
-            magnitudes[j][:, None]
-            * ((errors[j][:, None] + (count + 3.0) * u) / safe_rates + bounds[j][:, None] / margin),
+    # The smallest count whose value is certified; E[y] is computed and checked there only.
+    value_tolerance, mean_tolerance = tolerances
+    passes = xp.logical_and(xp.logical_and(finite, positive), value_bound < value_tolerance)
+    chosen, taken = [passes[:, 0]], passes[:, 0]
+    for count in range(1, top_count):
+        chosen.append(xp.logical_and(passes[:, count], xp.logical_not(taken)))
+        taken = xp.logical_or(taken, chosen[-1])
+
+    def pick(x):
+        """[B, M, ...] at each row's chosen count (the first where none is)."""
+        kept = x[:, 0]
+        for count in range(1, top_count):
+            row_shape = (-1,) + (1,) * (len(kept.shape) - 1)
+            kept = xp.where(xp.reshape(chosen[count], row_shape), x[:, count], kept)
+        return kept
+
+    in_rest = pick(in_rest[:, :, 0, :])[:, None, :]  # [B, 1, K]
+    member = pick(xp.logical_or(member, xp.zeros_like(gaps) > 1.0))  # [B, M]
+    magnitudes, signed, errors = pick(magnitudes), pick(signed), pick(errors)
+    bounds, thetas = pick(bounds), pick(thetas)
+    values = pick(largest + xp.log(safe_total))
+    value_bound, safe_total = pick(value_bound), pick(safe_total)
+    count = xp.sum(xp.cast(member, "float64"), axis=-1, keepdims=True)  # [B, 1]
+
+    # C^{-1} E[y] and its error bound ([B, K]), first for the nodes of the rest ...
+    rates = xp.where(in_rest, differences, 1.0)  # [B, M, K]
+    margins = xp.where(in_rest, rates - thetas[..., None], 1.0)
+    used = xp.logical_and(in_rest, member[..., None])
+    numerator = xp.sum(xp.where(used, signed[..., None] / rates, 0.0), axis=1)
+    term_bounds = magnitudes * (errors + (count + 3.0) * u)
+    numerator_error = xp.sum(
+        xp.where(
+            used,
+            term_bounds[..., None] / rates + (magnitudes * bounds)[..., None] / margins,
             0.0,
-        )
-    # Then the top nodes themselves.
-    for own_node in range(count):
-        within = xp.zeros_like(total)  # sum over top nodes i != own_node of 1 / (eta_own - eta_i)
-        cross = xp.zeros_like(total)
-        cross_error = xp.zeros_like(total)
-        for j in range(count):
-            if j == own_node:
-                continue
-            difference = top[:, j] - top[:, own_node]
-            safe = xp.where(difference != 0, difference, 1.0)
-            within = within - 1.0 / safe
-            cross = cross + signs[j] * magnitudes[j] / safe
-            cross_error = cross_error + magnitudes[j] * (
-                errors[j] + (count + 3.0) * u + bounds[j]
-            ) / xp.abs(safe)
-        rest_rates = xp.where(in_rest, top[:, own_node : own_node + 1] - eta, 1.0)
-        rest_margins = xp.sum(
-            xp.where(in_rest, 1.0 / (rest_rates - thetas[own_node][:, None]), 0.0), axis=-1
-        )
-        own = signs[own_node] * magnitudes[own_node] * (1.0 - reciprocal_sums[own_node])
-        own_error = magnitudes[own_node] * (
-            (1.0 + reciprocal_magnitudes[own_node]) * (errors[own_node] + (num_classes + 3.0) * u)
-            + bounds[own_node] * (xp.abs(1.0 - within) + rest_margins)
-        )
-        numerator = xp.where(is_node[own_node], (own + cross)[:, None], numerator)
-        numerator_error = xp.where(
-            is_node[own_node], (own_error + cross_error)[:, None], numerator_error
-        )
+        ),
+        axis=1,
+    )
+    # ... then for the top nodes themselves ([B, M]: top node l; pairs [B, l, j]).
+    pairwise = top[:, None, :top_count] - top[:, :top_count, None]  # eta_j - eta_l
+    others = xp.logical_and(pairwise != 0, xp.convert_to_tensor(1.0 - np.eye(top_count) > 0))
+    inverse = xp.where(others, 1.0 / xp.where(others, pairwise, 1.0), 0.0)
+    within = -xp.sum(xp.where(member[:, None, :], inverse, 0.0), axis=-1)
+    cross = xp.sum(signed[:, None, :] * inverse, axis=-1)
+    cross_error = xp.sum((term_bounds + magnitudes * bounds)[:, None, :] * xp.abs(inverse), axis=-1)
+    rest_margins = xp.sum(xp.where(used, 1.0 / margins, 0.0), axis=-1)
+    top_numerator = signed * (1.0 - reciprocal_sums) + cross
+    top_error = cross_error + magnitudes * (
+        (1.0 + reciprocal_magnitudes) * (errors + (num_classes + 3.0) * u)
+        + bounds * (xp.abs(1.0 - within) + rest_margins)
+    )
+    placed = xp.logical_and(own, member[..., None])  # [B, M, K]
+    numerator += xp.sum(xp.where(placed, top_numerator[..., None], 0.0), axis=1)
+    numerator_error += xp.sum(xp.where(placed, top_error[..., None], 0.0), axis=1)
 
     mean = numerator / safe_total[:, None]
     # Dividing by the total adds its relative error; the nodes' rounding moves E[y] by at
     # most 2u spread (|Cov[y] delta eta| <= 2 E[y] u spread).
     mean_bound = (
-        xp.max(
-            2.0 * numerator_error / safe_total[:, None] + xp.abs(mean) * value_bound[:, None],
-            axis=-1,
-        )
+        xp.max(2.0 * numerator_error / safe_total[:, None] + xp.abs(mean) * value_bound[:, None],
+               axis=-1)
         + 2.0 * u * spread
-    )
-    value_tolerance, mean_tolerance = tolerances
-    certified = xp.logical_and(finite, positive)
-    certified = xp.logical_and(certified, value_bound < value_tolerance)
-    certified = xp.logical_and(certified, mean_bound < mean_tolerance)
-    certified = xp.logical_and(certified, xp.isfinite(value_bound + mean_bound))
-    value = largest + xp.log(safe_total)
+    )  # fmt: skip
+    certified = xp.logical_and(pick(passes), mean_bound < mean_tolerance)
+    certified = xp.logical_and(certified, xp.isfinite(mean_bound))
+    value = values + maximum[:, 0] - (num_classes - 1) * xp.log(scale)
     return value, mean, certified
+
+
+def _chernoff(xp, differences, gaps, valid, in_rest):
+    """log E_j(theta) at a near-optimal theta, and that theta ([B, M, M] each).
+
+    log E_j is convex in theta with derivative phi(theta) = sum_B 1 / (lambda_k - theta) - 1,
+    so it decreases up to the root of phi. Of the candidates ``_THETA_FRACTIONS`` x G_j,
+    the largest with phi <= 0 is taken (phi costs divisions only; the bound, one log1p per
+    node, is evaluated there alone). Any theta in (0, G_j) gives a valid bound.
+
+    ``differences`` [B, M, K]: eta_j - eta_k; ``gaps`` [B, M, M]: G_j for each count;
+    ``valid`` where j is a top node with G_j > 0; ``in_rest`` [B, M, 1, K]: the nodes of B.
+    """
+    rates = xp.where(in_rest, differences[:, None], 1.0)  # [B, M, M, K]
+    safe_gaps = xp.where(valid, gaps, 1.0)
+    theta = _THETA_FRACTIONS[0] * safe_gaps
+    for fraction in _THETA_FRACTIONS[1:]:
+        candidate = fraction * safe_gaps
+        slope = xp.sum(xp.where(in_rest, 1.0 / (rates - candidate[..., None]), 0.0), axis=-1)
+        theta = xp.where(slope <= 1.0, candidate, theta)
+    terms = xp.where(in_rest, -xp.log1p(-theta[..., None] / rates), 0.0)
+    bound = xp.sum(terms, axis=-1) - theta
+    return xp.where(valid, bound, math.inf), theta
