@@ -33,6 +33,16 @@ def _series(rows):
     return value.numpy(), mean.numpy()
 
 
+def _assert_certified_and_exact(rows):
+    """Every row is certified in float64 and equals the series to 1e-12."""
+    values, means, certified = _evaluate(rows)
+    assert certified.all()
+    reference_values, reference_means = _series(rows)
+    np.testing.assert_allclose(values, reference_values, rtol=1e-12)
+    np.testing.assert_allclose(means, reference_means, atol=1e-12)
+    np.testing.assert_allclose(means.sum(-1), 1.0, atol=1e-12)
+
+
 def _label_smoothing_optimum(num_classes, epsilon, rng):
     """Logits where CC label smoothing puts them: the target about K / epsilon above a
     dense cluster of the others (unit normal)."""
@@ -45,13 +55,9 @@ def test_label_smoothing_optimum_is_certified_and_exact(num_classes):
     """(At K = 2 the optimum's gap of 2 / epsilon is too small for the bound; the series
     takes such rows in a few dozen terms.)"""
     rng = np.random.default_rng(num_classes)
-    rows = [_label_smoothing_optimum(num_classes, epsilon, rng) for epsilon in (0.1, 0.2)]
-    values, means, certified = _evaluate(rows)
-    assert certified.all()
-    reference_values, reference_means = _series(rows)
-    np.testing.assert_allclose(values, reference_values, rtol=1e-12)
-    np.testing.assert_allclose(means, reference_means, atol=1e-12)
-    np.testing.assert_allclose(means.sum(-1), 1.0, atol=1e-12)
+    _assert_certified_and_exact(
+        [_label_smoothing_optimum(num_classes, epsilon, rng) for epsilon in (0.1, 0.2)]
+    )
 
 
 def test_ties_below_the_top_nodes_do_not_matter():
@@ -60,11 +66,7 @@ def test_ties_below_the_top_nodes_do_not_matter():
     cluster = np.round(rng.standard_normal(200), 1)  # many exact ties
     row = np.append(cluster, cluster.max() + 5000.0)
     assert len(np.unique(cluster)) < len(cluster)
-    value, mean, certified = _evaluate([row])
-    assert certified.all()
-    reference_value, reference_mean = _series([row])
-    np.testing.assert_allclose(value, reference_value, rtol=1e-12)
-    np.testing.assert_allclose(mean, reference_mean, atol=1e-12)
+    _assert_certified_and_exact([row])
 
 
 def test_close_top_nodes_take_more_top_nodes():
@@ -72,11 +74,7 @@ def test_close_top_nodes_take_more_top_nodes():
     rng = np.random.default_rng(4)
     cluster = rng.standard_normal(50)
     row = np.concatenate([cluster, cluster.max() + [3000.0, 3000.5]])
-    value, mean, certified = _evaluate([row])
-    assert certified.all()
-    reference_value, reference_mean = _series([row])
-    np.testing.assert_allclose(value, reference_value, rtol=1e-12)
-    np.testing.assert_allclose(mean, reference_mean, atol=1e-12)
+    _assert_certified_and_exact([row])
 
 
 def test_rows_without_a_gap_are_not_certified():
