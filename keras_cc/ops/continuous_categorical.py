@@ -213,9 +213,12 @@ def _as_compute_tensor(logits, name="logits"):
 def cc_log_normalizer(logits):
     """log C^{-1}(eta) = log of the integral of exp(eta . y) over the simplex (CC paper eq. 3).
 
-    Exact for any number of classes K, including near-uniform and sparse parameters, by the
-    cancellation-free series (S1). The gradient is the mean E[y] (computed in the same pass,
-    so no loop tape is stored). Shift-invariant up to the shift: f(eta + c) = f(eta) + c.
+    Exact for any number of classes K and any spread, including near-uniform and sparse
+    parameters: each row takes the cheapest exact method (the certified closed form on all
+    nodes or on the top nodes, the divided-difference table, or the cancellation-free
+    series (S1); :func:`keras_cc.core.log_normalizer.log_normalizer_and_mean`). The
+    gradient is the mean E[y] (computed in the same pass, so no loop tape is stored).
+    Shift-invariant up to the shift: f(eta + c) = f(eta) + c.
 
     Args:
       logits: [..., K] floating tensor of natural parameters (log-probabilities or logits).
