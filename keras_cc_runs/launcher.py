@@ -147,12 +147,16 @@ def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     if hasattr(pool, "terminate_workers"):  # Python >= 3.14
         pool.terminate_workers()
         return
-    # Before Python 3.14 the executor has no public way to end its workers (and shutdown
-    # forgets them, so they are taken first).
+    # Before Python 3.14 the executor has no public way to end its workers. They are ended
+    # before the shutdown: workers that die after shutdown(wait=False) can make the
+    # executor's thread try to replace them and hang (CPython gh-132969); before it, their
+    # deaths mark the pool broken, which its thread handles and then exits.
     processes = list((pool._processes or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _on_ray(
