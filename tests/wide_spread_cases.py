@@ -18,6 +18,8 @@ import sys
 import cc_reference
 import numpy as np
 
+from keras_cc_runs import run_directory
+
 REGIMES = ("top", "uniform", "two_clusters")
 DATA = pathlib.Path(__file__).parent / "data" / "cc_wide_spread_cases.json"
 
@@ -81,9 +83,7 @@ def main():
         case.update(known[0] if known else method(logits))
         cases.append(case)
         print(regime, spread, case["log_inv_norm"], file=sys.stderr, flush=True)
-        partial = DATA.with_suffix(".json.tmp")
-        partial.write_text(json.dumps(cases))
-        partial.replace(DATA)  # atomic: an interrupted run leaves the last complete file
+        run_directory.write_json(str(DATA), cases, indent=None)  # atomic
 
 
 if __name__ == "__main__":

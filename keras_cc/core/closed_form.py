@@ -30,7 +30,7 @@ many classes are rarely well separated).
 # Largest number of classes the closed form is tried for ([B, K, K] temporaries).
 MAX_CLASSES = 128
 
-_UNIT_ROUNDOFF = 2.0**-53
+UNIT_ROUNDOFF = 2.0**-53  # float64
 # Certified error targets by the caller's dtype. float64: a tenth of the public tolerances
 # (log C^{-1} 1e-10 relative to max(1, |log C^{-1}|), the mean 1e-8; README). float32:
 # the CC loss log C^{-1} - y . eta is O(1) where log C^{-1} is O(spread), so log C^{-1}
@@ -71,7 +71,7 @@ def log_normalizer_and_mean(xp, logits, tolerances):
     gradient = terms - (terms * spread_r + xp.matvec(reciprocals, terms)) / scale  # (G)
     mean = gradient / total[:, None]
 
-    factor = 2.0 * _UNIT_ROUNDOFF * (4.0 * num_classes + 4.0 - eta)
+    factor = 2.0 * UNIT_ROUNDOFF * (4.0 * num_classes + 4.0 - eta)
     magnitude = xp.abs(terms)
     absolute_r = xp.abs(reciprocals)
     mean_magnitude = (

@@ -37,10 +37,11 @@ import math
 
 import numpy as np
 
+from keras_cc.core import closed_form
+
 # Largest number of top nodes tried: m = 1 (one isolated top node) up to this many.
 TOP_NODES = 4
 
-_UNIT_ROUNDOFF = 2.0**-53
 _CHUNK = 16  # differences per chunk product: each is at least the spread's 2^-52
 # theta / G_j considered in the Chernoff bound, in increasing order (see _chernoff): near 1
 # when the nearest node of B dominates, smaller when many nodes of B are close.
@@ -77,7 +78,9 @@ def _log_product(xp, factors):
     # the log adds u |log chunk|; the pairwise sum adds levels * u * sum |log chunk| (all of
     # one sign, as every factor is at most 1 in magnitude).
     per_chunk = 3.0 * chunk - 1.0
-    error = _UNIT_ROUNDOFF * (per_chunk * chunks.shape[-1] + (levels + 1.0) * xp.abs(total))
+    error = closed_form.UNIT_ROUNDOFF * (
+        per_chunk * chunks.shape[-1] + (levels + 1.0) * xp.abs(total)
+    )
     return total, error
 
 
@@ -97,7 +100,7 @@ def log_normalizer_and_mean(xp, logits, tolerances):
       ``(value, mean, certified)``: [B] float64, [B, K] float64, [B] bool. ``value`` and
       ``mean`` are meaningful only where ``certified``.
     """
-    u = _UNIT_ROUNDOFF
+    u = closed_form.UNIT_ROUNDOFF
     num_classes = logits.shape[-1]
     top_count = min(TOP_NODES, num_classes - 1)
     maximum = xp.max(logits, axis=-1, keepdims=True)
@@ -117,7 +120,7 @@ def log_normalizer_and_mean(xp, logits, tolerances):
     one = xp.ones_like(factors)
     signs = xp.prod(xp.where(factors < 0, -one, one), axis=-1)
     term_errors = xp.reshape(product_errors, (-1, top_count)) + u * xp.abs(log_terms)
-    reciprocals = xp.where(own, 0.0, 1.0 / xp.where(own, 1.0, differences))
+    reciprocals = xp.divide_no_nan(xp.ones_like(differences), differences)  # 0 at j itself
     reciprocal_sums = xp.sum(reciprocals, axis=-1)
     reciprocal_magnitudes = xp.sum(xp.abs(reciprocals), axis=-1)
 
@@ -191,8 +194,7 @@ def log_normalizer_and_mean(xp, logits, tolerances):
     )
     # ... then for the top nodes themselves ([B, M]: top node l; pairs [B, l, j]).
     pairwise = top[:, None, :top_count] - top[:, :top_count, None]  # eta_j - eta_l
-    others = xp.logical_and(pairwise != 0, xp.convert_to_tensor(1.0 - np.eye(top_count) > 0))
-    inverse = xp.where(others, 1.0 / xp.where(others, pairwise, 1.0), 0.0)
+    inverse = xp.divide_no_nan(xp.ones_like(pairwise), pairwise)  # 0 for l itself
     within = -xp.sum(xp.where(member[:, None, :], inverse, 0.0), axis=-1)
     cross = xp.sum(signed[:, None, :] * inverse, axis=-1)
     cross_error = xp.sum((term_bounds + magnitudes * bounds)[:, None, :] * xp.abs(inverse), axis=-1)
