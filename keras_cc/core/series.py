@@ -32,6 +32,10 @@ __all__ = ["positive_series", "relative_tolerance", "series_limits"]
 # Series terms per loop step: unrolled, so XLA fuses them into one kernel. Within a step
 # the terms grow by at most spread^u / u! from a start below 1, far inside each range.
 SERIES_UNROLL = 8
+# Floor of the Euler sum n h_n / h_{n-1} (>= the row's spread, since G_n >= h_n) before it
+# divides: rows below it have a spread under 2^-100, whose terms after the first are
+# negligible, and n / floor stays finite for any number of terms.
+EULER_FLOOR = {"float32": 2.0**-100, "float64": 2.0**-1000}
 
 
 def relative_tolerance(dtype):
@@ -94,12 +98,13 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None):
         second = [ratio_g2, ratio_g2 / (classes * (classes + 1.0))]
 
     def next_term(n, ratio_g, term, sum_terms, sum_first, second):
-        ratio_h = xp.sum(w * ratio_g, axis=-1) / xp.cast(n, dtype)  # h_n / h_{n-1}   (R1)
-        positive = ratio_h > 0
-        inverse_h = xp.where(positive, 1.0 / xp.where(positive, ratio_h, 1.0), 1.0)[:, None]
-        ratio_g_next = w * ratio_g * inverse_h + 1.0  # (R2) divided by h_n
+        weighted = w * ratio_g
+        euler = xp.sum(weighted, axis=-1)  # n h_n / h_{n-1}   (R1)
+        # h_{n-1} / h_n. A row of zero nodes (euler = 0, weighted = 0) keeps G_n / h_n = 1.
+        inverse_h = (xp.cast(n, dtype) / xp.maximum(euler, EULER_FLOOR[dtype]))[:, None]
+        ratio_g_next = weighted * inverse_h + 1.0  # (R2) divided by h_n
         n64 = xp.cast(n, "float64")
-        ratio = xp.cast(ratio_h, "float64") / (n64 + classes64 - 1.0)
+        ratio = xp.cast(euler, "float64") / (n64 * (n64 + classes64 - 1.0))
         term = term * ratio  # t_n / t_{n-1} = ratio
         # Per-row coefficients first: one multiply-add per class and term.
         first = xp.cast(term / (n64 + classes64), dtype)[:, None]
