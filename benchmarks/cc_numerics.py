@@ -13,7 +13,9 @@ JSON. Usage:  python benchmarks/cc_numerics.py [--quick] [--json_out results.jso
 (c') loss+gradient at spread 1e4 as a ratio to spread max(K, 10), batch 128;
 (d) a training-shaped case: logits of a digits MLP trained with CC label smoothing;
 (e) sampler throughput (samples/s);
-(f) peak memory of loss+gradient at (4096, 1000), in units of the logits tensor's size.
+(f) peak memory of loss+gradient at batch 4096 and K = 10, 100, 1000, in MiB and in units of
+    the logits tensor's size: under XLA (every method's buffers count, taken or not) and in
+    a graph without XLA (each method's only when a row takes it).
 Timings are medians over interleaved rounds; "spread" gives the ratios' range over rounds.
 """
 
@@ -97,8 +99,8 @@ def accuracy_table(sizes, cases_per_cell, seed=0):
     return rows
 
 
-def _loss_and_gradient(log_normalizer):
-    @tf.function(jit_compile=True)
+def _loss_and_gradient(log_normalizer, jit_compile=True):
+    @tf.function(jit_compile=jit_compile)
     def step(logits, targets):
         with tf.GradientTape() as tape:
             tape.watch(logits)
@@ -289,7 +291,7 @@ sys.path.insert(0, {here!r})
 import cc_numerics as b
 batch, k, which = {batch}, {k}, {which!r}
 step = b._softmax_cross_entropy_step if which == 'softmax_ce' else b._loss_and_gradient(
-    keras_cc.ops.cc_log_normalizer)
+    keras_cc.ops.cc_log_normalizer, jit_compile=which == 'ours')
 logits, targets = b.example_batch(batch, k)
 step(logits, targets)[1].numpy()  # compile and run once
 device = 'GPU:0' if tf.config.list_physical_devices('GPU') else 'CPU:0'
@@ -305,18 +307,21 @@ def peak_memory(batch=4096, num_classes=1000):
     """Peak memory one loss+gradient call adds (TensorFlow allocator statistics), fresh process."""
     here = str(pathlib.Path(__file__).resolve().parent)
     result = {}
-    for which in ("ours", "softmax_ce"):
+    for which in ("ours", "ours_graph", "softmax_ce"):
         code = _MEMORY_CHILD.format(here=here, batch=batch, k=num_classes, which=which)
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout
-        peak = int(next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK")))
-        result[which] = peak / (batch * num_classes * 4)
+        result[which] = int(
+            next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK"))
+        )
     return {
         "batch": batch,
         "K": num_classes,
-        "peak_over_logits_ours": result["ours"],
-        "peak_over_logits_softmax_ce": result["softmax_ce"],
+        "peak_MiB_ours": result["ours"] / 2**20,
+        "peak_over_logits_ours": result["ours"] / (batch * num_classes * 4),
+        "peak_over_logits_ours_without_xla": result["ours_graph"] / (batch * num_classes * 4),
+        "peak_over_logits_softmax_ce": result["softmax_ce"] / (batch * num_classes * 4),
     }
 
 
@@ -353,7 +358,7 @@ def main(args):
         "spread_target": lambda: spread_target_table(repeats),
         "training": lambda: training_table(repeats, epochs=10 if args.quick else 50),
         "sampler": lambda: sampler_table(20000 if args.quick else 100000, max(3, repeats // 3)),
-        "memory": lambda: [peak_memory()],
+        "memory": lambda: [peak_memory(num_classes=k) for k in (10, 100, 1000)],
     }
     for name in sections:
         results[name] = makers[name]()

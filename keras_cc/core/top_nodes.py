@@ -127,10 +127,10 @@ def log_normalizer_and_mean(xp, logits, tolerances):
     # Axis 1 from here on: the count m of top nodes (m = 1 .. M at index m - 1).
     lower = np.tril(np.ones((top_count, top_count)))  # [m - 1, j]: node j is among the m
     member = xp.convert_to_tensor(lower > 0)[None]  # [1, M, M]
-    in_top = xp.sum(
-        xp.convert_to_tensor(lower)[None, :, :, None] * xp.cast(own, "float64")[:, None], axis=2
-    )
-    in_rest = (in_top < 0.5)[:, :, None, :]  # [B, M, 1, K]
+    in_top = [own[:, 0]]  # [B, K] each: the nodes among the m
+    for count in range(1, top_count):
+        in_top.append(xp.logical_or(in_top[-1], own[:, count]))
+    in_rest = xp.logical_not(xp.concatenate([x[:, None] for x in in_top], axis=1))  # [B, M, K]
     gaps = top[:, None, :top_count] - top[:, 1:, None]  # [B, M, M]: eta_j - max of the rest
     valid = xp.logical_and(member, gaps > 0)
     log_bounds, thetas = _chernoff(xp, differences, gaps, valid, in_rest)
@@ -170,7 +170,7 @@ def log_normalizer_and_mean(xp, logits, tolerances):
             kept = xp.where(xp.reshape(chosen[count], row_shape), x[:, count], kept)
         return kept
 
-    in_rest = pick(in_rest[:, :, 0, :])[:, None, :]  # [B, 1, K]
+    in_rest = pick(in_rest)[:, None, :]  # [B, 1, K]
     member = pick(xp.logical_or(member, xp.zeros_like(gaps) > 1.0))  # [B, M]
     magnitudes, signed, errors = pick(magnitudes), pick(signed), pick(errors)
     bounds, thetas = pick(bounds), pick(thetas)
@@ -231,15 +231,29 @@ def _chernoff(xp, differences, gaps, valid, in_rest):
     node, is evaluated there alone). Any theta in (0, G_j) gives a valid bound.
 
     ``differences`` [B, M, K]: eta_j - eta_k; ``gaps`` [B, M, M]: G_j for each count;
-    ``valid`` where j is a top node with G_j > 0; ``in_rest`` [B, M, 1, K]: the nodes of B.
+    ``valid`` where j is a top node with G_j > 0; ``in_rest`` [B, M, K]: the nodes of B for
+    each count. One count at a time, with its m top nodes only, so that no temporary is
+    larger than [B, M, K].
     """
-    rates = xp.where(in_rest, differences[:, None], 1.0)  # [B, M, M, K]
-    safe_gaps = xp.where(valid, gaps, 1.0)
-    theta = _THETA_FRACTIONS[0] * safe_gaps
-    for fraction in _THETA_FRACTIONS[1:]:
-        candidate = fraction * safe_gaps
-        slope = xp.sum(xp.where(in_rest, 1.0 / (rates - candidate[..., None]), 0.0), axis=-1)
-        theta = xp.where(slope <= 1.0, candidate, theta)
-    terms = xp.where(in_rest, -xp.log1p(-theta[..., None] / rates), 0.0)
-    bound = xp.sum(terms, axis=-1) - theta
-    return xp.where(valid, bound, math.inf), theta
+    top_count = gaps.shape[-1]
+    bounds, thetas = [], []
+    for count in range(top_count):
+        nodes = count + 1
+        rest = in_rest[:, count, None, :]  # [B, 1, K]
+        rates = xp.where(rest, differences[:, :nodes], 1.0)  # [B, m, K]
+        safe_gaps = xp.where(valid[:, count, :nodes], gaps[:, count, :nodes], 1.0)
+        theta = _THETA_FRACTIONS[0] * safe_gaps
+        for fraction in _THETA_FRACTIONS[1:]:
+            candidate = fraction * safe_gaps
+            slope = xp.sum(xp.where(rest, 1.0 / (rates - candidate[..., None]), 0.0), axis=-1)
+            theta = xp.where(slope <= 1.0, candidate, theta)
+        terms = xp.where(rest, -xp.log1p(-theta[..., None] / rates), 0.0)
+        bound = xp.sum(terms, axis=-1) - theta
+        if nodes < top_count:  # the top nodes beyond the m: no bound (not members)
+            padding = xp.zeros_like(gaps[:, count, nodes:])
+            bound = xp.concatenate([bound, padding], axis=-1)
+            theta = xp.concatenate([theta, padding], axis=-1)
+        bounds.append(bound[:, None])
+        thetas.append(theta[:, None])
+    bound = xp.concatenate(bounds, axis=1)
+    return xp.where(valid, bound, math.inf), xp.concatenate(thetas, axis=1)
