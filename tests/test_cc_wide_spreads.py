@@ -210,3 +210,32 @@ def test_loss_and_gradient_stay_finite_up_to_a_spread_of_1e5(num_classes, log_sp
     gradient = tape.gradient(loss, logits)
     assert np.all(np.isfinite(loss.numpy()))
     assert np.all(np.isfinite(gradient.numpy()))
+
+
+@pytest.mark.parametrize("jit_compile", (False, True))
+def test_table_rows_of_a_large_batch_are_taken_in_chunks(monkeypatch, jit_compile):
+    """A batch with more logits than the table takes at once: its wide rows go through the
+    table a chunk at a time and give what they give on their own."""
+    num_classes = 23  # a size no other test traces, so the patched chunk size is traced
+    monkeypatch.setattr(ops.continuous_categorical, "_TABLE_LOGITS", 2 * num_classes)
+    rng = np.random.default_rng(11)
+    rows = [rng.normal(0.0, 1.0, num_classes) for _ in range(7)]
+    for i in (0, 2, 3, 6):  # two dense clusters 1e4 apart: neither closed form certifies them
+        rows[i][: num_classes // 2] += 1e4
+    logits = tf.constant(np.stack(rows))
+    value, mean = tf.function(
+        lambda logits: _value_and_mean_of_rows(logits), jit_compile=jit_compile
+    )(logits)
+    methods = ops.continuous_categorical.row_methods(logits).numpy()
+    assert (methods[[0, 2, 3, 6]] == ops.continuous_categorical.METHODS.index("table")).all()
+    for row, row_value, row_mean in zip(rows, value.numpy(), mean.numpy()):
+        reference = wide_spread_cases.reference(row)
+        assert _relative_error(row_value, reference["log_inv_norm"]) <= 1e-10
+        np.testing.assert_allclose(row_mean[reference["components"]], reference["mean"], atol=1e-8)
+
+
+def _value_and_mean_of_rows(logits):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = ops.cc_log_normalizer(logits)
+    return value, tape.gradient(value, logits)

@@ -18,11 +18,6 @@ from keras_cc.core import closed_form, series, top_nodes
 # terms of O(K) work, the table 3 (K - 1) steps of O(K) work, each step about 20x a series
 # term's on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
 TABLE_SPREAD_PER_CLASS = 30.0
-# Largest number of classes the table is used for. Its adjoint keeps about 2 sqrt(4K)
-# checkpointed [B, K] states, and inside an XLA cluster those buffers are allocated whether
-# or not a row takes the table (at K = 1000 and batch 4096: 30 GiB). Above this, such rows
-# take the series.
-TABLE_MAX_CLASSES = 128
 # Rows whose spread exceeds this many times K - 1 try the certified closed forms first: on
 # all nodes (O(K^2) work, K <= closed_form.MAX_CLASSES), then on the top nodes (O(K) work).
 # Their nodes are mostly far enough apart, and work without a loop is cheaper than the
@@ -81,8 +76,7 @@ def log_normalizer_and_mean(
         where its error bound certifies it (one to ``top_nodes.TOP_NODES`` nodes standing
         apart from the rest: the CC label-smoothing shape);
       - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), when a
-        ``table_fn`` is given and K is at most ``TABLE_MAX_CLASSES``: the divided-difference
-        table;
+        ``table_fn`` is given: the divided-difference table;
       - the rest: the series (S1) with its moments (M1).
     None of them has a loop but the table and the series. Each method runs only when some
     row of the batch needs it, and rows taken by a cheaper method do not lengthen the
@@ -141,7 +135,7 @@ def log_normalizer_and_mean(
         mean = xp.where(by_top_nodes[:, None], top_mean, mean)
     by_closed_forms = xp.logical_or(by_top_nodes, by_closed_form)
     by_table, table_steps = no_rows, no_steps
-    if static and table_fn is not None and num_classes <= TABLE_MAX_CLASSES:
+    if static and table_fn is not None:
         # Such rows always split into clusters.
         wide = xp.logical_and(
             spread > TABLE_SPREAD_PER_CLASS * per_class, xp.logical_not(by_closed_forms)

@@ -74,12 +74,72 @@ def _table_terms(num_classes):
     return _divided_difference_table.leaf_series_terms(2.0 * num_classes)
 
 
+# Logits per call of the table: its adjoint checkpoints take about 3-8 KiB per logit
+# (more with K; measured under XLA), so at most this many (about 256 MiB) go through it at
+# once, and wide rows of larger batches are taken in chunks of 2^15 / K rows.
+_TABLE_LOGITS = 2**15
+
+
 def _table_rows(w, wide):
     """The table on the rows flagged ``wide`` of non-negative float64 nodes ``w`` ([B, K]).
 
     Returns ``(value, gradient, rows, steps)``: log exp[w] and its gradient on ``rows`` (the
-    wide rows whose clusters converged), and the sequential steps taken.
+    wide rows whose clusters converged), and the sequential steps taken. A batch with more
+    than ``_TABLE_LOGITS`` logits is gathered into chunks of wide rows first, one chunk at a
+    time, so that the table's memory stays bounded whatever the batch size.
     """
+    rows = max(1, _TABLE_LOGITS // w.shape[-1])
+    if w.shape[0] is not None and w.shape[0] <= rows:
+        return _table_on_rows(w, wide)
+    return _in_row_chunks(_table_on_rows, w, wide, rows)
+
+
+def _in_row_chunks(function, w, flagged, rows):
+    """``function(w, flagged)`` applied to the flagged rows only, ``rows`` at a time.
+
+    The flagged rows are ordered (stably) to the front and taken in chunks of ``rows`` by a
+    loop; the results are scattered back. A chunk past the last flagged row also holds
+    unflagged rows (each in one chunk only, and masked out) or a dummy row B. Shapes stay
+    static, for XLA. Returns what ``function`` returns: [B], [B, K] and [B] bool results
+    (the last True only on flagged rows), and the sum of its step counts.
+    """
+    batch = tf.shape(w)[0]
+    count = tf.reduce_sum(tf.cast(flagged, tf.int32))
+    order = tf.argsort(tf.cast(tf.logical_not(flagged), tf.int32), stable=True)
+    order = tf.concat([order, tf.fill([rows], batch)], axis=0)
+    padded_w = tf.concat([w, tf.zeros_like(w[:1])], axis=0)
+    padded_flagged = tf.concat([flagged, [False]], axis=0)
+
+    def chunk(start, value, gradient, done, steps):
+        index = tf.slice(order, [start], [rows])
+        chunk_value, chunk_gradient, chunk_done, chunk_steps = function(
+            tf.gather(padded_w, index), tf.gather(padded_flagged, index)
+        )
+        at = index[:, None]
+        return (
+            start + rows,
+            tf.tensor_scatter_nd_update(value, at, chunk_value),
+            tf.tensor_scatter_nd_update(gradient, at, chunk_gradient),
+            tf.tensor_scatter_nd_update(done, at, chunk_done),
+            steps + chunk_steps,
+        )
+
+    start = tf.constant(0, tf.int32)
+    initial = (
+        start,
+        tf.zeros_like(padded_w[:, 0]),
+        tf.zeros_like(padded_w),
+        tf.zeros_like(padded_flagged),
+        tf.constant(0, tf.int32),
+    )
+    _, value, gradient, done, steps = tf.while_loop(
+        lambda start, *unused: start < count, chunk, initial
+    )
+    return value[:batch], gradient[:batch], tf.logical_and(done[:batch], flagged), steps
+
+
+def _table_on_rows(w, wide):
+    """:func:`_table_rows` on all rows at once."""
     num_classes = w.shape[-1]
     order = tf.argsort(w, axis=-1, stable=True)
     nodes = tf.gather(w, order, batch_dims=1)
