@@ -74,9 +74,10 @@ def _table_terms(num_classes):
     return _divided_difference_table.leaf_series_terms(2.0 * num_classes)
 
 
-# Logits per call of the table: its adjoint checkpoints take about 3-8 KiB per logit
-# (more with K; measured under XLA), so at most this many (about 256 MiB) go through it at
-# once, and wide rows of larger batches are taken in chunks of 2^15 / K rows.
+# Logits per call of the table. Its adjoint checkpoints take O(sqrt(K)) KiB per logit (3 at
+# K = 10, 8 at K = 1000, under XLA, where they are allocated whether or not a row takes the
+# table), so at most this many (about 256 MiB) go through it at once, and the wide rows of
+# larger batches are taken in chunks of 2^15 / K rows.
 _TABLE_LOGITS = 2**15
 
 
