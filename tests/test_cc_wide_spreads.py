@@ -18,11 +18,16 @@ def _relative_error(value, reference):
     return abs(value - reference) / max(1.0, abs(reference))
 
 
-def _value_and_mean(logits):
+def _value_and_mean_of_rows(logits):
     with tf.GradientTape() as tape:
         tape.watch(logits)
         value = ops.cc_log_normalizer(logits)
-    return value.numpy()[0], tape.gradient(value, logits).numpy()[0]
+    return value, tape.gradient(value, logits)
+
+
+def _value_and_mean(logits):
+    value, mean = _value_and_mean_of_rows(logits)
+    return value.numpy()[0], mean.numpy()[0]
 
 
 def _check(logits, reference, float32_reference=None):
@@ -223,19 +228,10 @@ def test_table_rows_of_a_large_batch_are_taken_in_chunks(monkeypatch, jit_compil
     for i in (0, 2, 3, 6):  # two dense clusters 1e4 apart: neither closed form certifies them
         rows[i][: num_classes // 2] += 1e4
     logits = tf.constant(np.stack(rows))
-    value, mean = tf.function(
-        lambda logits: _value_and_mean_of_rows(logits), jit_compile=jit_compile
-    )(logits)
+    value, mean = tf.function(_value_and_mean_of_rows, jit_compile=jit_compile)(logits)
     methods = ops.continuous_categorical.row_methods(logits).numpy()
     assert (methods[[0, 2, 3, 6]] == ops.continuous_categorical.METHODS.index("table")).all()
     for row, row_value, row_mean in zip(rows, value.numpy(), mean.numpy()):
         reference = wide_spread_cases.reference(row)
         assert _relative_error(row_value, reference["log_inv_norm"]) <= 1e-10
         np.testing.assert_allclose(row_mean[reference["components"]], reference["mean"], atol=1e-8)
-
-
-def _value_and_mean_of_rows(logits):
-    with tf.GradientTape() as tape:
-        tape.watch(logits)
-        value = ops.cc_log_normalizer(logits)
-    return value, tape.gradient(value, logits)

@@ -100,9 +100,9 @@ def _in_row_chunks(function, w, flagged, rows):
 
     The flagged rows are ordered (stably) to the front and taken in chunks of ``rows`` by a
     loop; the results are scattered back. A chunk past the last flagged row also holds
-    unflagged rows (each in one chunk only, and masked out) or a dummy row B. Shapes stay
-    static, for XLA. Returns what ``function`` returns: [B], [B, K] and [B] bool results
-    (the last True only on flagged rows), and the sum of its step counts.
+    unflagged rows (each in one chunk only, passed to ``function`` as unflagged) or a dummy
+    row B. Shapes stay static, for XLA. Returns what ``function`` returns: [B], [B, K] and
+    [B] bool results, and the sum of its step counts.
     """
     batch = tf.shape(w)[0]
     count = tf.reduce_sum(tf.cast(flagged, tf.int32))
@@ -136,7 +136,7 @@ def _in_row_chunks(function, w, flagged, rows):
     _, value, gradient, done, steps = tf.while_loop(
         lambda start, *unused: start < count, chunk, initial
     )
-    return value[:batch], gradient[:batch], tf.logical_and(done[:batch], flagged), steps
+    return value[:batch], gradient[:batch], done[:batch], steps
 
 
 def _table_on_rows(w, wide):
