@@ -25,7 +25,7 @@ TABLE_SPREAD_PER_CLASS = 30.0
 CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 
 # The methods of :func:`log_normalizer_and_mean`, by the index it reports for each row.
-METHODS = ("series", "table", "closed form", "top nodes")
+METHODS = ("series", "table", "closed form", "top nodes", "lifted series")
 
 
 def series_rows(xp, w):
@@ -38,11 +38,11 @@ def series_rows(xp, w):
     """
     dtype = xp.dtype(w)
     if dtype == "float32":
-        value, mean, _, steps = series.positive_series(
+        value, mean, _, steps, _ = series.positive_series(
             xp, xp.cast(w, "float64"), tolerance_dtype=dtype
         )
         return value, xp.cast(mean, dtype), steps
-    value, mean, _, steps = series.positive_series(xp, w)
+    value, mean, _, steps, _ = series.positive_series(xp, w)
     return value, mean, steps
 
 
@@ -61,35 +61,52 @@ def top_nodes_rows(xp, nodes64, tried, dtype):
     return closed_form_rows(xp, nodes64, tried, dtype, method=top_nodes)
 
 
+def lifted_rows(xp, nodes64, tried, dtype):
+    """The lifted series (:func:`keras_cc.core.series.lifted_series`) on the rows flagged
+    ``tried`` of float64 nodes (logits minus their row minimum), to the tolerance of ``dtype``
+    (a name): (log exp[w] - max w, mean, steps, rows it converged on)."""
+    nodes = xp.where(tried[:, None], nodes64, 0.0)
+    value, mean, steps, converged = series.lifted_series(xp, nodes, tolerance_dtype=dtype)
+    return value, mean, steps, xp.logical_and(tried, converged)
+
+
 def log_normalizer_and_mean(
-    xp, logits, series_fn=None, closed_form_fn=None, table_fn=None, top_nodes_fn=None
+    xp,
+    logits,
+    series_fn=None,
+    closed_form_fn=None,
+    table_fn=None,
+    top_nodes_fn=None,
+    lifted_fn=None,
 ):
     """log C^{-1}(eta) ([B]), E[y] ([B, K]), sequential steps and each row's method.
 
     Each row takes the cheapest exact method:
-      - rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K up to
-        ``closed_form.MAX_CLASSES``: the closed form (eq. 4) on all nodes in float64, where
-        its error bound certifies it (well-separated nodes; O(K^2) work, the cheaper of the
-        two closed forms at such K);
+      - rows whose nodes other than the largest spread at most ``series.LIFTED_SPREAD``:
+        the lifted series (:func:`keras_cc.core.series.lifted_series`), whose steps depend
+        on that spread alone, whatever the height of the top node (every point of the CC
+        label-smoothing trajectory; at most ``series.LIFTED_TERMS`` terms);
+      - the other rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K
+        up to ``closed_form.MAX_CLASSES``: the closed form (eq. 4) on all nodes in float64,
+        where its error bound certifies it (well-separated nodes; O(K^2) work);
       - those of them it does not certify, and such rows of any K: the closed form on the
         top nodes with a bound on the rest (:mod:`~keras_cc.core.top_nodes`; O(K) work),
         where its error bound certifies it (one to ``top_nodes.TOP_NODES`` nodes standing
-        apart from the rest: the CC label-smoothing shape);
+        apart from the rest);
       - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), when a
         ``table_fn`` is given: the divided-difference table;
       - the rest: the series (S1) with its moments (M1).
-    None of them has a loop but the table and the series. Each method runs only when some
-    row of the batch needs it, and rows taken by a cheaper method do not lengthen the
-    series' loop. Rows with a non-finite logit give NaN. Call inside
-    ``xp.float64_scope()``.
+    Each method runs only when some row of the batch needs it, and rows taken by another
+    method do not lengthen a series' loop. Rows with a non-finite logit give NaN. Call
+    inside ``xp.float64_scope()``.
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
-      logits: [B, K] float32 or float64 natural parameters.
-      series_fn, closed_form_fn, top_nodes_fn: replacements of :func:`series_rows`
-        (``(w) -> ...``), :func:`closed_form_rows` and :func:`top_nodes_rows` (``(nodes64,
-        tried) -> ...``) with the same results, e.g. compiled ones; by default those
-        functions on ``xp``.
+      logits: [B, K] float32 or float64 natural parameters, K >= 2.
+      series_fn, closed_form_fn, top_nodes_fn, lifted_fn: replacements of
+        :func:`series_rows` (``(w) -> ...``), :func:`closed_form_rows`,
+        :func:`top_nodes_rows` and :func:`lifted_rows` (``(nodes64, tried) -> ...``) with
+        the same results, e.g. compiled ones; by default those functions on ``xp``.
       table_fn: ``(nodes64, wide) -> (value, mean, rows, steps)`` on the rows flagged
         ``wide``, or None (no table: those rows take the series).
 
@@ -103,14 +120,17 @@ def log_normalizer_and_mean(
     series_fn = series_fn or functools.partial(series_rows, xp)
     closed_form_fn = closed_form_fn or functools.partial(closed_form_rows, xp, dtype=dtype)
     top_nodes_fn = top_nodes_fn or functools.partial(top_nodes_rows, xp, dtype=dtype)
+    lifted_fn = lifted_fn or functools.partial(lifted_rows, xp, dtype=dtype)
     finite = xp.all(xp.isfinite(logits), axis=-1)
     logits = xp.where(finite[:, None], logits, 0.0)
     minimum = xp.min(logits, axis=-1)
     w = logits - minimum[:, None]
     spread = xp.max(w, axis=-1)
     per_class = xp.cast(xp.size(w, -1) - 1, dtype)
-    # The closed forms' and the table's nodes: the logits' differences, exact in float64.
-    w64 = xp.cast(logits, "float64") - xp.cast(minimum, "float64")[:, None]
+    # The nodes of every method but (S1): the logits' differences, exact in float64.
+    logits64 = xp.cast(logits, "float64")
+    minimum64 = xp.min(logits64, axis=-1)
+    w64 = logits64 - minimum64[:, None]
     zeros = xp.zeros_like(w64)
     no_rows = xp.zeros_like(finite)
     no_steps = xp.convert_to_tensor(0, dtype="int32")
@@ -124,22 +144,33 @@ def log_normalizer_and_mean(
             lambda: (zeros[:, 0], zeros, no_rows),
         )
 
-    value, mean, by_closed_form, by_top_nodes = zeros[:, 0], zeros, no_rows, no_rows
+    value, lifted_value, mean = zeros[:, 0], zeros[:, 0], zeros
+    by_lifted, by_closed_form, by_top_nodes, lifted_steps = no_rows, no_rows, no_rows, no_steps
     if static and num_classes >= 2:
-        tried = spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class
+        second_largest = xp.top_k(w64, 2)[0][:, 1]
+        tried = xp.logical_and(finite, second_largest <= series.LIFTED_SPREAD)
+        # The lifted series gives log C^{-1} relative to the row maximum, added back below:
+        # no large numbers cancel when the logits are log-probabilities (maximum near 0).
+        lifted_value, mean, lifted_steps, by_lifted = xp.cond(
+            xp.any(tried),
+            lambda: lifted_fn(w64, tried),
+            lambda: (zeros[:, 0], zeros, no_steps, no_rows),
+        )
+        not_lifted = xp.logical_not(by_lifted)
+        tried = xp.logical_and(spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class, not_lifted)
         if num_classes <= closed_form.MAX_CLASSES:
-            value, mean, by_closed_form = certified_rows(closed_form_fn, tried)
+            closed_value, closed_mean, by_closed_form = certified_rows(closed_form_fn, tried)
+            value = xp.where(by_closed_form, closed_value, value)
+            mean = xp.where(by_closed_form[:, None], closed_mean, mean)
             tried = xp.logical_and(tried, xp.logical_not(by_closed_form))
         top_value, top_mean, by_top_nodes = certified_rows(top_nodes_fn, tried)
         value = xp.where(by_top_nodes, top_value, value)
         mean = xp.where(by_top_nodes[:, None], top_mean, mean)
-    by_closed_forms = xp.logical_or(by_top_nodes, by_closed_form)
+    done = xp.logical_or(by_lifted, xp.logical_or(by_top_nodes, by_closed_form))
     by_table, table_steps = no_rows, no_steps
     if static and table_fn is not None:
         # Such rows always split into clusters.
-        wide = xp.logical_and(
-            spread > TABLE_SPREAD_PER_CLASS * per_class, xp.logical_not(by_closed_forms)
-        )
+        wide = xp.logical_and(spread > TABLE_SPREAD_PER_CLASS * per_class, xp.logical_not(done))
         table_value, table_mean, by_table, table_steps = xp.cond(
             xp.any(wide),
             lambda: table_fn(w64, wide),
@@ -147,7 +178,7 @@ def log_normalizer_and_mean(
         )
         value = xp.where(by_table, table_value, value)
         mean = xp.where(by_table[:, None], table_mean, mean)
-    by_series = xp.logical_not(xp.logical_or(by_closed_forms, by_table))
+    by_series = xp.logical_not(xp.logical_or(done, by_table))
 
     def series_on_remaining_rows():
         series_value, series_mean, steps = series_fn(xp.where(by_series[:, None], w, 0.0))
@@ -158,12 +189,18 @@ def log_normalizer_and_mean(
         series_on_remaining_rows,
         lambda: (zeros[:, 0], zeros, no_steps),
     )
-    value = xp.where(by_series, series_value, value) + xp.cast(minimum, "float64")
+    value = xp.where(by_series, series_value, value) + minimum64
+    value = xp.where(by_lifted, lifted_value + xp.max(logits64, axis=-1), value)
     mean = xp.where(by_series[:, None], series_mean, mean)
     value = xp.where(finite, value, math.nan)
     mean = xp.where(finite[:, None], xp.cast(mean, dtype), math.nan)
-    method = xp.where(by_top_nodes, 3, xp.where(by_closed_form, 2, xp.where(by_table, 1, 0)))
-    return value, mean, series_steps + table_steps, xp.cast(method, "int32")
+    method = xp.where(
+        by_lifted,
+        4,
+        xp.where(by_top_nodes, 3, xp.where(by_closed_form, 2, xp.where(by_table, 1, 0))),
+    )
+    steps = lifted_steps + series_steps + table_steps
+    return value, mean, steps, xp.cast(method, "int32")
 
 
 def covariance_vector_product(xp, logits, vector, forward):

@@ -164,11 +164,16 @@ def _compiled(function, num_classes, dtype):
         log_normalizer.series_rows: [dtype],
         log_normalizer.closed_form_rows: [tf.float64, tf.bool],
         log_normalizer.top_nodes_rows: [tf.float64, tf.bool],
+        log_normalizer.lifted_rows: [tf.float64, tf.bool],
     }[function]
     signature = [
         tf.TensorSpec([None, num_classes] if d != tf.bool else [None], d) for d in arguments
     ]
-    if function in (log_normalizer.closed_form_rows, log_normalizer.top_nodes_rows):
+    if function in (
+        log_normalizer.closed_form_rows,
+        log_normalizer.top_nodes_rows,
+        log_normalizer.lifted_rows,
+    ):
         function = functools.partial(function, TENSORFLOW, dtype=dtype.name)
     elif function is log_normalizer.series_rows:
         function = functools.partial(function, TENSORFLOW)
@@ -190,6 +195,7 @@ def _log_normalizer_and_mean(logits, compiled=False):
             "series_fn": _compiled(log_normalizer.series_rows, num_classes, logits.dtype),
             "closed_form_fn": _compiled(log_normalizer.closed_form_rows, num_classes, logits.dtype),
             "top_nodes_fn": _compiled(log_normalizer.top_nodes_rows, num_classes, logits.dtype),
+            "lifted_fn": _compiled(log_normalizer.lifted_rows, num_classes, logits.dtype),
             "table_fn": _compiled(_table_rows, num_classes, tf.float64),
         }
     methods.setdefault("table_fn", _table_rows)
@@ -322,7 +328,7 @@ def cc_covariance(logits):
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
     minimum, w = _centered(flat)
-    _, mean, second, _ = _positive_series(w, second_moment="full")
+    _, mean, second, _, _ = _positive_series(w, second_moment="full")
     covariance = second - mean[:, :, None] * mean[:, None, :]
     num_classes = tf.shape(logits)[-1]
     shape = tf.concat([batch_shape, [num_classes, num_classes]], 0)
@@ -348,7 +354,7 @@ def cc_variance(logits):
     num_classes = tf.shape(flat)[-1]
     spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(num_classes - 1, compute_dtype)
     wide = tf.reduce_max(w, axis=-1) > spread_limit
-    _, mean, second, _ = _positive_series(
+    _, mean, second, _, _ = _positive_series(
         tf.where(wide[:, None], tf.zeros_like(w), w), second_moment="diagonal"
     )
     variance = second - tf.square(mean)
