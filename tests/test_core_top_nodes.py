@@ -29,7 +29,7 @@ def _series(rows):
     """The positive series (S1, M1) in float64: exact at any spread, loop of ~spread terms."""
     rows = np.asarray(rows, np.float64)
     w = tf.constant(rows - rows.min(axis=-1, keepdims=True))
-    value, mean, _, _, _ = series.positive_series(TENSORFLOW, w)
+    value, mean, _, _ = series.positive_series(TENSORFLOW, w)
     return value.numpy(), mean.numpy()
 
 

@@ -28,29 +28,25 @@ CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 METHODS = ("series", "table", "closed form", "top nodes", "lifted series")
 
 
-def series_rows(xp, w):
-    """The series (S1) with its mean (M1) on non-negative nodes ``w``: (value, mean, steps).
+def series_rows(xp, nodes64, lifted, rows, dtype):
+    """The series on the rows flagged ``rows`` of float64 nodes (logits minus their row
+    minimum), with the top node lifted out on the rows flagged ``lifted``
+    (:func:`keras_cc.core.series.lifted_series`), to the tolerance of ``dtype`` (a name):
+    (log exp[w] - max w, mean, steps).
 
-    float32 nodes are summed in float64 to float32's truncation tolerance: in float32 the
-    rounding of about ``spread`` recurrence steps would add up to ~sqrt(spread) float32
-    roundoffs in log C^{-1}, more than an O(1) CC loss can lose to be correctly rounded.
-    The float64 arithmetic costs 5-30 % more time than float32 on 2 CPU cores.
+    The sum runs in float64 for float32 logits too: in float32 the rounding of its steps
+    would add up to more than an O(1) CC loss can lose to be correctly rounded. The float64
+    arithmetic costs 5-30 % more time than float32 on 2 CPU cores.
     """
-    dtype = xp.dtype(w)
-    if dtype == "float32":
-        value, mean, _, steps, _ = series.positive_series(
-            xp, xp.cast(w, "float64"), tolerance_dtype=dtype
-        )
-        return value, xp.cast(mean, dtype), steps
-    value, mean, _, steps, _ = series.positive_series(xp, w)
-    return value, mean, steps
+    nodes = xp.where(rows[:, None], nodes64, 0.0)
+    return series.lifted_series(xp, nodes, lifted, tolerance_dtype=dtype)
 
 
 def closed_form_rows(xp, nodes64, tried, dtype, method=closed_form):
     """A certified closed form (``method``: :mod:`~keras_cc.core.closed_form` on all nodes,
     or :mod:`~keras_cc.core.top_nodes`) on the rows flagged ``tried`` of float64 nodes
-    (logits minus their row minimum), to the tolerances of ``dtype`` (a name): (value,
-    mean, rows it certified)."""
+    (logits minus any per-row shift), to the tolerances of ``dtype`` (a name): (value
+    relative to the shift, mean, rows it certified)."""
     tolerances = closed_form.TOLERANCES[dtype]
     value, mean, certified = method.log_normalizer_and_mean(xp, nodes64, tolerances)
     return value, mean, xp.logical_and(tried, certified)
@@ -61,23 +57,8 @@ def top_nodes_rows(xp, nodes64, tried, dtype):
     return closed_form_rows(xp, nodes64, tried, dtype, method=top_nodes)
 
 
-def lifted_rows(xp, nodes64, tried, dtype):
-    """The lifted series (:func:`keras_cc.core.series.lifted_series`) on the rows flagged
-    ``tried`` of float64 nodes (logits minus their row minimum), to the tolerance of ``dtype``
-    (a name): (log exp[w] - max w, mean, steps, rows it converged on)."""
-    nodes = xp.where(tried[:, None], nodes64, 0.0)
-    value, mean, steps, converged = series.lifted_series(xp, nodes, tolerance_dtype=dtype)
-    return value, mean, steps, xp.logical_and(tried, converged)
-
-
 def log_normalizer_and_mean(
-    xp,
-    logits,
-    series_fn=None,
-    closed_form_fn=None,
-    table_fn=None,
-    top_nodes_fn=None,
-    lifted_fn=None,
+    xp, logits, series_fn=None, closed_form_fn=None, table_fn=None, top_nodes_fn=None
 ):
     """log C^{-1}(eta) ([B]), E[y] ([B, K]), sequential steps and each row's method.
 
@@ -85,7 +66,7 @@ def log_normalizer_and_mean(
       - rows whose nodes other than the largest spread at most ``series.LIFTED_SPREAD``:
         the lifted series (:func:`keras_cc.core.series.lifted_series`), whose steps depend
         on that spread alone, whatever the height of the top node (every point of the CC
-        label-smoothing trajectory; at most ``series.LIFTED_TERMS`` terms);
+        label-smoothing trajectory);
       - the other rows whose spread exceeds ``CLOSED_FORM_SPREAD_PER_CLASS`` (K - 1), for K
         up to ``closed_form.MAX_CLASSES``: the closed form (eq. 4) on all nodes in float64,
         where its error bound certifies it (well-separated nodes; O(K^2) work);
@@ -95,18 +76,19 @@ def log_normalizer_and_mean(
         apart from the rest);
       - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), when a
         ``table_fn`` is given: the divided-difference table;
-      - the rest: the series (S1) with its moments (M1).
+      - the rest: the series (S1) with its moments (M1), in the lifted series' loop.
     Each method runs only when some row of the batch needs it, and rows taken by another
-    method do not lengthen a series' loop. Rows with a non-finite logit give NaN. Call
+    method do not lengthen the series' loop. Rows with a non-finite logit give NaN. Call
     inside ``xp.float64_scope()``.
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
-      logits: [B, K] float32 or float64 natural parameters, K >= 2.
-      series_fn, closed_form_fn, top_nodes_fn, lifted_fn: replacements of
-        :func:`series_rows` (``(w) -> ...``), :func:`closed_form_rows`,
-        :func:`top_nodes_rows` and :func:`lifted_rows` (``(nodes64, tried) -> ...``) with
-        the same results, e.g. compiled ones; by default those functions on ``xp``.
+      logits: [B, K] float32 or float64 natural parameters, K static (K = 1: the point
+        mass at y = (1), log C^{-1} = eta).
+      series_fn, closed_form_fn, top_nodes_fn: replacements of :func:`series_rows`
+        (``(nodes64, lifted, rows) -> ...``), :func:`closed_form_rows` and
+        :func:`top_nodes_rows` (``(nodes64, tried) -> ...``) with the same results, e.g.
+        compiled ones; by default those functions on ``xp``.
       table_fn: ``(nodes64, wide) -> (value, mean, rows, steps)`` on the rows flagged
         ``wide``, or None (no table: those rows take the series).
 
@@ -117,56 +99,57 @@ def log_normalizer_and_mean(
     """
     dtype = xp.dtype(logits)
     num_classes = logits.shape[-1]
-    series_fn = series_fn or functools.partial(series_rows, xp)
+    if num_classes == 1:  # a point mass at y = (1): C^{-1} = e^eta, E[y] = 1
+        value = xp.cast(logits[:, 0], "float64")
+        method = xp.zeros_like(value, dtype="int32")
+        return value, xp.ones_like(logits), xp.convert_to_tensor(0, dtype="int32"), method
+    series_fn = series_fn or functools.partial(series_rows, xp, dtype=dtype)
     closed_form_fn = closed_form_fn or functools.partial(closed_form_rows, xp, dtype=dtype)
     top_nodes_fn = top_nodes_fn or functools.partial(top_nodes_rows, xp, dtype=dtype)
-    lifted_fn = lifted_fn or functools.partial(lifted_rows, xp, dtype=dtype)
     finite = xp.all(xp.isfinite(logits), axis=-1)
-    logits = xp.where(finite[:, None], logits, 0.0)
-    minimum = xp.min(logits, axis=-1)
-    w = logits - minimum[:, None]
-    spread = xp.max(w, axis=-1)
-    per_class = xp.cast(xp.size(w, -1) - 1, dtype)
-    # The nodes of every method but (S1): the logits' differences, exact in float64.
-    logits64 = xp.cast(logits, "float64")
-    minimum64 = xp.min(logits64, axis=-1)
-    w64 = logits64 - minimum64[:, None]
+    # The nodes of every method: the logits' differences, exact in float64.
+    logits64 = xp.cast(xp.where(finite[:, None], logits, 0.0), "float64")
+    minimum = xp.min(logits64, axis=-1)
+    maximum = xp.max(logits64, axis=-1)
+    w64 = logits64 - minimum[:, None]
+    spread = maximum - minimum
+    static = num_classes is not None  # else only (S1), in graphs of unknown K
+    per_class = xp.cast(xp.size(w64, -1) - 1, "float64")
     zeros = xp.zeros_like(w64)
     no_rows = xp.zeros_like(finite)
     no_steps = xp.convert_to_tensor(0, dtype="int32")
-    static = num_classes is not None
+
+    below_maximum = logits64 - maximum[:, None]
 
     def certified_rows(method_fn, tried):
-        """``method_fn`` on the rows flagged ``tried`` when there are any."""
+        """``method_fn`` on the rows flagged ``tried`` when there are any: log C^{-1}
+        relative to the row maximum (no large numbers cancel when the logits are
+        log-probabilities: maximum near 0, minimum far below)."""
         return xp.cond(
             xp.any(tried),
-            lambda: method_fn(w64, tried),
+            lambda: method_fn(below_maximum, tried),
             lambda: (zeros[:, 0], zeros, no_rows),
         )
 
-    value, lifted_value, mean = zeros[:, 0], zeros[:, 0], zeros
-    by_lifted, by_closed_form, by_top_nodes, lifted_steps = no_rows, no_rows, no_rows, no_steps
-    if static and num_classes >= 2:
-        second_largest = xp.top_k(w64, 2)[0][:, 1]
-        tried = xp.logical_and(finite, second_largest <= series.LIFTED_SPREAD)
-        # The lifted series gives log C^{-1} relative to the row maximum, added back below:
-        # no large numbers cancel when the logits are log-probabilities (maximum near 0).
-        lifted_value, mean, lifted_steps, by_lifted = xp.cond(
-            xp.any(tried),
-            lambda: lifted_fn(w64, tried),
-            lambda: (zeros[:, 0], zeros, no_steps, no_rows),
+    value, mean, lifted, by_closed_form, by_top_nodes = (
+        zeros[:, 0],
+        zeros,
+        no_rows,
+        no_rows,
+        no_rows,
+    )
+    if static:
+        lifted = xp.logical_and(finite, series.second_largest(xp, w64) <= series.LIFTED_SPREAD)
+        tried = xp.logical_and(
+            spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class, xp.logical_not(lifted)
         )
-        not_lifted = xp.logical_not(by_lifted)
-        tried = xp.logical_and(spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class, not_lifted)
         if num_classes <= closed_form.MAX_CLASSES:
-            closed_value, closed_mean, by_closed_form = certified_rows(closed_form_fn, tried)
-            value = xp.where(by_closed_form, closed_value, value)
-            mean = xp.where(by_closed_form[:, None], closed_mean, mean)
+            value, mean, by_closed_form = certified_rows(closed_form_fn, tried)
             tried = xp.logical_and(tried, xp.logical_not(by_closed_form))
         top_value, top_mean, by_top_nodes = certified_rows(top_nodes_fn, tried)
         value = xp.where(by_top_nodes, top_value, value)
         mean = xp.where(by_top_nodes[:, None], top_mean, mean)
-    done = xp.logical_or(by_lifted, xp.logical_or(by_top_nodes, by_closed_form))
+    done = xp.logical_or(by_top_nodes, by_closed_form)
     by_table, table_steps = no_rows, no_steps
     if static and table_fn is not None:
         # Such rows always split into clusters.
@@ -178,29 +161,28 @@ def log_normalizer_and_mean(
         )
         value = xp.where(by_table, table_value, value)
         mean = xp.where(by_table[:, None], table_mean, mean)
-    by_series = xp.logical_not(xp.logical_or(done, by_table))
-
-    def series_on_remaining_rows():
-        series_value, series_mean, steps = series_fn(xp.where(by_series[:, None], w, 0.0))
-        return series_value, xp.cast(series_mean, "float64"), steps
-
+    # The table gives log exp[w] relative to the row minimum, the others to the maximum.
+    value = value + xp.where(by_table, minimum, maximum)
+    by_series = xp.logical_and(finite, xp.logical_not(xp.logical_or(done, by_table)))
     series_value, series_mean, series_steps = xp.cond(
         xp.any(by_series),
-        series_on_remaining_rows,
+        lambda: series_fn(w64, xp.logical_and(lifted, by_series), by_series),
         lambda: (zeros[:, 0], zeros, no_steps),
     )
-    value = xp.where(by_series, series_value, value) + minimum64
-    value = xp.where(by_lifted, lifted_value + xp.max(logits64, axis=-1), value)
+    value = xp.where(by_series, series_value + maximum, value)
     mean = xp.where(by_series[:, None], series_mean, mean)
     value = xp.where(finite, value, math.nan)
     mean = xp.where(finite[:, None], xp.cast(mean, dtype), math.nan)
     method = xp.where(
-        by_lifted,
-        4,
-        xp.where(by_top_nodes, 3, xp.where(by_closed_form, 2, xp.where(by_table, 1, 0))),
+        by_top_nodes,
+        3,
+        xp.where(
+            by_closed_form,
+            2,
+            xp.where(by_table, 1, xp.where(xp.logical_and(lifted, by_series), 4, 0)),
+        ),
     )
-    steps = lifted_steps + series_steps + table_steps
-    return value, mean, steps, xp.cast(method, "int32")
+    return value, mean, series_steps + table_steps, xp.cast(method, "int32")
 
 
 def covariance_vector_product(xp, logits, vector, forward):

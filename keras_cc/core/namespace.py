@@ -73,9 +73,6 @@ TENSORFLOW = types.SimpleNamespace(
     prod=lambda x, axis=None: tf.reduce_prod(x, axis=axis),
     logsumexp=lambda x, axis=None: tf.reduce_logsumexp(x, axis=axis),
     logaddexp=tf.experimental.numpy.logaddexp,
-    cumulative_logsumexp=lambda x, reverse=False: tf.math.cumulative_logsumexp(
-        x, axis=-1, reverse=reverse
-    ),
     argmax=lambda x: tf.argmax(x, axis=-1, output_type=tf.int32),
     one_hot=lambda indices, depth: tf.one_hot(indices, depth, on_value=True, off_value=False),
     all=lambda x, axis=None: tf.reduce_all(x, axis=axis),
@@ -125,22 +122,6 @@ def _keras_xlogy(x, y):
     ops = keras.ops
     zero = ops.equal(x, 0)
     return ops.where(zero, 0.0, x * ops.log(ops.where(zero, 1.0, y)))
-
-
-def _keras_cumulative_logsumexp(x, reverse=False):
-    """Cumulative log-sum-exp along the last axis (``keras.ops`` has none): JAX's and
-    PyTorch's own, exact in any range of the arguments."""
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.lax.cumlogsumexp(x, axis=x.ndim - 1, reverse=reverse)
-    import torch
-
-    if reverse:
-        return torch.flip(torch.logcumsumexp(torch.flip(x, [-1]), dim=-1), [-1])
-    return torch.logcumsumexp(x, dim=-1)
 
 
 def _keras_lgamma(x):
@@ -255,7 +236,6 @@ def _keras_namespace(backend):
         prod=ops.prod,
         logsumexp=lambda x, axis=None: ops.logsumexp(x, axis=axis),
         logaddexp=ops.logaddexp,
-        cumulative_logsumexp=_keras_cumulative_logsumexp,
         argmax=lambda x: ops.cast(ops.argmax(x, axis=-1), "int32"),
         one_hot=lambda indices, depth: ops.equal(
             indices[:, None], ops.arange(depth, dtype="int32")[None, :]

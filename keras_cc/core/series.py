@@ -79,16 +79,16 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
       tolerance_dtype: the dtype (name) whose precision the truncation aims at; by default
         the dtype of ``w``.
       coefficients: None for (S1), whose n-th coefficient is c_n = 1 / (n + K - 1)!, or
-        ``(log_first, log_ratios)``: log c_0 ([B], float64) and log c_n / c_{n-1} in column
-        n of [B, N] float64 ``log_ratios`` (column 0 unused) for a log-concave sequence
-        c_n of another function's Taylor coefficients (:func:`lifted_series`). Then at
-        most N - ``SERIES_UNROLL`` - 1 terms are summed and ``second_moment`` is False.
+        ``(log_first, ratios, rows)``: for the rows flagged in [B] bool ``rows``, log c_0
+        ([B], float64) and c_n / c_{n-1} in column n of [B, N] float64 ``ratios``
+        (column 0 unused) for a log-concave sequence c_n of another function's Taylor
+        coefficients (:func:`lifted_series`); the other rows take (S1)'s. Columns past N
+        repeat the last (only terms beyond the cap of (S1) on those rows reach them).
 
     Returns:
-      ``(log_sum, mean, second, num_terms, converged)``: log of sum_n c_n h_n(w) (float64,
-      [B]), E[y] ([B, K], dtype of w), E[y y^T] (or None), the number of terms (sequential
-      stages, an int32 scalar) and whether each row's tail is below the tolerance ([B]
-      bool; always true for (S1), whose cap is never reached).
+      ``(log_sum, mean, second, num_terms)``: log of sum_n c_n h_n(w) (float64, [B]), E[y]
+      ([B, K], dtype of w), E[y y^T] (or None) and the number of terms (sequential stages,
+      an int32 scalar).
     """
     dtype = xp.dtype(w)
     num_classes = xp.size(w, -1)
@@ -101,20 +101,20 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
     row = w[:, 0]
     ratio_g = xp.ones_like(w)  # G_n / h_n
     term = xp.ones_like(row, dtype="float64")  # t_n / exp(log_scale)
-    if coefficients is None:
-        log_scale = term * -xp.lgamma(num_classes)  # t_0 = c_0 = 1 / (K-1)!
+    log_scale = term * -xp.lgamma(num_classes)  # t_0 = c_0 = 1 / (K-1)!
 
-        def coefficient_ratio(n64):  # c_n / c_{n-1}
-            return 1.0 / (n64 + classes64 - 1.0)
+    def coefficient_ratio(n64):  # c_n / c_{n-1}
+        return 1.0 / (n64 + classes64 - 1.0)
 
-    else:
-        log_first, log_ratios = coefficients
-        log_scale = log_first
-        columns = log_ratios.shape[-1]
-        max_terms = xp.minimum(max_terms, columns - unroll - 1)
+    if coefficients is not None:
+        log_first, ratios, tabulated = coefficients
+        log_scale = xp.where(tabulated, log_first, log_scale)
+        last_column = ratios.shape[-1] - 1
+        plain_ratio = coefficient_ratio
 
         def coefficient_ratio(n64):
-            return xp.exp(log_ratios[:, xp.cast(n64, "int32")])
+            column = xp.minimum(xp.cast(n64, "int32"), last_column)
+            return xp.where(tabulated, ratios[:, column], plain_ratio(n64))
 
     sum_terms = xp.ones_like(row, dtype="float64")  # sum_i t_i / exp(log_scale)
     # sum_i t_i (c_{i+1} / c_i) G_i / h_i / exp(log_scale)
@@ -185,8 +185,6 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
     start = xp.convert_to_tensor(1, dtype="int32")
     state = [start, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second]
     final = xp.while_loop(not_converged, step, state)
-    tail = final[2] * final[5] / xp.maximum(1.0 - final[5], 1e-300)
-    converged = xp.logical_and(final[5] < 1.0, tail < tolerance * final[4])
     log_sum = final[3] + xp.log(final[4])
     inverse_sum = xp.cast(1.0 / final[4], dtype)
     mean = final[6] * inverse_sum[:, None]
@@ -196,34 +194,75 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
     elif second_moment:
         diagonal_factor = 1.0 + xp.eye(num_classes, dtype)
         second = diagonal_factor * final[8] * inverse_sum[:, None, None]
-    return log_sum, mean, second, final[0], converged
+    return log_sum, mean, second, final[0]
 
 
-# Terms the lifted series may take (its coefficients are tabulated up to there): rows
-# whose other nodes spread further take another method.
-LIFTED_TERMS = 128
-# The spread of the other nodes below which a row takes the lifted series: its terms
-# decay at least as fast as those of (S1) on the other nodes, about spread + 5 sqrt(spread)
-# + 20 of them at float64's tolerance.
-LIFTED_SPREAD = 64.0
+# The spread of the nodes other than the largest up to which a row takes the lifted
+# series (about spread + 5 sqrt(spread) + 20 terms).
+LIFTED_SPREAD = 32.0
+
+
+def _lifted_terms(spread, tolerance=1e-18):
+    """Terms after which (S1') has converged on every row whose other nodes spread at most
+    ``spread``: its term ratios are at most those of exp's series at ``spread`` (t_n / t_0 <=
+    spread^n / n!), so the tail after N terms is at most 2 spread^(N+1) / (N+1)! once
+    N + 2 > 2 spread."""
+    terms = int(2 * spread)
+    while math.log(2.0) + (terms + 1) * math.log(spread) - math.lgamma(terms + 2) > math.log(
+        tolerance
+    ):
+        terms += 1
+    return terms
+
+
+# Coefficients tabulated: every lifted row converges on them, a loop step past the last.
+_LIFTED_COEFFICIENTS = _lifted_terms(LIFTED_SPREAD) + SERIES_UNROLL + 2
 # Tail terms of the exponential series summed beyond the tabulated coefficients (where
 # the top node is below about m + 1 + sqrt(m), so their ratios fall like a Gaussian).
 _TAIL = {"scale": 12.0, "offset": 64}
 
 
+def _cumulative_sum(xp, x, reverse=False):
+    """Running sums along the last axis of [B, L] ``x`` (static L), from the end if
+    ``reverse``: recursive doubling (Hillis and Steele, 1986), ceil(log2 L) vectorized
+    additions (XLA's cumulative sum is a reduce-window of O(L^2) work on CPU)."""
+    length = x.shape[-1]
+    offset = 1
+    while offset < length:
+        fill = xp.zeros_like(x[:, :offset])
+        if reverse:
+            shifted = xp.concatenate([x[:, offset:], fill], axis=-1)
+        else:
+            shifted = xp.concatenate([fill, x[:, :-offset]], axis=-1)
+        x = x + shifted
+        offset *= 2
+    return x
+
+
+# Terms of the series of R_m = (m + 1)! a_m where q <= (m + 2) / 8: ratios at most 1/8.
+_SMALL_TOP_TERMS = 19
+
+
 def lifted_coefficients(xp, top, num_classes, count):
     """Taylor coefficients at 0 of phi(z) = exp[q, z], the divided difference of exp at the
     top node q and z: log of a_m = exp[q, 0, ..., 0] (0 repeated m + 1 times) for
-    m = K - 2 .. K - 2 + count - 1, returned as ``(log a_{K-2} - q, log_ratios)`` with
-    ``log_ratios[:, n] = log a_{K-2+n} / a_{K-3+n}`` (column 0 is 0).
+    m = K - 2 .. K - 2 + count - 1, returned as ``(log a_{K-2} - q, ratios)`` with
+    ``ratios[:, n] = a_{K-2+n} / a_{K-3+n}`` (column 0 is 1).
 
     a_m = sum_{i>=0} q^i / (m + 1 + i)! = q^-(m+1) T_m with T_m = sum_{l>m} q^l / l! =
-    e^q P(m + 1, q) (the regularized lower incomplete gamma function). Where the partial sum
-    S_m = e^q - T_m is at most 3/4 of e^q (q above about m), log T_m = q + log1p(-S_m e^-q);
-    elsewhere T_m is summed directly, with a tail of ``_TAIL`` terms beyond the window (q is
-    then below about m + 1 + sqrt(m), so those terms decay like a Gaussian). Every sum is a
-    log-sum-exp of positive terms; the sequence a_m is log-concave (tail sums of the
-    log-concave Poisson weights, times a geometric sequence).
+    e^q P(m + 1, q) (P: the regularized lower incomplete gamma function). Three regimes,
+    each a sum of positive terms:
+      - q <= (m + 2) / 8: R_m = (m + 1)! a_m = sum_i prod_{l=1..i} q / (m + 1 + l), whose
+        ratios are at most 1/8, by Horner's rule in ``_SMALL_TOP_TERMS`` terms;
+      - where the partial sum S_m = e^q - T_m is at most 3/4 of e^q (q above about m):
+        log T_m = q + log1p(-S_m e^-q);
+      - elsewhere T_m is summed directly, with a tail of ``_TAIL`` terms beyond the window
+        (q is then below about m + 1 + sqrt(m), so those terms fall like a Gaussian).
+    The window's terms q^l / l! are summed on a linear scale relative to their row maximum:
+    in the third regime they span less than 8^count, and what the second loses to underflow
+    is below e^-700 of e^q. Each T_m is carried as a scale (a logarithm) times a value, so
+    the ratios need one exponential each and no logarithm of a sum. The sequence a_m is log-concave (tail sums of the log-concave
+    Poisson weights, times a geometric sequence).
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
@@ -240,39 +279,57 @@ def lifted_coefficients(xp, top, num_classes, count):
     degrees = np.arange(last + 2 + tail, dtype=np.float64)  # l = 0 .. last + 1 + tail
     log_factorials = np.array([math.lgamma(d + 1.0) for d in degrees])
     # Below 1e-30 the coefficients are those of q = 0 (1 / (m + 1)!) to float64 precision.
-    q = xp.maximum(top, 1e-30)
-    log_q = xp.log(q)[:, None]
+    q = xp.maximum(top, 1e-30)[:, None]
+    log_q = xp.log(q)
     terms = (
         xp.convert_to_tensor(degrees)[None, :] * log_q
         - xp.convert_to_tensor(log_factorials)[None, :]
     )  # log q^l / l!, [B, L]
     window = terms[:, first + 1 : last + 1]  # l = first + 1 .. last
-    # log S_m, m = first .. last: sum over l <= m.
-    head = xp.logsumexp(terms[:, : first + 1], axis=-1)[:, None]
-    log_partial = xp.concatenate(
-        [head, xp.logaddexp(head, xp.cumulative_logsumexp(window))], axis=-1
-    )
-    # log T_m, m = first .. last: sum over l > m.
-    rest = xp.logsumexp(terms[:, last + 1 :], axis=-1)[:, None]
-    log_tail = xp.concatenate(
-        [xp.logaddexp(rest, xp.cumulative_logsumexp(window, reverse=True)), rest], axis=-1
-    )
-    share = xp.exp(log_partial - q[:, None])  # S_m e^-q
+    peak = xp.max(window, axis=-1, keepdims=True)  # <= q: a Poisson probability
+    scaled = xp.exp(window - peak)
+    zero = xp.zeros_like(peak)
+    # Each T_m as exp(scale_m) * value_m, in the regime that gives it without cancellation.
+    head = xp.exp(xp.logsumexp(terms[:, : first + 1], axis=-1)[:, None] - q)  # S_first e^-q
+    share = head + xp.exp(peak - q) * xp.concatenate(
+        [zero, _cumulative_sum(xp, scaled)], axis=-1
+    )  # S_m e^-q, m = first .. last
+    rest = xp.exp(xp.logsumexp(terms[:, last + 1 :], axis=-1)[:, None] - peak)
+    window_tail = rest + xp.concatenate(
+        [_cumulative_sum(xp, scaled, reverse=True), zero], axis=-1
+    )  # T_m e^-peak
+    orders = np.arange(first + 1.0, last + 2.0)  # m + 1
+    small = q <= xp.convert_to_tensor((orders + 1.0) / 8.0)[None, :]
+    series_sum = xp.ones_like(share)  # R_m = (m + 1)! a_m = T_m (m + 1)! / q^(m+1)
+    for i in range(_SMALL_TOP_TERMS, 0, -1):
+        series_sum = 1.0 + q * xp.convert_to_tensor(1.0 / (orders + i))[None, :] * series_sum
     from_partial = share <= 0.75
-    log_t = xp.where(
-        from_partial, xp.log1p(-xp.minimum(share, 0.75)), log_tail - q[:, None]
-    )  # log T_m - q
-    orders = xp.convert_to_tensor(np.arange(first + 1.0, last + 2.0))[None, :]  # m + 1
-    log_a = log_t - orders * log_q  # log a_m - q
-    log_ratios = xp.concatenate(
-        [xp.zeros_like(log_a[:, :1]), log_a[:, 1:] - log_a[:, :-1]], axis=-1
+    value = xp.where(
+        small, series_sum, xp.where(from_partial, 1.0 - xp.minimum(share, 0.75), window_tail)
     )
-    return log_a[:, 0], log_ratios
+    next_terms = terms[:, first + 1 : last + 2]  # log q^(m+1) / (m+1)!
+    scale = xp.where(small, next_terms, xp.where(from_partial, q, peak))  # log T_m - log value
+    # a_m / a_{m-1} = T_m / (q T_{m-1}); log a_first - q = log T_first - q - (first+1) log q.
+    ratios = xp.exp(scale[:, 1:] - scale[:, :-1] - log_q) * value[:, 1:] / value[:, :-1]
+    log_first = scale[:, 0] + xp.log(value[:, 0]) - q[:, 0] - (first + 1.0) * log_q[:, 0]
+    return log_first, xp.concatenate([xp.ones_like(ratios[:, :1]), ratios], axis=-1)
 
 
-def lifted_series(xp, w, tolerance_dtype=None):
-    """log exp[w] - max(w) and E[y] for rows ``w >= 0`` with one zero, by the series with
-    the top node lifted out: steps set by the spread of the other nodes, not the row's.
+def _top_slot(xp, w):
+    """[B, K] bool: the first largest node of each row."""
+    return xp.one_hot(xp.argmax(w), w.shape[-1])
+
+
+def second_largest(xp, w):
+    """The largest node of each row of [B, K] ``w`` once its (first) largest is removed:
+    the top of the nodes a lifted series sums over ([B])."""
+    return xp.max(xp.where(_top_slot(xp, w), -math.inf, w), axis=-1)
+
+
+def lifted_series(xp, w, lifted, tolerance_dtype=None):
+    """log exp[w] - max(w) and E[y] for rows ``w >= 0`` with one zero: on the rows flagged
+    ``lifted``, by the series with the top node lifted out, whose steps are set by the
+    spread of the other nodes, not the row's; on the others, by (S1). One loop for both.
 
     With q = max w at node k* and u the other nodes (min u = 0), exp[w] = phi[u] for the
     absolutely monotone phi(z) = exp[q, z]; expanding phi at 0 (its Taylor coefficients
@@ -291,22 +348,27 @@ def lifted_series(xp, w, tolerance_dtype=None):
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
       w: [B, K] non-negative float64 nodes, K >= 2 static.
+      lifted: [B] bool, rows whose nodes other than the largest spread at most
+        ``LIFTED_SPREAD``.
       tolerance_dtype: the dtype (name) whose precision the truncation aims at.
 
     Returns:
-      ``(value, mean, steps, converged)``: log exp[w] - max(w) ([B] float64), E[y] ([B, K]
-      float64), the number of terms (int32 scalar) and the rows whose series converged
-      within ``LIFTED_TERMS`` terms (only those values are meaningful).
+      ``(value, mean, steps)``: log exp[w] - max(w) ([B] float64), E[y] ([B, K] float64)
+      and the number of terms (int32 scalar).
     """
     num_classes = w.shape[-1]
-    top_index = xp.argmax(w)
-    is_top = xp.one_hot(top_index, num_classes)
     top = xp.max(w, axis=-1)
-    rest = xp.where(is_top, 0.0, w)
-    coefficients = lifted_coefficients(xp, top, num_classes, LIFTED_TERMS + SERIES_UNROLL + 2)
-    value, mean, _, steps, converged = positive_series(
-        xp, rest, tolerance_dtype=tolerance_dtype, coefficients=coefficients
+    if num_classes is None:  # a graph of unknown K: (S1) alone
+        value, mean, _, steps = positive_series(xp, w, tolerance_dtype=tolerance_dtype)
+        return value - top, mean, steps
+    is_top = xp.logical_and(_top_slot(xp, w), lifted[:, None])
+    nodes = xp.where(is_top, 0.0, w)
+    log_first, ratios = lifted_coefficients(xp, top, num_classes, _LIFTED_COEFFICIENTS)
+    value, mean, _, steps = positive_series(
+        xp, nodes, tolerance_dtype=tolerance_dtype, coefficients=(log_first, ratios, lifted)
     )
+    # (S1') gives log exp[w] - q directly; (S1) log exp[w].
+    value = xp.where(lifted, value, value - top)
     others = xp.where(is_top, 0.0, mean)
-    mean = xp.where(is_top, 1.0 - xp.sum(others, axis=-1, keepdims=True), others)
-    return value, mean, steps, converged
+    total = xp.sum(others, axis=-1, keepdims=True)
+    return value, xp.where(is_top, 1.0 - total, others), steps
