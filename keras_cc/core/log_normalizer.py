@@ -153,7 +153,10 @@ def log_normalizer_and_mean(
     by_table, table_steps = no_rows, no_steps
     if static and table_fn is not None:
         # Such rows always split into clusters.
-        wide = xp.logical_and(spread > TABLE_SPREAD_PER_CLASS * per_class, xp.logical_not(done))
+        wide = xp.logical_and(
+            spread > TABLE_SPREAD_PER_CLASS * per_class,
+            xp.logical_not(xp.logical_or(done, lifted)),
+        )
         table_value, table_mean, by_table, table_steps = xp.cond(
             xp.any(wide),
             lambda: table_fn(w64, wide),

@@ -261,8 +261,8 @@ def lifted_coefficients(xp, top, num_classes, count):
     The window's terms q^l / l! are summed on a linear scale relative to their row maximum:
     in the third regime they span less than 8^count, and what the second loses to underflow
     is below e^-700 of e^q. Each T_m is carried as a scale (a logarithm) times a value, so
-    the ratios need one exponential each and no logarithm of a sum. The sequence a_m is log-concave (tail sums of the log-concave
-    Poisson weights, times a geometric sequence).
+    the ratios need one exponential each and no logarithm of a sum. The sequence a_m is
+    log-concave (tail sums of the log-concave Poisson weights, times a geometric sequence).
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
