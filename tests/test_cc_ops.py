@@ -171,3 +171,14 @@ def test_any_finite_logits_give_finite_value_and_gradient(num_classes, log_scale
     assert np.all(np.isfinite(value.numpy()))
     assert np.all(np.isfinite(gradient.numpy()))
     np.testing.assert_allclose(gradient.numpy().sum(-1), 1.0, atol=1e-4)
+
+
+def test_a_non_finite_row_leaves_the_other_rows_statistics_alone():
+    """One NaN or -inf row gives NaN there and the exact values on the other rows."""
+    good = [[0.0, 1.0, 2.0]]
+    for bad in ([np.nan, 0.0, 1.0], [-np.inf, 0.0, 1.0]):
+        batch = tf.constant(good + [bad], tf.float64)
+        for statistic in (ops.cc_variance, ops.cc_covariance):
+            values = statistic(batch).numpy()
+            np.testing.assert_allclose(values[0], statistic(tf.constant(good, tf.float64))[0])
+            assert np.isnan(values[1]).all()

@@ -91,6 +91,9 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
       an int32 scalar).
     """
     dtype = xp.dtype(w)
+    # A row with a non-finite node gives NaN and does not set the other rows' term count.
+    finite = xp.all(xp.isfinite(w), axis=-1)
+    w = xp.where(finite[:, None], w, 0.0)
     num_classes = xp.size(w, -1)
     classes = xp.cast(num_classes, dtype)
     classes64 = xp.cast(num_classes, "float64")
@@ -194,6 +197,11 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
     elif second_moment:
         diagonal_factor = 1.0 + xp.eye(num_classes, dtype)
         second = diagonal_factor * final[8] * inverse_sum[:, None, None]
+    log_sum = xp.where(finite, log_sum, math.nan)
+    mean = xp.where(finite[:, None], mean, math.nan)
+    if second is not None:
+        row_shape = (-1,) + (1,) * (len(second.shape) - 1)
+        second = xp.where(xp.reshape(finite, row_shape), second, math.nan)
     return log_sum, mean, second, final[0]
 
 
