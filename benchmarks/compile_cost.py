@@ -6,8 +6,8 @@ batch shape. What the loss adds to that compilation is paid on every new shape. 
 measurements, each in a fresh interpreter per sample (so nothing is cached), the two
 losses interleaved over ``--repeats`` rounds:
 
-* ``loss_and_gradient``: the first call (trace + compile + run) of a
-  ``tf.function(jit_compile=True)`` of loss + gradient on [128, K] logits, for
+* ``loss_and_gradient``: the first call (trace + compile + run) of the jit-compiled loss +
+  gradient of ``benchmarks/cc_trajectory.py`` on [128, K] unit-normal logits, for
   ``keras_cc.losses.cc_label_smoothing`` and ``tf.nn.softmax_cross_entropy_with_logits``
   on label-smoothed targets;
 * ``fit``: the first epoch (then the second) of ``model.fit`` with ``jit_compile=True`` of
@@ -45,27 +45,11 @@ flags.DEFINE_string("json_out", None, "Also write the results to this JSON file.
 flags.DEFINE_string("sample", None, "Internal: run one sample in this process.")
 
 _LOSS_AND_GRADIENT = """
-import json, time
-import numpy as np
-import keras_cc
-import tensorflow as tf
-K, loss = {num_classes}, "{loss}"
-rng = np.random.default_rng(0)
-logits = tf.constant(rng.standard_normal((128, K)), tf.float32)
-one_hot = tf.one_hot(np.arange(128) % K, K)
-def cc_ls(logits, one_hot):
-    return keras_cc.losses.cc_label_smoothing(
-        one_hot, logits, from_logits=True, label_smoothing=0.1
-    )
-def ce_ls(logits, one_hot):
-    return tf.nn.softmax_cross_entropy_with_logits(one_hot * 0.9 + 0.1 / K, logits)
-fn = {{"cc_ls": cc_ls, "ce_ls": ce_ls}}[loss]
-@tf.function(jit_compile=True)
-def step(logits, one_hot):
-    with tf.GradientTape() as tape:
-        tape.watch(logits)
-        value = tf.reduce_sum(fn(logits, one_hot))
-    return value, tape.gradient(value, logits)
+import json, sys, time
+sys.path.insert(0, {benchmarks!r})
+from cc_trajectory import loss_and_gradient, trajectory_logits
+logits, one_hot = trajectory_logits(128, {num_classes}, 0.0, 0.1)
+step = loss_and_gradient("{loss}", 0.1)
 start = time.perf_counter()
 float(step(logits, one_hot)[0])
 print("RESULT", json.dumps({{"first_call_s": time.perf_counter() - start}}))
@@ -131,8 +115,9 @@ def main(argv):
     record = {"device": platform.processor() or platform.machine(), "repeats": FLAGS.repeats}
     cases = []
     for num_classes in map(int, FLAGS.num_classes):
+        fields = {"num_classes": num_classes, "benchmarks": str(pathlib.Path(__file__).parent)}
         cases.append(("loss_and_gradient", f"K={num_classes}", "tensorflow", _LOSS_AND_GRADIENT,
-                      {"num_classes": num_classes}))  # fmt: skip
+                      fields))  # fmt: skip
     for backend in FLAGS.backends:
         cases.append(("fit", backend, backend, _FIT, {}))
     for kind, label, backend, template, fields in cases:
