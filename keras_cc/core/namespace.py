@@ -72,8 +72,6 @@ TENSORFLOW = types.SimpleNamespace(
     min=lambda x, axis=None, keepdims=False: tf.reduce_min(x, axis=axis, keepdims=keepdims),
     prod=lambda x, axis=None: tf.reduce_prod(x, axis=axis),
     logsumexp=lambda x, axis=None: tf.reduce_logsumexp(x, axis=axis),
-    argmax=lambda x: tf.argmax(x, axis=-1, output_type=tf.int32),
-    one_hot=lambda indices, depth: tf.one_hot(indices, depth, on_value=True, off_value=False),
     all=lambda x, axis=None: tf.reduce_all(x, axis=axis),
     any=lambda x, axis=None: tf.reduce_any(x, axis=axis),
     isfinite=tf.math.is_finite,
@@ -234,10 +232,6 @@ def _keras_namespace(backend):
         min=ops.min,
         prod=ops.prod,
         logsumexp=lambda x, axis=None: ops.logsumexp(x, axis=axis),
-        argmax=lambda x: ops.cast(ops.argmax(x, axis=-1), "int32"),
-        one_hot=lambda indices, depth: ops.equal(
-            indices[:, None], ops.arange(depth, dtype="int32")[None, :]
-        ),
         all=ops.all,
         any=ops.any,
         isfinite=ops.isfinite,

@@ -324,8 +324,12 @@ def lifted_coefficients(xp, top, num_classes, count):
 
 
 def _top_slot(xp, w):
-    """[B, K] bool: the first largest node of each row."""
-    return xp.one_hot(xp.argmax(w), w.shape[-1])
+    """[B, K] bool: the first largest node of each row (a min over positions, not argmax:
+    JAX's argmax under jit without x64 fails to lower its int64 index)."""
+    positions = xp.convert_to_tensor(np.arange(w.shape[-1], dtype=np.float64))[None, :]
+    is_top = w == xp.max(w, axis=-1, keepdims=True)
+    first = xp.min(xp.where(is_top, positions, float(w.shape[-1])), axis=-1, keepdims=True)
+    return positions == first
 
 
 def second_largest(xp, w):
