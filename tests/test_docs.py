@@ -6,6 +6,7 @@ tests import neither keras_cc nor TensorFlow and take seconds.
 """
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -99,3 +100,22 @@ def test_readme_is_short_and_keeps_the_test_command():
     command = next(line for line in after if line.strip() and not line.startswith("`"))
     assert command == TEST_COMMAND
     assert after[0].startswith("```")
+
+
+def _project_version():
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^version = "([^"]+)"$', text, re.MULTILINE)
+    assert match, "pyproject.toml declares no version"
+    return match.group(1)
+
+
+def test_citation_and_changelog_match_the_version():
+    yaml = pytest.importorskip("yaml")
+    version = _project_version()
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["cff-version"] == "1.2.0"
+    assert str(citation["version"]) == version
+    assert len(citation["references"]) >= 2
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in changelog
+    assert f"## [{version}]" in changelog
