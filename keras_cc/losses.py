@@ -29,6 +29,7 @@ Conventions shared by every loss and function here:
   density can exceed 1, so they can be negative (CC paper eq. 2).
 """
 
+import math
 import warnings
 
 import keras
@@ -207,11 +208,11 @@ def _natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0):
     """
     y_pred, from_logits = _predictions(y_pred, from_logits, axis, fn_name)
     if from_logits:
-        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True)
+        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True, initial=math.inf)
         shift = minimum[..., 0] - keras.ops.logsumexp(y_pred, axis=-1)
     else:
         y_pred = keras.ops.log(_clipped(y_pred))
-        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True)
+        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True, initial=math.inf)
         shift = minimum[..., 0]
     w = y_pred - minimum
     if temperature != 1.0:

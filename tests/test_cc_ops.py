@@ -182,3 +182,50 @@ def test_a_non_finite_row_leaves_the_other_rows_statistics_alone():
             values = statistic(batch).numpy()
             np.testing.assert_allclose(values[0], statistic(tf.constant(good, tf.float64))[0])
             assert np.isnan(values[1]).all()
+
+
+@pytest.mark.parametrize("exponent", [53, 55, 58])
+def test_exact_ties_far_above_the_rest_take_the_table(exponent):
+    """[s, s, 0]: exp[s, s, 0] = (e^s - (e^s - 1) / s) / s, so log C^{-1} = s - log s to
+    float64 rounding and E[y] = (1/2 - 1/(2s), 1/2 - 1/(2s), 1/s) to first order. Above
+    2^53 the rounding of the table's cluster test once split such ties (NaN)."""
+    s = 2.0**exponent
+    logits = tf.constant([[s, s, 0.0], [s, 0.0, s]], tf.float64)
+    np.testing.assert_allclose(ops.cc_log_normalizer(logits).numpy(), s - np.log(s), rtol=2.3e-16)
+    mean = ops.cc_mean(logits).numpy()
+    np.testing.assert_allclose(mean[0], [0.5, 0.5, 1.0 / s], rtol=1e-12)
+    np.testing.assert_allclose(mean[1], [0.5, 1.0 / s, 0.5], rtol=1e-12)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("compiled", [False, True])
+def test_rows_no_exact_method_reaches_give_nan_at_once(compiled):
+    """Uncertified rows beyond the widest spread the table (eager) or the series (XLA)
+    sums, and rows whose spread overflows float64, give NaN on their own row, promptly:
+    never a wrong value, never a loop of 2^31 terms."""
+    function = ops.cc_log_normalizer
+    if compiled:
+        function = tf.function(function, jit_compile=True)
+    good = [0.0, 1.0, 2.0]
+    for bad in ([1e19, 1e19, 0.0], [-1e308, 1e308, 0.0]) + (
+        ([1e17, 1e17, 0.0],) if compiled else ()
+    ):
+        values = function(tf.constant([good, bad], tf.float64)).numpy()
+        np.testing.assert_allclose(
+            values[0], ops.cc_log_normalizer(tf.constant([good], tf.float64))[0]
+        )
+        assert np.isnan(values[1])
+
+
+def test_covariance_of_a_wide_row_is_the_derivative_of_the_mean():
+    """Rows past the table's threshold take Cov e_k from the exact mean (not the series,
+    whose 1e6 terms of O(K^2) work took minutes): symmetric, rows summing to 0, diagonal
+    equal to cc_variance's."""
+    logits = tf.constant([[0.0, 1e6, 2e6, 5.0], [0.0, 1.0, 2.0, 3.0]], tf.float64)
+    covariance = ops.cc_covariance(logits).numpy()
+    variance = ops.cc_variance(logits).numpy()
+    for row in range(2):
+        np.testing.assert_allclose(np.diag(covariance[row]), variance[row], rtol=1e-6)
+        # A mean near 1 has an absolute error of 1e-16 over a step of about 10 logits.
+        np.testing.assert_allclose(covariance[row], covariance[row].T, rtol=1e-4, atol=1e-20)
+        np.testing.assert_allclose(covariance[row].sum(-1), 0.0, atol=1e-5 * variance[row].max())

@@ -488,3 +488,20 @@ def test_mixed_precision_fit(rng):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_an_empty_batch_gives_what_keras_cross_entropy_gives(from_logits):
+    """A batch of no rows (a filtered or last partial batch) returns Keras' value for it,
+    not an error from the row minimum of no rows."""
+    empty = tf.zeros([0, 5])
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1, from_logits=from_logits)(
+        empty, empty
+    )
+    for loss in (
+        keras_cc.CCLabelSmoothing(0.1, from_logits=from_logits),
+        keras_cc.ContinuousCategoricalLoss(from_logits=from_logits),
+    ):
+        value = loss(empty, empty)
+        np.testing.assert_array_equal(np.shape(value), np.shape(expected))
+        np.testing.assert_array_equal(np.isnan(value), np.isnan(expected))

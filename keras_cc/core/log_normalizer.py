@@ -18,6 +18,11 @@ from keras_cc.core import closed_form, series, top_nodes
 # terms of O(K) work, the table 3 (K - 1) steps of O(K) work, each step about 20x a series
 # term's on 2 CPU cores under XLA (benchmarks/cc_numerics.py, section (c)).
 TABLE_SPREAD_PER_CLASS = 30.0
+# ... and at most this spread: its binary exponents (about 1.44 spread) lose bits past 2^59,
+# and its means their sign from a spread of about 5e17 (measured on ties and clusters).
+# Wider rows that no closed form certifies give NaN (the series sums at most
+# ``series.MAX_SPREAD``).
+TABLE_MAX_SPREAD = 2.0**58
 # Rows whose spread exceeds this many times K - 1 try the certified closed forms first: on
 # all nodes (O(K^2) work, K <= closed_form.MAX_CLASSES), then on the top nodes (O(K) work).
 # Their nodes are mostly far enough apart, and work without a loop is cheaper than the
@@ -74,9 +79,12 @@ def log_normalizer_and_mean(
         top nodes with a bound on the rest (:mod:`~keras_cc.core.top_nodes`; O(K) work),
         where its error bound certifies it (one to ``top_nodes.TOP_NODES`` nodes standing
         apart from the rest);
-      - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), when a
-        ``table_fn`` is given: the divided-difference table;
-      - the rest: the series (S1) with its moments (M1), in the lifted series' loop.
+      - other rows whose spread exceeds ``TABLE_SPREAD_PER_CLASS`` (K - 1), up to
+        ``TABLE_MAX_SPREAD``, when a ``table_fn`` is given: the divided-difference table;
+      - the rest: the series (S1) with its moments (M1), in the lifted series' loop, up to
+        a spread of ``series.MAX_SPREAD``; wider rows give NaN (no exact method has them:
+        uncertified rows wider than ``TABLE_MAX_SPREAD``, or wider than
+        ``series.MAX_SPREAD`` inside XLA, where there is no table).
     Each method runs only when some row of the batch needs it, and rows taken by another
     method do not lengthen the series' loop. Rows with a non-finite logit give NaN. Call
     inside ``xp.float64_scope()``.
@@ -154,7 +162,7 @@ def log_normalizer_and_mean(
     if static and table_fn is not None:
         # Such rows always split into clusters.
         wide = xp.logical_and(
-            spread > TABLE_SPREAD_PER_CLASS * per_class,
+            xp.logical_and(spread > TABLE_SPREAD_PER_CLASS * per_class, spread <= TABLE_MAX_SPREAD),
             xp.logical_not(xp.logical_or(done, lifted)),
         )
         table_value, table_mean, by_table, table_steps = xp.cond(

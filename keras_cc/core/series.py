@@ -44,6 +44,11 @@ SERIES_UNROLL = 8
 # divides: rows below it have a spread under 2^-100, whose terms after the first are
 # negligible, and n / floor stays finite for any number of terms.
 EULER_FLOOR = {"float32": 2.0**-100, "float64": 2.0**-1000}
+# The widest spread the series sums (about MAX_SPREAD + 14 sqrt(MAX_SPREAD) sequential
+# terms, minutes of work): wider rows give NaN from it, at once, instead of a loop that
+# would run for days or, past 2^31 terms, never end. Such rows are the table's
+# (:mod:`keras_cc.ops._divided_difference_table`) or a certified closed form's.
+MAX_SPREAD = 2.0**24
 
 
 def relative_tolerance(dtype):
@@ -92,7 +97,9 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
     """
     dtype = xp.dtype(w)
     # A row with a non-finite node gives NaN and does not set the other rows' term count.
-    finite = xp.all(xp.isfinite(w), axis=-1)
+    finite = xp.logical_and(
+        xp.all(xp.isfinite(w), axis=-1), xp.max(w, axis=-1) <= MAX_SPREAD
+    )  # the rows it sums; the others give NaN without lengthening the loop
     w = xp.where(finite[:, None], w, 0.0)
     num_classes = xp.size(w, -1)
     classes = xp.cast(num_classes, dtype)

@@ -51,7 +51,9 @@ def clusters(w):
     u = w - tf.cast(positions, w.dtype)
     prefix_max = segmented_scan(u, None, tf.maximum, -math.inf)
     suffix_min = segmented_scan(u, None, tf.minimum, math.inf, reverse=True)
-    cut = prefix_max[:, :-1] <= suffix_min[:, 1:]  # a cut between positions p and p + 1
+    # A cut between positions p and p + 1. Never between tied nodes: above 2^53 the
+    # rounding of u can make max u_left = min u_right for a tie (a zero divisor in (T1)).
+    cut = (prefix_max[:, :-1] <= suffix_min[:, 1:]) & (w[:, 1:] > w[:, :-1])
     first = tf.ones_like(cut[:, :1])
     is_start = tf.concat([first, cut], axis=1)
     is_end = tf.concat([cut, first], axis=1)

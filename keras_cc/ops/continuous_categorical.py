@@ -315,16 +315,57 @@ def cc_mean(logits):
     return tf.cast(tf.reshape(mean, tf.shape(logits)), logits.dtype)
 
 
+def _wide_rows(w):
+    """[B] bool: rows of non-negative nodes ``w`` wider than the table's threshold, whose
+    second moments come from derivatives of the exact mean, not the series (M2)."""
+    num_classes = tf.shape(w)[-1]
+    return tf.reduce_max(w, axis=-1) > TABLE_SPREAD_PER_CLASS * tf.cast(num_classes - 1, w.dtype)
+
+
+def _along_each_class(flat, wide, moments, keep):
+    """``moments`` ([B, K] or [B, K, K]) with Cov[y] e_k, the derivative of the exact mean
+    along class k (:func:`_covariance_vector_product`), put in by ``keep(k, moments,
+    product)`` on the ``wide`` rows, for each class k in turn (K calls); run only when a row
+    is wide."""
+    num_classes = tf.shape(flat)[-1]
+
+    def component(k, moments):
+        direction = tf.one_hot(tf.fill(tf.shape(flat)[:1], k), num_classes, dtype=flat.dtype)
+        return k + 1, keep(k, moments, _covariance_vector_product(flat, direction))
+
+    def loop():
+        return tf.while_loop(lambda k, _: k < num_classes, component, [0, moments])[1]
+
+    return tf.cond(tf.reduce_any(wide), loop, lambda: moments)
+
+
 def cc_covariance(logits):
     """Cov[y] of CC(eta) = Hessian of log C^{-1}, from E[y y^T] (series M2) minus E[y]E[y]^T.
 
-    Returns a [..., K, K] tensor.
+    Rows wider than the table's threshold take the derivative of the exact mean along each
+    class in turn (:func:`_covariance_vector_product`, K calls), as in :func:`cc_variance`.
+
+    Args:
+      logits: [..., K] natural parameters.
+
+    Returns:
+      [..., K, K] tensor of the input's dtype; NaN on rows with a non-finite logit.
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    minimum, w = _centered(flat)
-    _, mean, second, _ = _positive_series(w, second_moment="full")
+    _, w = _centered(flat)
+    wide = _wide_rows(w)
+    _, mean, second, _ = _positive_series(
+        tf.where(wide[:, None], tf.zeros_like(w), w), second_moment="full"
+    )
     covariance = second - mean[:, :, None] * mean[:, None, :]
+    classes = tf.range(tf.shape(flat)[-1])
+
+    def keep(k, covariance, product):  # Cov e_k is row k too (Cov is symmetric)
+        at_k = wide[:, None, None] & (classes == k)[None, :, None]
+        return tf.where(at_k, product[:, None, :], covariance)
+
+    covariance = _along_each_class(flat, wide, covariance, keep)
     num_classes = tf.shape(logits)[-1]
     shape = tf.concat([batch_shape, [num_classes, num_classes]], 0)
     return tf.cast(tf.reshape(covariance, shape), logits.dtype)
@@ -341,29 +382,22 @@ def cc_variance(logits):
       logits: [..., K] natural parameters.
 
     Returns:
-      [..., K] tensor of the input's dtype.
+      [..., K] tensor of the input's dtype; NaN on rows with a non-finite logit.
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    minimum, w = _centered(flat)
-    num_classes = tf.shape(flat)[-1]
-    spread_limit = TABLE_SPREAD_PER_CLASS * tf.cast(num_classes - 1, compute_dtype)
-    wide = tf.reduce_max(w, axis=-1) > spread_limit
+    _, w = _centered(flat)
+    wide = _wide_rows(w)
     _, mean, second, _ = _positive_series(
         tf.where(wide[:, None], tf.zeros_like(w), w), second_moment="diagonal"
     )
     variance = second - tf.square(mean)
+    classes = tf.range(tf.shape(flat)[-1])
 
-    def along_each_class(variance):
-        def component(k, variance):
-            direction = tf.one_hot(tf.fill(tf.shape(flat)[:1], k), num_classes, dtype=flat.dtype)
-            product = _covariance_vector_product(flat, direction)
-            update = tf.where(wide[:, None] & tf.cast(direction, tf.bool), product, variance)
-            return k + 1, update
+    def keep(k, variance, product):
+        return tf.where(wide[:, None] & (classes == k)[None, :], product, variance)
 
-        return tf.while_loop(lambda k, _: k < num_classes, component, [0, variance])[1]
-
-    variance = tf.cond(tf.reduce_any(wide), lambda: along_each_class(variance), lambda: variance)
+    variance = _along_each_class(flat, wide, variance, keep)
     return tf.cast(tf.reshape(variance, tf.shape(logits)), logits.dtype)
 
 
