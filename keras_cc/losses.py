@@ -38,6 +38,7 @@ from keras_cc.core import divergences as core_divergences
 from keras_cc.core import log_normalizer as core_log_normalizer
 from keras_cc.core.namespace import TENSORFLOW, keras_namespace
 from keras_cc.ops import _xla, divergences
+from keras_cc.ops._xla import plain_python as _plain_python
 from keras_cc.ops.continuous_categorical import value_and_mean_without_gradient
 from keras_cc.ops.divergences import _simplex_assertions
 from keras_cc.ops.softmax import check_temperature
@@ -283,6 +284,7 @@ def _is_traced(x):
     return isinstance(x, jax.core.Tracer)
 
 
+@_plain_python
 def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
     """Asserts that ``y_true`` lies on the probability simplex along ``axis``.
 
@@ -379,6 +381,7 @@ def _cc_negative_log_density(y, w, shift):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+@_plain_python
 def continuous_categorical_nll(
     y_true, y_pred, from_logits=False, temperature=1.0, validate=False, axis=-1
 ):
@@ -411,6 +414,7 @@ def continuous_categorical_nll(
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+@_plain_python
 def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, axis=-1):
     """CC label smoothing (CC paper eq. 7): the CC likelihood of label-smoothed targets.
 
@@ -429,6 +433,7 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+@_plain_python
 def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, axis=-1):
     """:func:`cc_label_smoothing` with integer class labels ``y_true``.
 
@@ -482,6 +487,7 @@ def _checked_labels(labels, valid, fn_name):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+@_plain_python
 def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=False):
     """Triangular divergence ``TRI(y, f)`` (correlations paper eq. 5), one value per example.
 
@@ -500,6 +506,7 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+@_plain_python
 def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=False):
     """Jensen–Shannon divergence ``JSD(y, f)`` (correlations paper eq. 4, base 2), per example.
 

@@ -1,4 +1,5 @@
-"""Whether code is being traced into a function that XLA compiles as a whole."""
+"""XLA and AutoGraph: whether code is being traced into a function that XLA compiles as a
+whole, and the mark that keeps AutoGraph from converting graph-ready functions."""
 
 import tensorflow as tf
 
@@ -17,3 +18,11 @@ def in_xla_context():
     if tf.executing_eagerly():
         return False
     return control_flow_util.GraphOrParentsInXlaContext(tf_framework_ops.get_default_graph())
+
+
+def plain_python(function):
+    """``function`` run as written inside a user's ``tf.function``, which AutoGraph
+    converts (Keras' own train, test and predict steps already skip it): its loops and
+    branches are TensorFlow ops already, and AutoGraph's conversion of the CC loss's call
+    graph took about 5.6 s of such a function's first call (2 CPU cores)."""
+    return tf.autograph.experimental.do_not_convert(function)

@@ -231,6 +231,7 @@ def _dispatcher(num_classes, dtype):
     )
 
 
+@_xla.plain_python
 def value_and_mean_without_gradient(logits):
     """(log C^{-1} in float64 [B], E[y] [B, K]) of [B, K] float32 or float64 logits, with
     no gradient: callers attach the exact one (:mod:`keras_cc.core.log_normalizer`), so no
@@ -272,6 +273,7 @@ def _as_compute_tensor(logits, name="logits"):
     return logits, _compute_dtype(logits.dtype)
 
 
+@_xla.plain_python
 def cc_log_normalizer(logits):
     """log C^{-1}(eta) = log of the integral of exp(eta . y) over the simplex (CC paper eq. 3).
 
@@ -294,6 +296,7 @@ def cc_log_normalizer(logits):
     return tf.cast(_unflatten_batch(value, batch_shape), logits.dtype)
 
 
+@_xla.plain_python
 def cc_log_prob(x, logits):
     """CC log-density of points x on the simplex: x . eta - log C^{-1}(eta) (CC paper eq. 2).
 
@@ -307,6 +310,7 @@ def cc_log_prob(x, logits):
     return tf.cast(value, logits.dtype)
 
 
+@_xla.plain_python
 def cc_mean(logits):
     """E[y] of CC(eta), the gradient of log C^{-1} (``keras_cc.core.series``, M1): [..., K]."""
     logits, compute_dtype = _as_compute_tensor(logits)
@@ -339,6 +343,7 @@ def _along_each_class(flat, wide, moments, keep):
     return tf.cond(tf.reduce_any(wide), loop, lambda: moments)
 
 
+@_xla.plain_python
 def cc_covariance(logits):
     """Cov[y] of CC(eta) = Hessian of log C^{-1}, from E[y y^T] (series M2) minus E[y]E[y]^T.
 
@@ -371,6 +376,7 @@ def cc_covariance(logits):
     return tf.cast(tf.reshape(covariance, shape), logits.dtype)
 
 
+@_xla.plain_python
 def cc_variance(logits):
     """Var[y_k] of CC(eta), the diagonal of :func:`cc_covariance` in O(K) memory.
 
@@ -408,6 +414,7 @@ def _centered_at_maximum(logits):
     return eta - tf.reduce_max(eta, axis=-1, keepdims=True)
 
 
+@_xla.plain_python
 def cc_entropy(logits):
     """H[CC(eta)] = log C^{-1}(eta) - eta . E[y] (an exponential family's entropy).
 
@@ -426,6 +433,7 @@ def cc_entropy(logits):
     return tf.cast(entropy, logits.dtype)
 
 
+@_xla.plain_python
 def cc_kl_divergence(logits_a, logits_b):
     """KL(CC(eta_a) || CC(eta_b)): the Bregman divergence of the log-normalizer.
 
@@ -447,6 +455,7 @@ def cc_kl_divergence(logits_a, logits_b):
     return tf.cast(kl, logits_a.dtype)
 
 
+@_xla.plain_python
 def cc_closed_form_log_normalizer(logits):
     """The CC paper's closed form (eq. 4): log sum_k e^{eta_k} / prod_{i != k} (eta_k - eta_i).
 
@@ -465,6 +474,7 @@ def cc_closed_form_log_normalizer(logits):
     return tf.math.log(tf.reduce_sum(terms, axis=-1)) + maximum[..., 0]
 
 
+@_xla.plain_python
 def cc_closed_form_failure(logits, rtol=1e-3):
     """True where eq. 4 in the input's precision is non-finite or off by more than rtol.
 
@@ -585,6 +595,7 @@ def _sample_multi_index(w, log_prefix, total, seeds):
 MAX_SAMPLER_SPREAD = 1e5
 
 
+@_xla.plain_python
 def cc_sample(logits, sample_shape=(), seed=None):
     """Exact samples of CC(eta) as a mixture of Dirichlets (no rejection step).
 
