@@ -67,11 +67,12 @@ def _exact_log_normalizer(logits):
 
 @pytest.mark.parametrize(
     "sigma, expected, tolerance",
-    # The shares the authors' function gives: 100 %, 99.9 %, 36 %, 0.8 % of rows.
-    [(0.3, 1.0, 0.005), (1.0, 0.999, 0.005), (3.0, 0.36, 0.05), (10.0, 0.008, 0.006)],
+    # The shares docs/experiments.md states (20,000 rows, numpy seed 0): 100 %, 99.9 %,
+    # 37.5 % and 0.71 % of rows (the independent reference: 36.9 % and 0.71 %).
+    [(0.3, 1.0, 0.001), (1.0, 0.9995, 0.001), (3.0, 0.375, 0.01), (10.0, 0.0071, 0.001)],
 )
 def test_fallback_shares_match_the_independent_closed_form(sigma, expected, tolerance):
-    rng = np.random.default_rng(int(10 * sigma))
+    rng = np.random.default_rng(0)
     logits = (sigma * rng.standard_normal((20000, K))).astype(np.float32)
     ours = published.unstable_rows(tf.constant(logits)).numpy()
     theirs = reference_unstable(logits)
