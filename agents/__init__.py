@@ -1,6 +1,7 @@
 """TF-Agents side of keras-cc: Atari environments, DQN experts and actor-mimic distillation.
 
-Needs the ``rl`` extra: ``pip install "keras-cc[rl]"``. Depends on ``keras_cc.ops`` only
+Needs the ``rl`` extra (``pip install -e ".[rl]"`` in a clone of keras-cc); importing
+``agents`` without it raises an ImportError that names the extra. Depends on ``keras_cc.ops`` only
 (never on keras_cc's Keras 3 objects); ``import agents`` itself imports no keras_cc module.
 
 TF-Agents 0.19 builds its networks with ``tf.keras`` and needs it to be Keras 2 (the
@@ -11,9 +12,33 @@ when it is imported: this is the one place where the agents side routes ``tf.ker
 ``tf.keras`` was already used as Keras 3, the import raises an ImportError that says so.
 """
 
+import importlib.util
 import os
 import sys
 import warnings
+
+# What the rl extra installs that agents imports: import name -> distribution name.
+_RL_EXTRA = {
+    "tf_agents": "tf-agents",
+    "tf_keras": "tf-keras",
+    "gymnasium": "gymnasium",
+    "ale_py": "ale-py",
+    "cv2": "opencv-python-headless",
+}
+
+
+def _require_rl_extra() -> None:
+    """Raises an ImportError naming the ``rl`` extra if one of its packages is missing.
+
+    Looks the packages up without importing them (TF-Agents imports TensorFlow).
+    """
+    missing = [dist for name, dist in _RL_EXTRA.items() if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"agents needs {', '.join(missing)}, which are not installed. Install the rl "
+            'extra: pip install -e ".[rl]" in a clone of keras-cc.',
+            name="agents",
+        )
 
 _LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 _LEGACY_KERAS_VALUES = ("1", "true", "True")  # what TensorFlow's lazy loader accepts
@@ -61,4 +86,5 @@ def import_gym_quietly() -> None:
             pass
 
 
+_require_rl_extra()
 _route_tf_keras_to_keras_2()

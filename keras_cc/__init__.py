@@ -7,9 +7,9 @@
 environment variable and leaves ``tf.keras`` as it is (see ``keras_cc/_environment.py``
 for TensorFlow Probability 0.23).
 
-The research code is imported on first use and needs its pip extra:
-``keras_cc.analysis`` (``pip install "keras-cc[analysis]"``) and ``keras_cc.experiments``
-(``pip install "keras-cc[experiments]"``).
+The research code is imported on first use and needs its pip extra (``pip install -e
+".[analysis]"`` or ``".[experiments]"`` in a clone): ``keras_cc.analysis`` and
+``keras_cc.experiments``.
 """
 
 import importlib

@@ -138,6 +138,6 @@ def require_extra(package: str, extra: str, modules: Sequence[str]) -> None:
     if missing:
         raise ImportError(
             f"{package} needs {', '.join(missing)}, which cannot be imported. Install the "
-            f'extra: pip install "keras-cc[{extra}]"',
+            f'extra: pip install -e ".[{extra}]" in a clone of keras-cc',
             name=package,
         ) from cause

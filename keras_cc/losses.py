@@ -1,8 +1,9 @@
 """Keras 3 losses: CC label smoothing, the continuous-categorical likelihood, TRI and JSD.
 
-Thin Keras 3 wrappers over the pure-TensorFlow math of :mod:`keras_cc.ops`; they follow
+Thin Keras 3 classes over per-example functions; they follow
 ``keras.losses.CategoricalCrossentropy``'s conventions (``from_logits=False``, ``axis``,
-``reduction``, ``name``, ``dtype``) and need the TensorFlow backend of Keras 3.
+``reduction``, ``name``, ``dtype``) and run on Keras 3's TensorFlow, JAX and PyTorch
+backends (through ``keras.ops``; on TensorFlow the normalizer is :mod:`keras_cc.ops`').
 
 Equation numbers: "CC paper" is Gordon-Rodriguez et al., "Uses and Abuses of the
 Cross-Entropy Loss"; "correlations paper" is Connor et al., Entropy 26 (2024) 491.
@@ -36,6 +37,7 @@ import keras
 
 from keras_cc.core import divergences as core_divergences
 from keras_cc.core import log_normalizer as core_log_normalizer
+from keras_cc.core import simplex
 from keras_cc.core.namespace import TENSORFLOW, keras_namespace
 from keras_cc.ops import _xla, divergences
 from keras_cc.ops._xla import plain_python as _plain_python
@@ -242,13 +244,29 @@ def _compatible(shape, other):
     )
 
 
-def _check_same_shape(y_true, y_pred, fn_name):
+def _looks_like_labels(y_true_shape, y_pred_shape):
+    """Whether ``y_true`` has the shape of one class label per example of ``y_pred``."""
+    if len(y_true_shape) == len(y_pred_shape) - 1:
+        return True
+    return len(y_true_shape) == len(y_pred_shape) >= 1 and y_true_shape[-1] == 1
+
+
+_ONE_HOT_HINT = (
+    " `y_true` looks like integer class labels: one-hot encode them first "
+    "(keras.ops.one_hot(labels, num_classes))."
+)
+
+
+def _check_same_shape(y_true, y_pred, fn_name, labels_hint=_ONE_HOT_HINT):
+    """``ValueError`` unless the shapes agree; targets shaped like class labels get
+    ``labels_hint`` (where their sparse form is, or how to one-hot encode them)."""
     y_true_shape = tuple(_tensor(y_true).shape)
     y_pred_shape = tuple(_tensor(y_pred).shape)
     if not _compatible(y_true_shape, y_pred_shape):
+        hint = labels_hint if _looks_like_labels(y_true_shape, y_pred_shape) else ""
         raise ValueError(
             f"`{fn_name}`: `y_true` and `y_pred` must have the same shape; received "
-            f"y_true.shape={y_true_shape}, y_pred.shape={y_pred_shape}."
+            f"y_true.shape={y_true_shape}, y_pred.shape={y_pred_shape}.{hint}"
         )
 
 
@@ -320,8 +338,12 @@ def _validated(y_true, axis, atol, name, fn_name):
 
         with tf.control_dependencies(_simplex_assertions(y_true, f"`{fn_name}`", name, atol)):
             return tf.identity(y_true)
-    # JAX arrays and PyTorch tensors hold values: the same assertions, run eagerly.
-    _simplex_assertions(keras.ops.convert_to_numpy(y_true), f"`{fn_name}`", name, atol)
+    # JAX arrays and PyTorch tensors hold values: the same conditions, a ValueError as Keras
+    # raises for bad input on these backends.
+    rows = keras.ops.convert_to_numpy(y_true).reshape(-1, y_true.shape[-1])
+    message = simplex.violation(rows, f"`{fn_name}`", name, atol)
+    if message is not None:
+        raise ValueError(message)
     return y_true
 
 
@@ -413,6 +435,12 @@ def continuous_categorical_nll(
     return _cc_negative_log_density(y, w, shift)
 
 
+_SPARSE_HINT = (
+    " For integer class labels (one per example) use `keras_cc.SparseCCLabelSmoothing` "
+    "or `keras_cc.losses.sparse_cc_label_smoothing`."
+)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 @_plain_python
 def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, axis=-1):
@@ -426,7 +454,7 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
     fn_name = "cc_label_smoothing"
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
-    _check_same_shape(y_true, y_pred, fn_name)
+    _check_same_shape(y_true, y_pred, fn_name, _SPARSE_HINT)
     w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
     y = _smooth(_targets(y_true, _dtype(w), axis, fn_name), label_smoothing)
     return _cc_negative_log_density(y, w, shift)
@@ -463,13 +491,13 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
     num_classes = w.shape[-1]
     labels = keras.ops.cast(y_true, "int32")
     valid = keras.ops.logical_and(labels >= 0, labels < keras.ops.shape(w)[-1])
-    labels = _checked_labels(labels, valid, fn_name)
+    labels = _checked_labels(labels, valid, num_classes, fn_name)
     y = _smooth(keras.ops.one_hot(labels, num_classes, dtype=_dtype(w)), label_smoothing)
     loss = _cc_negative_log_density(y, w, shift)
     return keras.ops.where(valid, loss, float("nan"))
 
 
-def _checked_labels(labels, valid, fn_name):
+def _checked_labels(labels, valid, num_classes, fn_name):
     """``labels`` after an assertion that all are ``valid``, where values can be checked
     (not under XLA, not inside a JAX trace: there invalid rows give NaN)."""
     message = f"`{fn_name}`: `y_true` labels must lie in [0, num_classes)"
@@ -478,11 +506,16 @@ def _checked_labels(labels, valid, fn_name):
     if _on_tensorflow():
         import tensorflow as tf
 
-        check = tf.debugging.Assert(tf.reduce_all(valid), [message])
-        with tf.control_dependencies([check]):
-            return tf.identity(labels)
+        if not tf.executing_eagerly():
+            check = tf.debugging.Assert(tf.reduce_all(valid), [message])
+            with tf.control_dependencies([check]):
+                return tf.identity(labels)
     if not keras.ops.convert_to_numpy(keras.ops.all(valid)):
-        raise ValueError(f"{message}; received {keras.ops.convert_to_numpy(labels)}.")
+        bad = keras.ops.convert_to_numpy(labels)[~keras.ops.convert_to_numpy(valid)]
+        message = f"{message}; received {bad[:8].tolist()} with num_classes={num_classes}."
+        if _on_tensorflow():
+            raise tf.errors.InvalidArgumentError(None, None, message)
+        raise ValueError(message)
     return labels
 
 
@@ -629,8 +662,8 @@ class CCLabelSmoothing(_LabelSmoothingLoss):
 
     The CC negative log-likelihood of label-smoothed one-hot targets:
     ``CE(y_LS, f) + log C⁻¹(log f)`` with ``y_LS = (1 - ε) y + ε/K``. A drop-in
-    replacement for ``keras.losses.CategoricalCrossentropy(label_smoothing=ε)``; needs
-    Keras 3's TensorFlow backend. Half-precision predictions are computed in float32.
+    replacement for ``keras.losses.CategoricalCrossentropy(label_smoothing=ε)`` on every
+    Keras 3 backend. Half-precision predictions are computed in float32.
     Unlike the cross-entropy it can be negative: it is a negative log-density, and a
     density on the simplex can exceed 1.
 
@@ -660,7 +693,8 @@ class SparseCCLabelSmoothing(_LabelSmoothingLoss):
 
     Same arguments as :class:`CCLabelSmoothing`; ``name`` defaults to
     ``"sparse_cc_label_smoothing"``. Labels outside ``[0, K)`` raise
-    ``InvalidArgumentError`` (NaN under XLA). Needs Keras 3's TensorFlow backend.
+    ``InvalidArgumentError`` on TensorFlow and ``ValueError`` on JAX and PyTorch (NaN
+    under XLA and inside a JAX trace).
 
     Example:
 
@@ -682,8 +716,7 @@ class ContinuousCategoricalLoss(_KerasCCLoss):
     equal to ``mean(-keras_cc.ContinuousCategorical(logits=η).log_prob(y))``. Soften the
     teacher's targets yourself (e.g. ``softmax(teacher_logits / t)``); ``temperature``
     only scales the student's natural parameter. A negative log-density: it can be
-    negative, since a density on the simplex can exceed 1. Needs Keras 3's TensorFlow
-    backend.
+    negative, since a density on the simplex can exceed 1.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (default: probabilities).
@@ -735,7 +768,7 @@ class TriangularDivergence(_DivergenceLoss):
     ``(1/2) Σ (y_i - f_i)² / (y_i + f_i)``: symmetric, the square of a metric, tightly
     correlated with cross-entropy at high temperature and cheaper (no logarithm).
     Targets are not renormalized: non-negative targets summing to ``s`` give values in
-    ``[0, (s + 1)/2]``. Needs Keras 3's TensorFlow backend.
+    ``[0, (s + 1)/2]``.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (default: probabilities).
@@ -761,7 +794,7 @@ class JensenShannonDivergence(_DivergenceLoss):
 
     Symmetric and bounded; computed without the cancellation of eq. 4 near ``y = f``.
     Targets are not renormalized: non-negative targets summing to ``s`` give values in
-    ``[0, (s + 1)/2]``. Needs Keras 3's TensorFlow backend. Same arguments as
+    ``[0, (s + 1)/2]``. Same arguments as
     :class:`TriangularDivergence` (``validate`` included); ``name`` defaults to
     ``"jensen_shannon_divergence"``.
 

@@ -4,7 +4,7 @@ Streaming means (``keras.metrics.MeanMetricWrapper``) of the per-example functio
 :mod:`keras_cc.losses`, with the same input conventions (probabilities by default,
 ``from_logits=True`` for logits, computed in float32 for half-precision inputs; NaN
 propagates as in Keras; ``validate=True`` asserts that the targets lie on the simplex and
-is not available under XLA). They need Keras 3's TensorFlow backend. The metric classes
+is not available under XLA). They run on every Keras 3 backend. The metric classes
 are registered under names ending in ``Metric`` (e.g.
 ``keras_cc>TriangularDivergenceMetric``) so they never collide with the losses of the same
 name when a model is saved and loaded.

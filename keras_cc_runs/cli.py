@@ -391,7 +391,7 @@ def _program(arguments: Sequence[str]) -> str:
 def parse_flags(arguments: Sequence[str] | None = None) -> list[str]:
     """Parses the absl flags of ``arguments`` (``sys.argv`` by default) now.
 
-    ``--help`` prints the usage and exits; a flag error or an extra positional argument
+    ``--help`` prints the usage and exits with status 0; a flag error or an extra positional argument
     prints ``<script>: error: <message>`` on one line and exits with status 2. A script may
     call it before its heavy imports, so that these answer at once (:func:`run` parses
     again, to the same result). Returns the arguments absl leaves (the program name).
@@ -403,6 +403,10 @@ def parse_flags(arguments: Sequence[str] | None = None) -> list[str]:
         rest = flags.FLAGS(arguments)
     except flags.Error as error:
         _one_line(program, str(error))
+    except SystemExit as done:
+        # absl's help flags (--help, --helpfull, --helpshort, --helpxml) print the usage
+        # and exit with status 1; a usage asked for is a success.
+        raise SystemExit(0 if done.code == 1 else done.code) from None
     if len(rest) > 1:
         _one_line(program, f"unexpected arguments: {' '.join(rest[1:])}")
     return rest

@@ -166,7 +166,7 @@ def _on_ray(
         import ray
     except ImportError as error:
         raise ImportError(
-            'Running tasks on Ray needs Ray: pip install "keras-cc[cluster]".'
+            'Running tasks on Ray needs Ray: pip install -e ".[cluster]" in a clone of keras-cc.'
         ) from error
     started_here = False
     if not ray.is_initialized():

@@ -254,6 +254,36 @@ def _metrics():
     ]
 
 
+# name -> (call with bad input); each must raise the library's own message.
+BAD_INPUTS = {
+    "targets_off_the_simplex": lambda: keras_cc.ContinuousCategoricalLoss(validate=True)(
+        np.array([[0.5, 0.2, 0.2]]), np.ones((1, 3)) / 3
+    ),
+    "nan_targets": lambda: keras_cc.TriangularDivergence(validate=True)(
+        np.array([[np.nan, 0.5, 0.5]]), np.ones((1, 3)) / 3
+    ),
+    "labels_out_of_range": lambda: keras_cc.SparseCCLabelSmoothing()(
+        np.array([0, 5]), np.ones((2, 5)) / 5
+    ),
+    "labels_in_a_dense_loss": lambda: keras_cc.CCLabelSmoothing()(
+        np.array([0, 2]), np.ones((2, 5)) / 5
+    ),
+}
+
+
+def bad_input_errors():
+    """``{case: [error type, message]}`` of each call in :data:`BAD_INPUTS`."""
+    errors = {}
+    for name, call in BAD_INPUTS.items():
+        try:
+            call()
+        except Exception as error:  # noqa: BLE001 (the type is what is reported)
+            errors[name] = [type(error).__name__, str(error)]
+        else:
+            errors[name] = ["no error", ""]
+    return errors
+
+
 def main(inputs_path, output_directory):
     output = pathlib.Path(output_directory)
     with np.load(inputs_path) as stored:
@@ -267,6 +297,7 @@ def main(inputs_path, output_directory):
         "float64_downcasts": float64_downcasts(),
         **training_checks(output),
         "distillation": distillation_check(),
+        "bad_input_errors": bad_input_errors(),
     }
     (output / "training.json").write_text(json.dumps(report, indent=1))
 

@@ -135,3 +135,16 @@ def test_losses_and_metrics_match_tensorflow_and_train(backend, pythons, referen
     distillation = report["distillation"]
     assert distillation["student_accuracy"] > 0.85, distillation
     assert distillation["distillation_loss"][-1] < distillation["distillation_loss"][0]
+    # Bad input: Keras' ValueError on these backends, with the library's message alone.
+    errors = report["bad_input_errors"]
+    expected_messages = {
+        "targets_off_the_simplex": "`continuous_categorical_nll`: `y_true` must lie on the "
+        "simplex: its rows must sum to 1",
+        "nan_targets": "`triangular_divergence`: `y_true` must lie on the simplex: it has NaN",
+        "labels_out_of_range": "`sparse_cc_label_smoothing`: `y_true` labels must lie in",
+        "labels_in_a_dense_loss": "`cc_label_smoothing`: `y_true` and `y_pred` must have",
+    }
+    for case, start in expected_messages.items():
+        kind, message = errors[case]
+        assert kind == "ValueError" and message.startswith(start), (case, errors[case])
+    assert "SparseCCLabelSmoothing" in errors["labels_in_a_dense_loss"][1]

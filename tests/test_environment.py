@@ -292,7 +292,33 @@ def test_a_missing_extra_is_named():
         name = key.split()[0]
         needs = re.match(rf"keras_cc\.{name} needs (.*), which cannot be imported", message)
         assert needs and "scikit-learn" in needs.group(1).split(", "), message
-        assert f'pip install "keras-cc[{name}]"' in message
+        assert f'pip install -e ".[{name}]"' in message
+
+
+def test_agents_and_its_scripts_name_the_rl_extra_when_it_is_missing():
+    report = run_probe(
+        """
+        import runpy
+        sys.modules["ale_py"] = None  # stands for any package of the rl extra that is missing
+        messages = {}
+        for form, run in [
+            ("import", lambda: __import__("agents")),
+            ("script", lambda: runpy.run_path(
+                os.path.join(os.environ["PYTHONPATH"], "examples", "train_dqn_expert.py"),
+                run_name="__main__")),
+        ]:
+            sys.modules.pop("agents", None)
+            try:
+                run()
+            except ImportError as error:
+                messages[form] = str(error)
+        report(messages=messages)
+        """
+    )
+    assert sorted(report["messages"]) == ["import", "script"], report
+    for message in report["messages"].values():
+        assert message.startswith("agents needs ale-py, which are not installed"), message
+        assert 'pip install -e ".[rl]"' in message
 
 
 def test_import_agents_imports_no_keras_cc_module_and_routes_tf_keras_to_keras_2():

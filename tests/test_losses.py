@@ -1,6 +1,7 @@
 """Keras 3 losses: the CC paper's identities, conventions, bad input, compile/fit/save/load."""
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -250,8 +251,41 @@ def test_unknown_keyword_is_rejected():
 
 
 def test_out_of_range_sparse_labels_raise():
-    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must lie in"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must lie in") as error:
         keras_cc.SparseCCLabelSmoothing()(np.array([0, 5]), np.ones((2, 5)) / 5)
+    # The library's message alone, with the offending labels (no assertion wrapper).
+    assert str(error.value) == (
+        "`sparse_cc_label_smoothing`: `y_true` labels must lie in [0, num_classes); "
+        "received [5] with num_classes=5."
+    )
+
+
+def test_out_of_range_sparse_labels_raise_in_a_graph():
+    loss = tf.function(lambda y, p: keras_cc.SparseCCLabelSmoothing()(y, p))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must lie in"):
+        loss(tf.constant([0, 5]), tf.ones((2, 5)) / 5)
+
+
+@pytest.mark.parametrize(
+    "loss, hint",
+    [
+        (keras_cc.CCLabelSmoothing(0.1), "use `keras_cc.SparseCCLabelSmoothing`"),
+        (keras_cc.ContinuousCategoricalLoss(), "one-hot encode them first"),
+        (keras_cc.TriangularDivergence(), "one-hot encode them first"),
+    ],
+    ids=lambda x: type(x).__name__ if not isinstance(x, str) else "",
+)
+@pytest.mark.parametrize("labels", [[0, 3], [[0], [3]]], ids=["flat", "column"])
+def test_integer_labels_in_a_dense_loss_point_to_the_sparse_form(loss, hint, labels):
+    with pytest.raises(ValueError, match="must have the same shape") as error:
+        loss(np.array(labels), np.ones((2, 5)) / 5)
+    assert hint in str(error.value)
+
+
+def test_a_shape_mismatch_that_is_not_labels_gets_no_label_hint():
+    with pytest.raises(ValueError, match="must have the same shape") as error:
+        keras_cc.CCLabelSmoothing()(np.ones((2, 3)) / 3, np.ones((2, 5)) / 5)
+    assert "Sparse" not in str(error.value)
 
 
 VALIDATING_LOSSES = [
@@ -275,7 +309,9 @@ def test_validate_rejects_targets_off_the_simplex(loss_cls, targets, message):
     loss = loss_cls(validate=True)
     with pytest.raises(tf.errors.InvalidArgumentError, match=message) as error:
         loss(np.array(targets), np.ones((1, 3)) / 3)
-    assert "`y_true` must lie on the simplex" in str(error.value)
+    # The library's message alone: no "Expected ... to be true. Summarized data" wrapper.
+    assert re.match(r"`\w+`: `y_true` must lie on the simplex: ", str(error.value))
+    assert "first offending rows: [[" in str(error.value)
     if np.isnan(targets).any():
         assert "negative" not in str(error.value) and "sum to 1" not in str(error.value)
     assert np.isfinite(loss(np.array([[0.2, 0.3, 0.5]]), np.ones((1, 3)) / 3).numpy())

@@ -1,7 +1,7 @@
 """The correlations paper's study: temperature sweeps, rank correlations, Shepard diagrams.
 
 ``examples/divergence_correlations.py`` runs the whole study from the command line.
-Needs the ``analysis`` extra: ``pip install "keras-cc[analysis]"``.
+Needs the ``analysis`` extra: ``pip install -e ".[analysis]"`` in a clone of keras-cc.
 """
 
 from keras_cc._environment import require_extra

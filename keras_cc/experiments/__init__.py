@@ -14,7 +14,7 @@
 
 The scripts ``examples/label_smoothing_ablation.py`` and
 ``examples/label_smoothing_representations.py`` drive them. Needs the ``experiments`` extra:
-``pip install "keras-cc[experiments]"``.
+``pip install -e ".[experiments]"`` in a clone of keras-cc.
 """
 
 from keras_cc._environment import require_extra

@@ -351,7 +351,7 @@ def _read_tfds(data_dir: str) -> ImageDataset:
     except ImportError as error:  # pragma: no cover - depends on the installation
         raise ImportError(
             f"{data_dir} holds a TensorFlow Datasets copy of cifar10, but "
-            "tensorflow-datasets is not installed: pip install 'keras-cc[data]'."
+            "tensorflow-datasets is not installed: pip install -e '.[data]' in a clone of keras-cc."
         ) from error
 
     builder = tfds.builder("cifar10", data_dir=data_dir)

@@ -51,6 +51,7 @@ import math
 import tensorflow as tf
 
 from keras_cc.core import divergences as core_divergences
+from keras_cc.core import simplex
 from keras_cc.core.namespace import TENSORFLOW
 from keras_cc.ops import _xla
 
@@ -91,12 +92,13 @@ _BLOCK_ELEMENTS = 1 << 23
 def _simplex_assertions(x, where, name, atol=SIMPLEX_ATOL):
     """Assertions that ``x`` (event axis last) lies on the probability simplex.
 
-    Each violation has its own message, ``f"{where}: `{name}` must lie on the simplex: ..."``,
-    followed by the first offending rows: NaN or infinite entries; negative entries (NaN
-    entries are not reported as negative); rows not summing to 1 within ``atol`` (rows that
-    sum to NaN are reported only as non-finite). Sums of float16 or bfloat16 inputs are
-    taken in float32. Raises ``ValueError`` inside an XLA-compiled function, which would
-    drop the assertions.
+    Each violation has its own message (:func:`keras_cc.core.simplex.violation`):
+    ``f"{where}: `{name}` must lie on the simplex: ..."``, followed by the first offending
+    rows. Eagerly the values are checked at once and the first violation raises
+    ``tf.errors.InvalidArgumentError`` with that message alone (the list returned is
+    empty); in a graph the list holds one ``tf.debugging.Assert`` per condition. Sums of
+    float16 or bfloat16 inputs are taken in float32. Raises ``ValueError`` inside an
+    XLA-compiled function, which would drop the assertions.
     """
     if _xla.in_xla_context():
         raise ValueError(
@@ -110,6 +112,11 @@ def _simplex_assertions(x, where, name, atol=SIMPLEX_ATOL):
     rows = tf.reshape(x, [-1, tf.shape(x)[-1]])
     if rows.dtype in (tf.float16, tf.bfloat16):
         rows = tf.cast(rows, tf.float32)
+    if tf.executing_eagerly():
+        message = simplex.violation(rows.numpy(), where, name, atol)
+        if message is not None:
+            raise tf.errors.InvalidArgumentError(None, None, message)
+        return []
     non_finite = tf.logical_not(tf.reduce_all(tf.math.is_finite(rows), axis=-1))
     negative = tf.reduce_any(rows < 0.0, axis=-1)
     off_by = tf.abs(tf.reduce_sum(rows, axis=-1) - 1.0)

@@ -1,4 +1,5 @@
-"""The scripts' command lines: --help without TensorFlow, one-line errors naming the flag."""
+"""The scripts' command lines: --help (status 0) without TensorFlow, one-line errors naming
+the flag."""
 
 import os
 import subprocess
@@ -23,17 +24,19 @@ BENCHMARKS = tuple(
     for name in sorted(os.listdir(os.path.join(ROOT, "benchmarks")))
     if name.endswith(".py") and not name.startswith("_")
 )
-# Runs a script's --help in this interpreter, then says whether TensorFlow was imported.
+# Runs a script's --help in this interpreter, then says with which status it exited and
+# whether TensorFlow was imported.
 # The script's folder goes first on sys.path, as `python script.py` puts it.
 HELP_PROBE = (
     "import os, runpy, sys\n"
     "sys.argv = [sys.argv[1], '--help']\n"
     "sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
+    "status = None\n"
     "try:\n"
     "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-    "except SystemExit:\n"
-    "    pass\n"
-    "print('TENSORFLOW', 'tensorflow' in sys.modules)\n"
+    "except SystemExit as done:\n"
+    "    status = done.code\n"
+    "print('STATUS', status, 'TENSORFLOW', 'tensorflow' in sys.modules)\n"
 )
 
 
@@ -64,7 +67,7 @@ def test_help_imports_no_tensorflow(script, tmp_path):
     )
     assert "--" in done.stdout and "error" not in done.stderr, done.stderr[-2000:]
     assert done.stdout.count("\n") > 3, done.stdout  # the usage, not one line
-    assert done.stdout.rstrip().endswith("TENSORFLOW False"), done.stdout[-500:]
+    assert done.stdout.rstrip().endswith("STATUS 0 TENSORFLOW False"), done.stdout[-500:]
 
 
 @pytest.mark.parametrize(

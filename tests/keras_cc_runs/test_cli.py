@@ -139,5 +139,6 @@ def test_script_errors_are_one_line_and_logs_quiet(tmp_path):
 
 
 def test_help_lists_the_config_flags(tmp_path):
-    done = _run(tmp_path, "--help")  # absl's --help exits with status 1
+    done = _run(tmp_path, "--help")
+    assert done.returncode == 0, done.stderr
     assert "--epochs: Training epochs." in done.stdout and "--output_dir" in done.stdout
