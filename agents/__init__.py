@@ -40,6 +40,7 @@ def _require_rl_extra() -> None:
             name="agents",
         )
 
+
 _LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 _LEGACY_KERAS_VALUES = ("1", "true", "True")  # what TensorFlow's lazy loader accepts
 

@@ -31,6 +31,7 @@ Conventions shared by every loss and function here:
 """
 
 import math
+import numbers
 import warnings
 
 import keras
@@ -89,6 +90,17 @@ def _check_temperature(temperature):
     if checked is None:
         raise ValueError("`temperature` must be a Python float > 0.")
     return checked
+
+
+def _check_ignore_class(ignore_class):
+    """``ignore_class`` as a Python int or None; ``ValueError`` for anything else."""
+    if ignore_class is None:
+        return None
+    if isinstance(ignore_class, bool) or not isinstance(ignore_class, numbers.Integral):
+        raise ValueError(
+            f"`ignore_class` must be an int or None; received ignore_class={ignore_class!r}."
+        )
+    return int(ignore_class)
 
 
 def _check_axis(axis):
@@ -462,17 +474,24 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 @_plain_python
-def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, axis=-1):
+def sparse_cc_label_smoothing(
+    y_true, y_pred, from_logits=False, label_smoothing=0.1, axis=-1, ignore_class=None
+):
     """:func:`cc_label_smoothing` with integer class labels ``y_true``.
 
     ``y_true`` has the shape of ``y_pred`` without the class axis (a trailing axis of
-    size 1 is accepted). Labels outside ``[0, K)`` raise ``InvalidArgumentError`` (in
-    eager and graph mode; under XLA such rows give NaN, as Keras' sparse cross-entropy
-    does on GPUs).
+    size 1 is accepted). Labels outside ``[0, K)`` raise ``InvalidArgumentError`` on
+    TensorFlow and ``ValueError`` on JAX and PyTorch (under XLA and inside a JAX trace
+    such rows give NaN, as Keras' sparse cross-entropy does on GPUs).
+
+    ``ignore_class`` (an int, as in ``keras.losses.SparseCategoricalCrossentropy``): rows
+    labelled with it give 0 and are masked, so that a Keras loss reduction averages over
+    the other rows only (e.g. unlabelled pixels of segmentation maps).
     """
     fn_name = "sparse_cc_label_smoothing"
     _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
+    ignore_class = _check_ignore_class(ignore_class)
     y_pred = _tensor(y_pred)
     y_true = _tensor(y_true)
     axis = _class_axis(y_pred, axis, fn_name, "y_pred")
@@ -490,11 +509,22 @@ def sparse_cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing
     w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
     num_classes = w.shape[-1]
     labels = keras.ops.cast(y_true, "int32")
+    if ignore_class is not None:
+        kept = keras.ops.not_equal(labels, ignore_class)
+        labels = keras.ops.where(kept, labels, 0)
     valid = keras.ops.logical_and(labels >= 0, labels < keras.ops.shape(w)[-1])
     labels = _checked_labels(labels, valid, num_classes, fn_name)
     y = _smooth(keras.ops.one_hot(labels, num_classes, dtype=_dtype(w)), label_smoothing)
-    loss = _cc_negative_log_density(y, w, shift)
-    return keras.ops.where(valid, loss, float("nan"))
+    loss = keras.ops.where(valid, _cc_negative_log_density(y, w, shift), float("nan"))
+    if ignore_class is None:
+        return loss
+    loss = keras.ops.where(kept, loss, 0.0)
+    # The mask Keras' own sparse cross-entropy sets for ignore_class, which its loss
+    # reductions read; Keras 3 exports no public setter for it.
+    from keras.src.backend.common.masking import set_keras_mask
+
+    set_keras_mask(loss, kept)
+    return loss
 
 
 def _checked_labels(labels, valid, num_classes, fn_name):
@@ -691,7 +721,9 @@ class CCLabelSmoothing(_LabelSmoothingLoss):
 class SparseCCLabelSmoothing(_LabelSmoothingLoss):
     """:class:`CCLabelSmoothing` for integer class labels (like ``SparseCategoricalCrossentropy``).
 
-    Same arguments as :class:`CCLabelSmoothing`; ``name`` defaults to
+    Same arguments as :class:`CCLabelSmoothing`, and ``ignore_class`` as in
+    ``keras.losses.SparseCategoricalCrossentropy`` (rows with that label count for
+    nothing, and the reduction averages over the others); ``name`` defaults to
     ``"sparse_cc_label_smoothing"``. Labels outside ``[0, K)`` raise
     ``InvalidArgumentError`` on TensorFlow and ``ValueError`` on JAX and PyTorch (NaN
     under XLA and inside a JAX trace).
@@ -705,6 +737,21 @@ class SparseCCLabelSmoothing(_LabelSmoothingLoss):
 
     _per_example_fn = staticmethod(sparse_cc_label_smoothing)
     _default_name = "sparse_cc_label_smoothing"
+
+    def __init__(
+        self,
+        label_smoothing=0.1,
+        from_logits=False,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+        ignore_class=None,
+        **kwargs,
+    ):
+        super().__init__(label_smoothing, from_logits, axis, reduction, name, dtype, **kwargs)
+        self._fn_kwargs["ignore_class"] = _check_ignore_class(ignore_class)
+        self.ignore_class = self._fn_kwargs["ignore_class"]
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

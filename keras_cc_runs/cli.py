@@ -391,10 +391,11 @@ def _program(arguments: Sequence[str]) -> str:
 def parse_flags(arguments: Sequence[str] | None = None) -> list[str]:
     """Parses the absl flags of ``arguments`` (``sys.argv`` by default) now.
 
-    ``--help`` prints the usage and exits with status 0; a flag error or an extra positional argument
-    prints ``<script>: error: <message>`` on one line and exits with status 2. A script may
-    call it before its heavy imports, so that these answer at once (:func:`run` parses
-    again, to the same result). Returns the arguments absl leaves (the program name).
+    ``--help`` prints the usage and exits with status 0; a flag error or an extra positional
+    argument prints ``<script>: error: <message>`` on one line and exits with status 2. A
+    script may call it before its heavy imports, so that these answer at once
+    (:func:`run` parses again, to the same result). Returns the arguments absl leaves
+    (the program name).
     """
     arguments = list(sys.argv if arguments is None else arguments)
     program = _program(arguments)

@@ -170,6 +170,68 @@ def test_axis_reductions_and_sample_weight(rng):
     assert summed.numpy() == pytest.approx((per_example.numpy() * weights).sum(), rel=1e-5)
 
 
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", None])
+def test_ignore_class_masks_rows_as_keras_sparse_cross_entropy_does(rng, reduction):
+    logits, _, labels = _data(rng, n=12)
+    labels = labels.copy()
+    labels[[1, 4, 5]] = -1
+    kept = labels != -1
+    weights = rng.random(12).astype("float32")
+    loss = keras_cc.SparseCCLabelSmoothing(
+        0.1, from_logits=True, ignore_class=-1, reduction=reduction
+    )
+    per_example = losses.sparse_cc_label_smoothing(
+        np.where(kept, labels, 0), logits, from_logits=True
+    ).numpy()
+    # Keras' own sparse cross-entropy with the same ignore_class, reduction and weights
+    # gives the weights of the kept rows that the CC loss must apply.
+    ce = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=-1, reduction=reduction
+    )
+    ce_per_example = keras.losses.sparse_categorical_crossentropy(
+        np.where(kept, labels, 0), logits, from_logits=True
+    ).numpy()
+    effective = ce(labels, logits, sample_weight=weights).numpy()
+    got = loss(labels, logits, sample_weight=weights).numpy()
+    if reduction is None:
+        np.testing.assert_array_equal(got[~kept], 0.0)
+        np.testing.assert_allclose(got[kept], (per_example * weights)[kept], rtol=1e-5)
+        np.testing.assert_allclose(effective[kept], (ce_per_example * weights)[kept], rtol=1e-5)
+        return
+    scale = effective / (ce_per_example * weights)[kept].sum()  # 1, or 1 / (kept rows)
+    assert got == pytest.approx(scale * (per_example * weights)[kept].sum(), rel=1e-5)
+    if reduction == "sum_over_batch_size":
+        assert scale == pytest.approx(1 / kept.sum(), rel=1e-5)
+
+
+def test_ignore_class_round_trips_and_refuses_what_is_not_an_int():
+    loss = keras_cc.SparseCCLabelSmoothing(0.2, ignore_class=np.int64(255))
+    assert loss.ignore_class == 255 and loss.get_config()["ignore_class"] == 255
+    again = keras_cc.SparseCCLabelSmoothing.from_config(loss.get_config())
+    assert again.get_config() == loss.get_config()
+    for bad in (1.5, "0", True):
+        with pytest.raises(ValueError, match="`ignore_class` must be an int or None"):
+            keras_cc.SparseCCLabelSmoothing(ignore_class=bad)
+
+
+def test_class_weight_in_fit_equals_the_sample_weights_it_stands_for(rng):
+    x = rng.normal(size=(64, 6)).astype("float32")
+    labels = rng.integers(0, 3, size=64)
+    class_weight = {0: 1.0, 1: 3.0, 2: 0.5}
+
+    def fitted(**weights):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+        model.compile("sgd", loss=keras_cc.SparseCCLabelSmoothing(0.1, from_logits=True))
+        history = model.fit(x, labels, batch_size=16, epochs=2, shuffle=False, verbose=0, **weights)
+        return history.history["loss"]
+
+    by_class = fitted(class_weight=class_weight)
+    by_sample = fitted(sample_weight=np.array([class_weight[k] for k in labels], "float32"))
+    np.testing.assert_allclose(by_class, by_sample, rtol=1e-6)
+    assert by_class != fitted()
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_is_computed_in_float32(rng, dtype):
     logits, one_hot, _ = _data(rng)

@@ -38,7 +38,6 @@ def violation(rows, where, name, atol):
         if bad.any():
             shown = np.array2string(rows[bad][:_SHOWN_ROWS], threshold=8 * _SHOWN_ROWS)
             return (
-                f"{where}: `{name}` must lie on the simplex: {what}; first offending rows: "
-                f"{shown}"
+                f"{where}: `{name}` must lie on the simplex: {what}; first offending rows: {shown}"
             )
     return None
