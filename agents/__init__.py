@@ -1,14 +1,16 @@
 """TF-Agents side of keras-cc: Atari environments, DQN experts and actor-mimic distillation.
 
-Needs the ``rl`` extra (``pip install -e ".[rl]"`` in a clone of keras-cc); importing
-``agents`` without it raises an ImportError that names the extra. Depends on ``keras_cc.ops`` only
-(never on keras_cc's Keras 3 objects); ``import agents`` itself imports no keras_cc module.
+Installed as ``keras_cc_agents`` from the repository's ``agents/`` folder. Needs the ``rl``
+extra (``pip install -e ".[rl]"`` in a clone of keras-cc); importing ``keras_cc_agents``
+without it raises an ImportError that names the extra. Depends on ``keras_cc.ops`` only
+(never on keras_cc's Keras 3 objects); ``import keras_cc_agents`` itself imports no keras_cc
+module.
 
 TF-Agents 0.19 builds its networks with ``tf.keras`` and needs it to be Keras 2 (the
 ``tf_keras`` package). TensorFlow picks what ``tf.keras`` is on its first use, from the
 environment variable ``TF_USE_LEGACY_KERAS``, so this package sets ``TF_USE_LEGACY_KERAS=1``
 when it is imported: this is the one place where the agents side routes ``tf.keras``.
-``import keras`` stays Keras 3. Import ``agents`` before anything uses ``tf.keras``; if
+``import keras`` stays Keras 3. Import ``keras_cc_agents`` before anything uses ``tf.keras``; if
 ``tf.keras`` was already used as Keras 3, the import raises an ImportError that says so.
 """
 
@@ -35,9 +37,9 @@ def _require_rl_extra() -> None:
     missing = [dist for name, dist in _RL_EXTRA.items() if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(
-            f"agents needs {', '.join(missing)}, which are not installed. Install the rl "
+            f"keras_cc_agents needs {', '.join(missing)}, which are not installed. Install the rl "
             'extra: pip install -e ".[rl]" in a clone of keras-cc.',
-            name="agents",
+            name="keras_cc_agents",
         )
 
 
@@ -62,8 +64,9 @@ def _route_tf_keras_to_keras_2() -> None:
     # TensorFlow is imported: tf.keras is fixed on its first use, which may have happened.
     if not tensorflow.keras.layers.Layer.__module__.startswith("tf_keras"):
         raise ImportError(
-            "agents needs tf.keras to be Keras 2 (tf_keras) for TF-Agents, but tf.keras was "
-            "already used as Keras 3 in this process. Import agents before anything uses "
+            "keras_cc_agents needs tf.keras to be Keras 2 (tf_keras) for TF-Agents, but "
+            "tf.keras was already used as Keras 3 in this process. Import keras_cc_agents "
+            "before anything uses "
             f"tf.keras, or start Python with {_LEGACY_KERAS_VARIABLE}=1 in the environment."
         )
 

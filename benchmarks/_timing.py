@@ -1,7 +1,7 @@
 """Timing shared by the benchmarks: medians of repeats, contenders timed side by side.
 
 Plain Python with no TensorFlow import, so a benchmark may import it before ``keras_cc``
-or ``agents`` has configured TensorFlow. Everything times zero-argument callables. The
+or ``keras_cc_agents`` has configured TensorFlow. Everything times zero-argument callables. The
 optional ``finish`` gets the last result of a timed batch of calls and waits for it (for
 example ``lambda loss: float(loss)``), so work queued on an asynchronous device is
 counted once per batch, inside the timed interval.

@@ -29,8 +29,8 @@ import time
 import numpy as np
 from absl import flags
 
-import agents  # routes tf.keras to Keras 2 before TensorFlow is imported
-from agents.environments import games
+import keras_cc_agents  # routes tf.keras to Keras 2 before TensorFlow is imported
+from keras_cc_agents.environments import games
 from keras_cc_runs import cli, run_directory
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -55,7 +55,7 @@ flags.DEFINE_string("json", "", "Also write the JSON record to this file.")
 
 
 def _trainer(loss, experts_dir, work_dir):
-    from agents.actor_mimic import trainer as actor_mimic_training
+    from keras_cc_agents.actor_mimic import trainer as actor_mimic_training
 
     config = actor_mimic_training.ActorMimicConfig(
         games=tuple(FLAGS.games),
@@ -77,7 +77,7 @@ def _trainer(loss, experts_dir, work_dir):
 
 
 def _batches(trainer, count):
-    from agents.actor_mimic import agent as actor_mimic
+    from keras_cc_agents.actor_mimic import agent as actor_mimic
 
     return [
         actor_mimic.StateBatch(
@@ -121,10 +121,10 @@ def main(argv):
             except games.UnknownGameError as error:
                 raise ValueError(f"--games: {error}") from None
     if not cli.verbose():
-        agents.import_gym_quietly()
+        keras_cc_agents.import_gym_quietly()
     import tensorflow as tf
 
-    from agents.dqn import random_experts  # TensorFlow: after the flags are checked
+    from keras_cc_agents.dqn import random_experts  # TensorFlow: after the flags are checked
 
     with tempfile.TemporaryDirectory() as work_dir:
         experts_dir = FLAGS.experts_dir

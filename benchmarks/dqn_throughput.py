@@ -3,7 +3,7 @@
 Both sides run the same Nature-DQN agent (same Q-network, RMSProp, batch 32, Huber loss) and
 take one gradient step per 4 agent steps (an agent step is one environment transition):
 
-* ours: `agents.dqn.trainer.DqnExpertTrainer.step` -- `--num_envs` games in ale-py's native
+* ours: `keras_cc_agents.dqn.trainer.DqnExpertTrainer.step` -- `--num_envs` games in ale-py's native
   `AtariVectorEnv`, one batched `PyTFEagerPolicy` call per step of all of them, the
   frame-deduplicating `FrameStackReplay`, a traced train step (one target-network pass);
 * plain TF-Agents: the loop of the TF-Agents DQN tutorial -- a `DynamicStepDriver` over one
@@ -39,7 +39,7 @@ import time
 
 from absl import flags
 
-import agents  # routes tf.keras to Keras 2 before TensorFlow is imported
+import keras_cc_agents  # routes tf.keras to Keras 2 before TensorFlow is imported
 from keras_cc_runs import cli, run_directory
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -65,7 +65,7 @@ flags.DEFINE_string("json", None, "Optional path of a JSON file with the results
 
 def _ours(config, run_dir):
     """Our loop; returns a function that runs n agent steps and reports (seconds, env secs)."""
-    from agents.dqn.expert import DqnExpertTrainer
+    from keras_cc_agents.dqn.expert import DqnExpertTrainer
 
     trainer = DqnExpertTrainer(config, run_dir, overwrite=True, progress=None)
     while trainer.replay.num_transitions < config.learning_starts:
@@ -101,9 +101,9 @@ def _plain_tf_agents(config):
     from tf_agents.replay_buffers import tf_uniform_replay_buffer
     from tf_agents.utils import common
 
-    from agents.dqn import expert as dqn_expert
-    from agents.environments import adapters as environments
-    from agents.networks import q_networks as networks
+    from keras_cc_agents.dqn import expert as dqn_expert
+    from keras_cc_agents.environments import adapters as environments
+    from keras_cc_agents.networks import q_networks as networks
 
     py_env = dqn_expert.TimedPyEnvironment(
         environments.make_atari_env(config.game, config.atari_options, seed=config.seed)
@@ -177,7 +177,7 @@ def _plain_tf_agents(config):
 
 def main(argv):
     del argv
-    from agents.dqn.config import DqnExpertConfig
+    from keras_cc_agents.dqn.config import DqnExpertConfig
 
     with cli.checks():
         config = DqnExpertConfig(
@@ -193,10 +193,10 @@ def main(argv):
         if not config.game_spec.is_atari:
             raise ValueError(f"--game must be an Atari game, got {config.game}.")
     if not cli.verbose():
-        agents.import_gym_quietly()
+        keras_cc_agents.import_gym_quietly()
     import tensorflow as tf  # after the flags are checked
 
-    from agents.replay_buffers.frame_stack_replay import FrameStackReplay
+    from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(f"DQN throughput on {config.game} ({device}, {os.cpu_count()} CPU cores visible)")

@@ -21,7 +21,7 @@ import os
 
 from absl import flags
 
-from agents.actor_mimic import report
+from keras_cc_agents.actor_mimic import report
 from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS

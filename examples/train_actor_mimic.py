@@ -31,9 +31,9 @@ import sys
 
 from absl import flags
 
-import agents
-from agents.actor_mimic.config import ActorMimicConfig, find_experts
-from agents.environments import games
+import keras_cc_agents
+from keras_cc_agents.actor_mimic.config import ActorMimicConfig, find_experts
+from keras_cc_agents.environments import games
 from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
@@ -72,8 +72,8 @@ def main(argv):
     with cli.checks():
         config = config_from_flags()
     if not cli.verbose():
-        agents.import_gym_quietly()
-    from agents.actor_mimic import trainer as actor_mimic_training  # TensorFlow: from here
+        keras_cc_agents.import_gym_quietly()
+    from keras_cc_agents.actor_mimic import trainer as actor_mimic_training  # TensorFlow: from here
 
     log = lambda line: print(line, flush=True)
     with contextlib.ExitStack() as stack:

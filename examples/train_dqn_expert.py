@@ -27,9 +27,9 @@ import sys
 
 from absl import flags
 
-import agents  # (routes tf.keras to Keras 2 before TensorFlow is imported)
-from agents.dqn.config import DqnExpertConfig
-from agents.environments import games
+import keras_cc_agents  # (routes tf.keras to Keras 2 before TensorFlow is imported)
+from keras_cc_agents.dqn.config import DqnExpertConfig
+from keras_cc_agents.environments import games
 from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
@@ -65,8 +65,8 @@ def main(argv):
             raise ValueError(f"--export_only: {run_dir} holds no run (no config.json).")
 
     if not cli.verbose():
-        agents.import_gym_quietly()
-    from agents.dqn import expert as dqn_expert  # TensorFlow: after the flags are checked
+        keras_cc_agents.import_gym_quietly()
+    from keras_cc_agents.dqn import expert as dqn_expert  # TensorFlow: after the flags are checked
 
     if FLAGS.export_only:
         try:

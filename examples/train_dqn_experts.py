@@ -18,9 +18,9 @@ import sys
 
 from absl import flags
 
-import agents
-from agents.dqn.config import DqnExpertConfig
-from agents.environments import games
+import keras_cc_agents
+from keras_cc_agents.dqn.config import DqnExpertConfig
+from keras_cc_agents.environments import games
 from keras_cc_runs import cli, launcher, run_directory
 
 FLAGS = flags.FLAGS
@@ -56,7 +56,7 @@ def _jobs() -> dict[str, tuple[dict, str]]:
 def _quiet_worker() -> None:
     """Runs first in each worker process or Ray task of a quiet launch."""
     cli.quiet_process()
-    agents.import_gym_quietly()
+    keras_cc_agents.import_gym_quietly()
 
 
 def main(argv):
@@ -65,8 +65,8 @@ def main(argv):
         jobs = _jobs()
         run_directory.check_output_dir(FLAGS.output_dir)
     if not cli.verbose():
-        agents.import_gym_quietly()
-    from agents.dqn import expert as dqn_expert  # TensorFlow: after the flags are checked
+        keras_cc_agents.import_gym_quietly()
+    from keras_cc_agents.dqn import expert as dqn_expert  # TensorFlow: after the flags are checked
 
     print(f"training {', '.join(jobs)} in {os.path.abspath(FLAGS.output_dir)}", flush=True)
     tasks = [

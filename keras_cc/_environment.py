@@ -15,7 +15,7 @@ otherwise. ``import keras`` is Keras 3 either way. The two cannot be mixed in on
   stay as they were. When TFP 0.23 was already loaded with Keras 3, nothing can repair
   it in the running process, and the import raises an error that says what to do.
 
-The ``agents`` package (TF-Agents 0.19 builds its networks with ``tf.keras``) sets the
+The ``keras_cc_agents`` package (TF-Agents 0.19 builds its networks with ``tf.keras``) sets the
 variable for itself when it is imported; see ``agents/__init__.py``.
 """
 

@@ -15,10 +15,10 @@ Why this is a package of its own and not a room of ``keras_cc``: importing any
 ``keras_cc.<module>`` first runs ``keras_cc/__init__.py``, which imports TensorFlow,
 TensorFlow Probability and keras_cc's Keras 3 losses and metrics. A script would then
 import TensorFlow (seconds) before it can parse its flags or answer ``--help``, and the
-``agents`` package (Keras 2 through ``tf_keras``) would load Keras 3 objects it must never
+``keras_cc_agents`` package (Keras 2 through ``tf_keras``) would load Keras 3 objects it must never
 use. These modules need only the standard library (and absl for :mod:`~keras_cc_runs.cli`,
 matplotlib only for the figure passed in, Ray only when a Ray address is given).
 
-Dependency direction: ``keras_cc.experiments``, ``keras_cc.analysis``, ``agents`` and the
+Dependency direction: ``keras_cc.experiments``, ``keras_cc.analysis``, ``keras_cc_agents`` and the
 scripts in ``examples/`` import ``keras_cc_runs``; ``keras_cc_runs`` imports none of them.
 """

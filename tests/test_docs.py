@@ -103,9 +103,13 @@ def test_readme_is_short_and_keeps_the_test_command():
 
 
 def _project_version():
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    match = re.search(r'^version = "([^"]+)"$', text, re.MULTILINE)
-    assert match, "pyproject.toml declares no version"
+    """``keras_cc.__version__``, the one place the version lives (pyproject reads it)."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'version = { attr = "keras_cc.__version__" }' in pyproject
+    text = (ROOT / "keras_cc" / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
+    assert match, "keras_cc/__init__.py declares no __version__"
     return match.group(1)
 
 

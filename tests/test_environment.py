@@ -1,4 +1,4 @@
-"""What `import keras_cc` and `import agents` do to a fresh interpreter.
+"""What `import keras_cc` and `import keras_cc_agents` do to a fresh interpreter.
 
 Each check runs in its own interpreter, started with a clean environment (only PATH, HOME
 and the path to the keras_cc under test), because what ``tf.keras`` is gets fixed, once per
@@ -11,7 +11,7 @@ process, on its first use.
   raises after such a use is checked instead.
 * ``import keras_cc`` imports the library only; ``keras_cc.analysis`` and
   ``keras_cc.experiments`` are imported on use and name their pip extra when it is missing.
-* ``import agents`` imports no keras_cc module and routes ``tf.keras`` to Keras 2.
+* ``import keras_cc_agents`` imports no keras_cc module and routes ``tf.keras`` to Keras 2.
 * Scripts log at WARNING unless ``--verbosity`` is given.
 """
 
@@ -302,12 +302,12 @@ def test_agents_and_its_scripts_name_the_rl_extra_when_it_is_missing():
         sys.modules["ale_py"] = None  # stands for any package of the rl extra that is missing
         messages = {}
         for form, run in [
-            ("import", lambda: __import__("agents")),
+            ("import", lambda: __import__("keras_cc_agents")),
             ("script", lambda: runpy.run_path(
                 os.path.join(os.environ["PYTHONPATH"], "examples", "train_dqn_expert.py"),
                 run_name="__main__")),
         ]:
-            sys.modules.pop("agents", None)
+            sys.modules.pop("keras_cc_agents", None)
             try:
                 run()
             except ImportError as error:
@@ -317,15 +317,15 @@ def test_agents_and_its_scripts_name_the_rl_extra_when_it_is_missing():
     )
     assert sorted(report["messages"]) == ["import", "script"], report
     for message in report["messages"].values():
-        assert message.startswith("agents needs ale-py, which are not installed"), message
+        assert message.startswith("keras_cc_agents needs ale-py, which are not installed"), message
         assert 'pip install -e ".[rl]"' in message
 
 
 def test_import_agents_imports_no_keras_cc_module_and_routes_tf_keras_to_keras_2():
     report = run_probe(
         """
-        import agents
-        keras_cc_modules = [m for m in sys.modules if m.startswith("keras_cc")]
+        import keras_cc_agents
+        keras_cc_modules = [m for m in sys.modules if m.split(".")[0] == "keras_cc"]
         tensorflow_imported = "tensorflow" in sys.modules
         legacy = os.environ.get("TF_USE_LEGACY_KERAS")
         import tensorflow as tf
@@ -344,8 +344,8 @@ def test_import_agents_after_tf_keras_was_used_as_keras_3_gives_a_clear_error():
         """
         import tensorflow as tf
         tf.keras.layers.Dense
-        import agents
+        import keras_cc_agents
         """
     )
-    assert "ImportError: agents needs tf.keras to be Keras 2" in stderr
-    assert "Import agents before anything uses tf.keras" in stderr
+    assert "ImportError: keras_cc_agents needs tf.keras to be Keras 2" in stderr
+    assert "Import keras_cc_agents before anything uses tf.keras" in stderr

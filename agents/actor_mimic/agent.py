@@ -2,10 +2,10 @@
 
 One student network (the Nature-DQN trunk for frames, a small MLP for vector
 observations) has an output per action meaning in the union of its games' action sets
-(:class:`agents.actor_mimic.action_union.ActionUnion`). Observations carry the acting game's legal
-actions, so TF-Agents' own ``QPolicy`` masks the illegal outputs, ``GreedyPolicy``
-gives the evaluation policy and ``EpsilonGreedyPolicy`` the collect policy (its random
-actions are drawn among legal ones only).
+(:class:`keras_cc_agents.actor_mimic.action_union.ActionUnion`). Observations carry the
+acting game's legal actions, so TF-Agents' own ``QPolicy`` masks the illegal outputs,
+``GreedyPolicy`` gives the evaluation policy and ``EpsilonGreedyPolicy`` the collect policy
+(its random actions are drawn among legal ones only).
 
 ``train`` takes a batch of states with the index of the game each came from. The
 experts' Q-values for those states become guidance vectors ``softmax(Q_E / T)`` (eq. 9);
@@ -34,9 +34,9 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
-from agents.actor_mimic import config, losses
-from agents.actor_mimic.action_union import ActionUnion
-from agents.networks import q_networks as networks
+from keras_cc_agents.actor_mimic import config, losses
+from keras_cc_agents.actor_mimic.action_union import ActionUnion
+from keras_cc_agents.networks import q_networks as networks
 
 # Trunk of a student on vector observations (e.g. CartPole).
 VECTOR_FC_LAYER_PARAMS = (64, 64)
@@ -95,8 +95,8 @@ class ActorMimicNetwork(network.Network):
     """Student network: a trunk to features, then one linear output per union action.
 
     uint8 frames (e.g. ``[84, 84, 4]``) go through the Nature-DQN trunk of the experts
-    (``agents.networks.q_networks.nature_encoder``: three convolutions and a dense 512, scaled to
-    [0, 1]); vector observations through a dense ReLU trunk (``fc_layer_params``).
+    (``keras_cc_agents.networks.q_networks.nature_encoder``: three convolutions and a dense
+    512, scaled to [0, 1]); vector observations through a dense ReLU trunk (``fc_layer_params``).
     ``features`` exposes the trunk's output (the feature-regression input).
 
     Args:

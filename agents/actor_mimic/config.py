@@ -13,8 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from agents import settings
-from agents.environments import games as game_registry
+from keras_cc_agents import settings
+from keras_cc_agents.environments import games as game_registry
 from keras_cc_runs import cli, run_directory
 
 LOSS_NAMES = ("ce", "cc")

@@ -1,6 +1,6 @@
 """The experts of an actor-mimic run and the games' environments in the student's action union.
 
-`load_experts` loads the DQN experts exported by ``agents.dqn`` (``export/``) for the
+`load_experts` loads the DQN experts exported by ``keras_cc_agents.dqn`` (``export/``) for the
 run's games and checks that one student can serve them; `expert_feature_function` rebuilds
 an expert's trunk for feature regression; `GameInUnionEnvironment` presents a game's
 batched environment with the union's action spec and its game index in the observation;
@@ -19,22 +19,22 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec, tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents.actor_mimic import agent as actor_mimic
-from agents.actor_mimic.action_union import ActionUnion
-from agents.actor_mimic.config import (  # part of this module's API
+from keras_cc_agents.actor_mimic import agent as actor_mimic
+from keras_cc_agents.actor_mimic.action_union import ActionUnion
+from keras_cc_agents.actor_mimic.config import (  # part of this module's API
     find_experts,
 )
-from agents.dqn import expert as dqn_expert
-from agents.environments import adapters as environments
-from agents.environments import games as game_registry
-from agents.networks import q_networks as networks
-from agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.dqn import expert as dqn_expert
+from keras_cc_agents.environments import adapters as environments
+from keras_cc_agents.environments import games as game_registry
+from keras_cc_agents.networks import q_networks as networks
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
 
 # --------------------------------------------------------------------------- experts
 
 
 def load_expert(run_dir: str, game: str) -> dqn_expert.Expert:
-    """Loads the expert exported in ``run_dir`` (``agents.dqn.export``'s contract)
+    """Loads the expert exported in ``run_dir`` (``keras_cc_agents.dqn.export``'s contract)
     and checks that it plays ``game``."""
     expert = dqn_expert.load_expert(run_dir)
     if expert.game != game:
@@ -47,7 +47,7 @@ def expert_feature_function(
 ) -> tuple[Callable[[tf.Tensor], tf.Tensor], int]:
     """The expert's hidden features (its trunk's output) and their size.
 
-    Rebuilds the expert's Q-network from ``agents.networks`` and reads its weights from
+    Rebuilds the expert's Q-network from ``keras_cc_agents.networks`` and reads its weights from
     the ``export/q_values`` SavedModel; checks that the rebuilt network reproduces the
     exported Q-values.
     """

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from agents.actor_mimic.config import check_loss_name
 from keras_cc import ops
+from keras_cc_agents.actor_mimic.config import check_loss_name
 
 
 def guidance_log_probs(expert_q_values: tf.Tensor, temperature: float) -> tf.Tensor:

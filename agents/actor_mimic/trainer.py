@@ -1,8 +1,8 @@
 """Training loop of the actor-mimic student: acting, state replay, updates, evaluation epochs.
 
 One run distils the DQN experts of ``games`` (one per game, exported by
-``agents.dqn``) into one :class:`agents.actor_mimic.agent.ActorMimicAgent`: a single game
-is the CC paper's Figure 2 setting, several games its Table 3 setting. Per game, a
+``keras_cc_agents.dqn``) into one :class:`keras_cc_agents.actor_mimic.agent.ActorMimicAgent`:
+a single game is the CC paper's Figure 2 setting, several games its Table 3 setting. Per game, a
 batched environment is driven by the student's epsilon-greedy collect policy (TF-Agents
 ``PyDriver``) and every visited state enters the game's :class:`FrameStackReplay` (built
 for states); every ``train_every`` agent steps per game, one update draws
@@ -42,13 +42,13 @@ from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 from tf_agents.specs import tensor_spec
 
-from agents.actor_mimic import agent as actor_mimic
-from agents.actor_mimic.action_union import ActionUnion
-from agents.actor_mimic.config import (  # part of this module's API
+from keras_cc_agents.actor_mimic import agent as actor_mimic
+from keras_cc_agents.actor_mimic.action_union import ActionUnion
+from keras_cc_agents.actor_mimic.config import (  # part of this module's API
     RESUMABLE_FIELDS,
     ActorMimicConfig,
 )
-from agents.actor_mimic.experts import (  # part of this module's API
+from keras_cc_agents.actor_mimic.experts import (  # part of this module's API
     GameInUnionEnvironment,
     ReplayObserver,
     expert_feature_function,
@@ -56,10 +56,10 @@ from agents.actor_mimic.experts import (  # part of this module's API
     load_experts,
     make_game_environment,
 )
-from agents.dqn import expert as dqn_expert
-from agents.metrics import EpisodeRecords
-from agents.replay_buffers.frame_stack_replay import FrameStackReplay
-from agents.training import (  # the evaluation tables: part of this module's API
+from keras_cc_agents.dqn import expert as dqn_expert
+from keras_cc_agents.metrics import EpisodeRecords
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.training import (  # the evaluation tables: part of this module's API
     EVAL_TABLES,
     EpochRun,
 )
@@ -217,10 +217,11 @@ def _evaluate(
 ):
     """One evaluation epoch of one game, as the experts are evaluated.
 
-    ``agents.dqn.evaluation.evaluate_policy``: episodes that end within ``eval_frames`` count;
-    if none does, play goes on until the first one ends. Scores are raw game scores.
+    ``keras_cc_agents.dqn.evaluation.evaluate_policy``: episodes that end within
+    ``eval_frames`` count; if none does, play goes on until the first one ends. Scores are raw
+    game scores.
     """
-    from agents.dqn import expert as dqn_expert
+    from keras_cc_agents.dqn import expert as dqn_expert
 
     env = GameInUnionEnvironment(
         make_game_environment(game, expert, config.num_envs, seed), union, game

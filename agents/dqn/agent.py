@@ -12,11 +12,11 @@ from tf_agents.trajectories import policy_step, trajectory
 from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
-from agents.dqn.config import (
+from keras_cc_agents.dqn.config import (
     DqnExpertConfig,
 )
-from agents.networks import q_networks as networks
-from agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.networks import q_networks as networks
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
 
 
 def epsilon_at(frames: int, config: DqnExpertConfig) -> float:

@@ -12,8 +12,8 @@ import dataclasses
 import os
 from typing import Any
 
-from agents import settings
-from agents.environments import games
+from keras_cc_agents import settings
+from keras_cc_agents.environments import games
 from keras_cc_runs import cli
 from keras_cc_runs.run_directory import DamagedFileError, read_json
 
@@ -74,7 +74,7 @@ class DqnExpertConfig:
     game: str = cli.setting(
         "Pong",
         "Game: one of the CC paper's Atari games, CartPole or any ALE ROM (see "
-        "agents.environments.games).",
+        "keras_cc_agents.environments.games).",
         flag=False,
     )
     seed: int = cli.setting(
@@ -318,8 +318,10 @@ class DqnExpertConfig:
 
     @property
     def atari_options(self):
-        """The Atari preprocessing (`agents.environments.adapters.AtariOptions`)."""
-        from agents.environments import adapters  # TF-Agents: only when an environment is made
+        """The Atari preprocessing (`keras_cc_agents.environments.adapters.AtariOptions`)."""
+        from keras_cc_agents.environments import (
+            adapters,
+        )  # TF-Agents: only when an environment is made
 
         return adapters.AtariOptions(
             frame_skip=self.frame_skip,

@@ -1,5 +1,5 @@
 """Environments of a DQN expert run and the evaluation of a policy in them (episodes through
-`agents.metrics.EpisodeRecords`)."""
+`keras_cc_agents.metrics.EpisodeRecords`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 from tf_agents.environments import py_environment, wrappers
 from tf_agents.trajectories import trajectory
 
-from agents.dqn.config import (
+from keras_cc_agents.dqn.config import (
     DqnExpertConfig,
 )
-from agents.environments import adapters as environments
-from agents.metrics import EpisodeRecords
+from keras_cc_agents.environments import adapters as environments
+from keras_cc_agents.metrics import EpisodeRecords
 
 
 class TimedPyEnvironment(wrappers.PyEnvironmentBaseWrapper):

@@ -36,13 +36,13 @@ Run directory layout (the contract `load_expert` and the actor-mimic code rely o
     export/expert.json     game, env_id, action meanings, shapes, frames trained, network
     result.json            written when the run finished (final evaluation, timings)
 
-This module gathers the public API of the package's modules: ``agents.dqn.config``
+This module gathers the public API of the package's modules: ``keras_cc_agents.dqn.config``
 (settings, no TensorFlow), ``agent`` (agents, optimizer, train step), ``evaluation``
 (environments, evaluation), ``export`` (export and loading) and ``trainer`` (the run,
-on the epoch skeleton of ``agents.training``).
+on the epoch skeleton of ``keras_cc_agents.training``).
 """
 
-from agents.dqn.agent import (
+from keras_cc_agents.dqn.agent import (
     ExpertDdqnAgent,
     ExpertDqnAgent,
     epsilon_at,
@@ -50,15 +50,15 @@ from agents.dqn.agent import (
     make_optimizer,
     make_train_step,
 )
-from agents.dqn.config import IDENTITY_FIELDS, DqnExpertConfig, checkpoint_identity
-from agents.dqn.evaluation import (
+from keras_cc_agents.dqn.config import IDENTITY_FIELDS, DqnExpertConfig, checkpoint_identity
+from keras_cc_agents.dqn.evaluation import (
     EvaluationResult,
     TimedPyEnvironment,
     evaluate_policy,
     make_game_environment,
 )
-from agents.dqn.export import Expert, export_expert, load_expert
-from agents.dqn.trainer import (
+from keras_cc_agents.dqn.export import Expert, export_expert, load_expert
+from keras_cc_agents.dqn.trainer import (
     EPISODE_COLUMNS,
     EPOCH_COLUMNS,
     CheckpointMismatchError,

@@ -79,7 +79,7 @@ class Expert:
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"no exported expert in {run_dir!r}: {path} is missing (train the run to its "
-                "end, or call agents.dqn.trainer.export_run on an interrupted run)."
+                "end, or call keras_cc_agents.dqn.trainer.export_run on an interrupted run)."
             )
         self.run_dir = run_dir
         self.metadata = read_json(path)

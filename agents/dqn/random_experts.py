@@ -1,11 +1,11 @@
 """Experts from Q-networks not trained by DQN, in the DQN experts' export format.
 
 ``export_untrained_expert`` exports a randomly initialized expert Q-network (Nature-DQN
-for Atari) exactly as ``agents.dqn.trainer`` exports a trained one, so the actor-mimic
+for Atari) exactly as ``keras_cc_agents.dqn.trainer`` exports a trained one, so the actor-mimic
 pipeline (expert loading, guidance vectors, student training, evaluation, report) can be
 exercised and timed without first training DQN experts for days. Its guidance vectors
 are as near-uniform as a trained expert's often are (the CC paper, section 4.1).
-``export_q_network_expert`` exports any Q-network of ``agents.networks.q_networks``.
+``export_q_network_expert`` exports any Q-network of ``keras_cc_agents.networks.q_networks``.
 
     <run_dir>/config.json
     <run_dir>/export/policy/      PolicySaver SavedModel of the greedy policy
@@ -23,9 +23,9 @@ from tf_agents.agents.dqn import dqn_agent
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents.environments import adapters as environments
-from agents.environments import games
-from agents.networks import q_networks as networks
+from keras_cc_agents.environments import adapters as environments
+from keras_cc_agents.environments import games
+from keras_cc_agents.networks import q_networks as networks
 from keras_cc_runs import run_directory
 
 
@@ -37,12 +37,12 @@ def export_q_network_expert(
     frames_trained: int = 0,
     trained_by: str = "untrained",
 ) -> str:
-    """Exports ``q_network`` as the expert of ``game`` with ``agents.dqn.export.export_expert``.
+    """Exports ``q_network`` as the expert of ``game`` (``keras_cc_agents.dqn.export``).
 
     The Q-network's greedy policy, its Q-values and ``expert.json`` land in
     ``run_dir/export`` exactly as a trained DQN expert's do.
     """
-    from agents.dqn import expert as dqn_expert
+    from keras_cc_agents.dqn import expert as dqn_expert
 
     spec = games.get_game(game)
     options = options or environments.AtariOptions()

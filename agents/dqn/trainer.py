@@ -1,5 +1,5 @@
 """`DqnExpertTrainer`: trains, evaluates, checkpoints, resumes and exports one DQN expert run
-(the epoch skeleton is `agents.training.EpochRun`); `train_expert_task` for launchers."""
+(the epoch skeleton is `keras_cc_agents.training.EpochRun`); `train_expert_task` for launchers."""
 
 from __future__ import annotations
 
@@ -20,25 +20,25 @@ from tf_agents.policies import (
 )
 from tf_agents.trajectories import trajectory
 
-from agents.dqn.agent import epsilon_at, make_agent, make_train_step
-from agents.dqn.config import (
+from keras_cc_agents.dqn.agent import epsilon_at, make_agent, make_train_step
+from keras_cc_agents.dqn.config import (
     IDENTITY_FIELDS,
     CheckpointMismatchError,
     DqnExpertConfig,
     check_checkpoint_identity,
     checkpoint_identity,
 )
-from agents.dqn.evaluation import (
+from keras_cc_agents.dqn.evaluation import (
     EvaluationResult,
     TimedPyEnvironment,
     evaluate_policy,
     make_game_environment,
 )
-from agents.dqn.export import export_expert
-from agents.environments import games
-from agents.metrics import EpisodeRecords
-from agents.replay_buffers.frame_stack_replay import FrameStackReplay
-from agents.training import EVAL_EPISODE_COLUMNS, EVAL_EPOCH_COLUMNS, EVAL_TABLES, EpochRun
+from keras_cc_agents.dqn.export import export_expert
+from keras_cc_agents.environments import games
+from keras_cc_agents.metrics import EpisodeRecords
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.training import EVAL_EPISODE_COLUMNS, EVAL_EPOCH_COLUMNS, EVAL_TABLES, EpochRun
 from keras_cc_runs.run_directory import (
     DamagedFileError,
     DirectoryLock,

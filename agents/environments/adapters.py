@@ -33,8 +33,8 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from agents import settings
-from agents.environments import games
+from keras_cc_agents import settings
+from keras_cc_agents.environments import games
 
 FIRST, MID, LAST = (int(ts.StepType.FIRST), int(ts.StepType.MID), int(ts.StepType.LAST))
 

@@ -94,7 +94,7 @@ def get_game(name: str) -> GameSpec:
     first = [*PAPER_GAMES, *_CLASSIC_GAMES]
     raise UnknownGameError(
         f"Unknown game {name!r}.{hint} Available games: {', '.join(first)} and "
-        f"{len(registry) - len(first)} more ALE ROMs (agents.environments.games."
+        f"{len(registry) - len(first)} more ALE ROMs (keras_cc_agents.environments.games."
         "available_games() lists them)."
     )
 

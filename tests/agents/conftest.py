@@ -6,7 +6,7 @@ the actor-mimic tests distil.
 
 import pytest
 
-import agents  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import keras_cc_agents  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # Tuned for CartPole-v1: double DQN, wide MLP, Adam, one gradient step per two environment
 # steps, target copied every 64 gradient steps, gradient norm clipped at 10, and gamma 0.95
@@ -52,7 +52,7 @@ def cartpole_dqn_expert(tmp_path_factory):
 
     The run directory sits alone under its parent, which is therefore an ``experts_dir``.
     """
-    from agents.dqn import expert as dqn_expert
+    from keras_cc_agents.dqn import expert as dqn_expert
 
     run_dir = str(tmp_path_factory.mktemp("experts") / "CartPole")
     config = dqn_expert.DqnExpertConfig(seed=0, **CARTPOLE_RECIPE)

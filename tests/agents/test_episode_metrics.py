@@ -3,7 +3,7 @@
 import numpy as np
 from tf_agents.trajectories import trajectory
 
-from agents.metrics import EpisodeRecords
+from keras_cc_agents.metrics import EpisodeRecords
 
 FIRST, MID, LAST = 0, 1, 2
 

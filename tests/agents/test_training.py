@@ -5,7 +5,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from agents.training import EVAL_TABLES, EpochRun
+from keras_cc_agents.training import EVAL_TABLES, EpochRun
 from keras_cc_runs import run_directory
 
 EXTRA = {"train_epochs.csv": ("game", "epoch", "loss")}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agents.actor_mimic.action_union import ActionUnion, union_of_meanings
+from keras_cc_agents.actor_mimic.action_union import ActionUnion, union_of_meanings
 
 BREAKOUT = ["NOOP", "FIRE", "RIGHT", "LEFT"]
 ATLANTIS = ["NOOP", "FIRE", "RIGHTFIRE", "LEFTFIRE"]

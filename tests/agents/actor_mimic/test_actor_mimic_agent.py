@@ -6,8 +6,8 @@ import scipy.linalg
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
-from agents.actor_mimic import agent as am
-from agents.actor_mimic.action_union import ActionUnion
+from keras_cc_agents.actor_mimic import agent as am
+from keras_cc_agents.actor_mimic.action_union import ActionUnion
 
 BREAKOUT = ["NOOP", "FIRE", "RIGHT", "LEFT"]  # union slots 0, 1, 2, 3
 ATLANTIS = ["NOOP", "FIRE", "RIGHTFIRE", "LEFTFIRE"]  # union slots 0, 1, 4, 5

@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg
 import tensorflow as tf
 
-from agents.actor_mimic import config, losses
+from keras_cc_agents.actor_mimic import config, losses
 
 
 def _divided_difference_of_exp(nodes):

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from agents.actor_mimic import report
-from agents.actor_mimic.trainer import TRAIN_EPOCH_COLUMNS
-from agents.training import EVAL_EPOCH_COLUMNS
+from keras_cc_agents.actor_mimic import report
+from keras_cc_agents.actor_mimic.trainer import TRAIN_EPOCH_COLUMNS
+from keras_cc_agents.training import EVAL_EPOCH_COLUMNS
 from keras_cc_runs.run_directory import write_csv
 
 

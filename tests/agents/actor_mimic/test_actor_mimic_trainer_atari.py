@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from tf_agents.policies import py_tf_eager_policy
 
-from agents.actor_mimic import trainer as amt
-from agents.dqn import expert as dqn_expert
-from agents.dqn import random_experts
-from agents.environments import adapters as environments
-from agents.training import EVAL_EPOCH_COLUMNS
+from keras_cc_agents.actor_mimic import trainer as amt
+from keras_cc_agents.dqn import expert as dqn_expert
+from keras_cc_agents.dqn import random_experts
+from keras_cc_agents.environments import adapters as environments
+from keras_cc_agents.training import EVAL_EPOCH_COLUMNS
 from keras_cc_runs import run_directory
 
 GAMES = ("Pong", "Breakout")

@@ -1,8 +1,9 @@
 """Distillation on CartPole: the student reaches >= 90% of its DQN expert's return.
 
-The expert is the session's seeded CartPole DQN expert (``agents.dqn``, trained and
+The expert is the session's seeded CartPole DQN expert (``keras_cc_agents.dqn``, trained and
 exported once by the ``cartpole_dqn_expert`` fixture), loaded through its export contract
-and evaluated like the students (``agents.dqn.evaluation.evaluate_policy``, the same epsilon).
+and evaluated like the students (``keras_cc_agents.dqn.evaluation.evaluate_policy``, the
+same epsilon).
 The student (a 64-64 MLP over the action union) distils it with the AMN cross-entropy
 (eq. 10) and with the CC-AMN likelihood (eq. 11).
 """
@@ -13,9 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agents.actor_mimic import trainer as actor_mimic_training
-from agents.dqn import expert as dqn_expert
-from agents.environments import adapters as environments
+from keras_cc_agents.actor_mimic import trainer as actor_mimic_training
+from keras_cc_agents.dqn import expert as dqn_expert
+from keras_cc_agents.environments import adapters as environments
 
 EVAL_EPSILON = 0.0
 EVAL_FRAMES = 4_000  # eight 500-step episodes over eight evaluation environments

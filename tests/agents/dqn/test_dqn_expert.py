@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agents.dqn import expert as dqn_expert
-from agents.dqn.expert import DqnExpertConfig, DqnExpertTrainer
-from agents.environments import games
+from keras_cc_agents.dqn import expert as dqn_expert
+from keras_cc_agents.dqn.expert import DqnExpertConfig, DqnExpertTrainer
+from keras_cc_agents.environments import games
 from keras_cc_runs import run_directory
 
 PONG_SMOKE = dict(

@@ -1,4 +1,5 @@
-"""Run directories written before the trainers shared `agents.training.EpochRun` still resume.
+"""Run directories written before the trainers shared `keras_cc_agents.training.EpochRun`
+still resume.
 
 Until then the DQN experts checkpointed through TF-Agents' `common.Checkpointer` (agent,
 epsilon and the loop counters, numbered by frames) and wrote their evaluation tables
@@ -10,8 +11,8 @@ import os
 import pytest
 from tf_agents.utils import common
 
-from agents.dqn.config import DqnExpertConfig
-from agents.dqn.trainer import DqnExpertTrainer
+from keras_cc_agents.dqn.config import DqnExpertConfig
+from keras_cc_agents.dqn.trainer import DqnExpertTrainer
 from keras_cc_runs import run_directory
 
 OLD_EPOCH_COLUMNS = ("game", "epoch", "frames", "mean_score", "std_score", "num_episodes")
@@ -68,7 +69,7 @@ def test_a_run_checkpointed_the_old_way_resumes(cartpole_recipe, tmp_path):
 
 
 def test_a_second_runner_is_refused(cartpole_recipe, tmp_path):
-    from agents.dqn.trainer import train_dqn_expert
+    from keras_cc_agents.dqn.trainer import train_dqn_expert
 
     run_dir = str(tmp_path / "CartPole")
     with run_directory.DirectoryLock(run_dir):
@@ -98,7 +99,7 @@ def test_a_damaged_replay_checkpoint_is_named_and_refilled(cartpole_recipe, tmp_
 
 
 def test_a_damaged_checkpoint_identity_is_named(cartpole_recipe, tmp_path):
-    from agents.dqn.config import CheckpointMismatchError
+    from keras_cc_agents.dqn.config import CheckpointMismatchError
 
     run_dir = str(tmp_path / "CartPole")
     config = _config(cartpole_recipe)

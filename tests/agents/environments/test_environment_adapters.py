@@ -6,9 +6,9 @@ import pytest
 from tf_agents.environments import utils as env_utils
 from tf_agents.trajectories import time_step as ts
 
-from agents.environments import adapters as environments
-from agents.environments import games
-from agents.environments.adapters import FIRST, LAST, MID
+from keras_cc_agents.environments import adapters as environments
+from keras_cc_agents.environments import games
+from keras_cc_agents.environments.adapters import FIRST, LAST, MID
 
 
 class ScriptedEnv(gymnasium.Env):

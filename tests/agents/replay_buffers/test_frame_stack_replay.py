@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agents.replay_buffers.frame_stack_replay import FIRST, LAST, MID, FrameStackReplay
+from keras_cc_agents.replay_buffers.frame_stack_replay import FIRST, LAST, MID, FrameStackReplay
 
 STACK = 4
 FRAME = (5, 6)

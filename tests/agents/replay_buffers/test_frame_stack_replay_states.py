@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
 
 
 def _stacked_stream(num_states, stack, rng, first_fill="repeat", lengths=(10, 40)):
