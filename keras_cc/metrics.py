@@ -9,21 +9,19 @@ are registered under names ending in ``Metric`` (e.g.
 ``keras_cc>TriangularDivergenceMetric``) so they never collide with the losses of the same
 name when a model is saved and loaded.
 
-Example:
-
-```python
-import keras, keras_cc
-model.compile(
-    "adam",
-    loss=keras_cc.CCLabelSmoothing(0.1),
-    metrics=[
-        "accuracy",
-        keras_cc.metrics.TriangularDivergence(),
-        keras_cc.metrics.JensenShannonDivergence(),
-        keras_cc.metrics.CCNegativeLogLikelihood(),
-    ],
-)
-```
+Examples:
+    >>> import keras, keras_cc
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    >>> model.compile(
+    ...     "adam",
+    ...     loss=keras_cc.CCLabelSmoothing(0.1, from_logits=True),
+    ...     metrics=[
+    ...         "accuracy",
+    ...         keras_cc.metrics.TriangularDivergence(from_logits=True),
+    ...         keras_cc.metrics.JensenShannonDivergence(from_logits=True),
+    ...         keras_cc.metrics.CCNegativeLogLikelihood(from_logits=True),
+    ...     ],
+    ... )
 """
 
 import keras
@@ -98,13 +96,12 @@ class TriangularDivergence(_DivergenceMetric):
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
         validate: assert that the targets lie on the simplex (not under XLA).
 
-    Example:
-
-    ```python
-    m = keras_cc.metrics.TriangularDivergence()
-    m.update_state([[0.0, 1.0]], [[0.2, 0.8]])
-    m.result()  # 0.5 * (0.2**2 / 0.2 + 0.2**2 / 1.8) = 0.1111
-    ```
+    Examples:
+        >>> import keras_cc
+        >>> m = keras_cc.metrics.TriangularDivergence()
+        >>> m.update_state([[0.0, 1.0]], [[0.2, 0.8]])
+        >>> round(float(m.result()), 4)  # 0.5 * (0.2**2 / 0.2 + 0.2**2 / 1.8)
+        0.1111
     """
 
     _per_example_fn = staticmethod(_losses.triangular_divergence)
@@ -122,6 +119,13 @@ class JensenShannonDivergence(_DivergenceMetric):
         name: metric name (default ``"jensen_shannon_divergence"``). dtype: result dtype.
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
         validate: assert that the targets lie on the simplex (not under XLA).
+
+    Examples:
+        >>> import keras_cc
+        >>> m = keras_cc.metrics.JensenShannonDivergence()
+        >>> m.update_state([[0.0, 1.0]], [[0.2, 0.8]])
+        >>> round(float(m.result()), 4)
+        0.108
     """
 
     _per_example_fn = staticmethod(_losses.jensen_shannon_divergence)
@@ -146,6 +150,13 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
         temperature: ``t > 0`` dividing the natural parameter.
         axis: the class axis.
         validate: assert that the targets lie on the simplex (not under XLA).
+
+    Examples:
+        >>> import numpy as np, keras_cc
+        >>> m = keras_cc.metrics.CCNegativeLogLikelihood(from_logits=True, label_smoothing=0.1)
+        >>> m.update_state(np.eye(3)[[1, 0]], np.array([[0.5, 2.0, -1.0], [1.0, 0.0, 0.0]]))
+        >>> round(float(m.result()), 4)  # CCLabelSmoothing(0.1)'s value on the same batch
+        -1.5616
     """
 
     def __init__(

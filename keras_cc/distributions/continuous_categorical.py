@@ -56,14 +56,13 @@ class ContinuousCategorical(tfd.Distribution):
     saying which: a NaN or infinite entry, a negative entry, or entries not summing to 1.
     XLA drops these run-time assertions, as for every TFP distribution.
 
-    Example:
-
-    >>> import keras_cc
-    >>> dist = keras_cc.ContinuousCategorical(logits=[[0.0, 1.0, 2.0]])
-    >>> dist.log_prob([[0.2, 0.3, 0.5]]).shape
-    TensorShape([1])
-    >>> dist.sample(4, seed=1).shape
-    TensorShape([4, 1, 3])
+    Examples:
+        >>> import keras_cc
+        >>> dist = keras_cc.ContinuousCategorical(logits=[[0.0, 1.0, 2.0]])
+        >>> dist.log_prob([[0.2, 0.3, 0.5]]).shape
+        TensorShape([1])
+        >>> dist.sample(4, seed=1).shape
+        TensorShape([4, 1, 3])
     """
 
     def __init__(

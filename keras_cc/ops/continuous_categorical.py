@@ -289,6 +289,12 @@ def cc_log_normalizer(logits):
 
     Returns:
       [...] tensor of the input's dtype.
+
+    Examples:
+        >>> import numpy as np, keras_cc
+        >>> value = keras_cc.ops.cc_log_normalizer([[0.0, 1.0, 2.0], [0.0, 0.0, 0.0]])
+        >>> print(np.round(value.numpy(), 4))  # the second row: log(1 / 2!) for K = 3
+        [ 0.3895 -0.6931]
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
@@ -312,7 +318,13 @@ def cc_log_prob(x, logits):
 
 @_xla.plain_python
 def cc_mean(logits):
-    """E[y] of CC(eta), the gradient of log C^{-1} (``keras_cc.core.series``, M1): [..., K]."""
+    """E[y] of CC(eta), the gradient of log C^{-1} (``keras_cc.core.series``, M1): [..., K].
+
+    Examples:
+        >>> import numpy as np, keras_cc
+        >>> print(np.round(keras_cc.ops.cc_mean([[0.0, 1.0, 2.0]]).numpy(), 4))
+        [[0.2567 0.3226 0.4207]]
+    """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
     mean = _mean_with_gradient(flat)
@@ -617,6 +629,14 @@ def cc_sample(logits, sample_shape=(), seed=None):
     Returns:
       [*sample_shape, ..., K] points on the simplex. Works in graph mode (tf.function);
       its loop lengths depend on the data, so it does not compile under XLA.
+
+    Examples:
+        >>> import numpy as np, keras_cc
+        >>> y = keras_cc.ops.cc_sample([[0.0, 1.0, 2.0]], sample_shape=[1000], seed=(1, 2))
+        >>> y.shape
+        TensorShape([1000, 1, 3])
+        >>> bool(np.allclose(y.numpy().sum(-1), 1.0, atol=1e-6))
+        True
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))

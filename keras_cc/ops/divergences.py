@@ -182,13 +182,14 @@ def cross_entropy_divergence(q, p):
 
     ``0 log 0`` is taken as 0; ``q_i > 0`` with ``p_i = 0`` gives ``+inf``.
 
-    Example:
-
-    ```python
-    keras_cc.ops.cross_entropy_divergence([0.5, 0.5], [0.25, 0.75])  # 0.8369
-    # one query against many: broadcasting over the leading axis
-    keras_cc.ops.cross_entropy_divergence(q[None, :], P)  # [N]
-    ```
+    Examples:
+        >>> import numpy as np, keras_cc
+        >>> round(float(keras_cc.ops.cross_entropy_divergence([0.5, 0.5], [0.25, 0.75])), 4)
+        0.837
+        >>> # one query against many: broadcasting over the leading axis
+        >>> q, P = np.array([0.5, 0.5]), np.array([[0.25, 0.75], [0.5, 0.5], [0.9, 0.1]])
+        >>> print(np.round(keras_cc.ops.cross_entropy_divergence(q[None, :], P).numpy(), 4))
+        [0.837  0.6931 1.204 ]
     """
     q, p = _float_pair(q, p, "cross_entropy_divergence")
     return -tf.reduce_sum(tf.math.xlogy(q, p), axis=-1)
@@ -226,6 +227,11 @@ def triangular_divergence(q, p, validate_args=False):
     ``[0, (Σq + Σp)/2]`` for non-negative inputs off it; meaningless with negative entries
     (module docstring). ``validate_args=True`` raises ``InvalidArgumentError`` naming ``q``
     or ``p`` when either is off the simplex.
+
+    Examples:
+        >>> import keras_cc
+        >>> round(float(keras_cc.ops.triangular_divergence([0.0, 1.0], [0.2, 0.8])), 4)
+        0.1111
     """
     q, p = _float_pair(q, p, "triangular_divergence", validate_args=validate_args)
     return core_divergences.triangular_divergence(TENSORFLOW, q, p)
