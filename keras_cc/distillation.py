@@ -12,18 +12,9 @@ Keras 3 backend.
 import keras
 
 from keras_cc import losses
+from keras_cc.core import hyperparameters
 
 __all__ = ["ContinuousCategoricalDistillation"]
-
-
-def _check_temperature(temperature):
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        raise ValueError(
-            f"`temperature` must be a Python number > 0; received temperature={temperature!r}."
-        )
-    if not temperature > 0:
-        raise ValueError(f"`temperature` must be > 0; received temperature={temperature!r}.")
-    return float(temperature)
 
 
 @keras.saving.register_keras_serializable(package="keras_cc")
@@ -76,7 +67,7 @@ class ContinuousCategoricalDistillation(keras.distillation.DistillationLoss):
     """
 
     def __init__(self, temperature=3.0, scale_by_temperature_squared=True):
-        self.temperature = _check_temperature(temperature)
+        self.temperature = hyperparameters.temperature(temperature)
         self.scale_by_temperature_squared = bool(scale_by_temperature_squared)
 
     def validate_outputs(self, teacher_outputs, student_outputs):

@@ -31,20 +31,18 @@ Conventions shared by every loss and function here:
 """
 
 import math
-import numbers
 import warnings
 
 import keras
 
 from keras_cc.core import divergences as core_divergences
+from keras_cc.core import hyperparameters, simplex
 from keras_cc.core import log_normalizer as core_log_normalizer
-from keras_cc.core import simplex
 from keras_cc.core.namespace import TENSORFLOW, keras_namespace
 from keras_cc.ops import _xla, divergences
 from keras_cc.ops._xla import plain_python as _plain_python
 from keras_cc.ops.continuous_categorical import value_and_mean_without_gradient
 from keras_cc.ops.divergences import _simplex_assertions
-from keras_cc.ops.softmax import check_temperature
 
 __all__ = [
     "CCLabelSmoothing",
@@ -70,43 +68,18 @@ SIMPLEX_ATOL = divergences.SIMPLEX_ATOL
 # ----------------------------------------------------------------------------- checks
 
 
-def _check_label_smoothing(label_smoothing):
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
-        raise ValueError(
-            "`label_smoothing` must be a float in [0, 1); received "
-            f"label_smoothing={label_smoothing!r}."
-        )
-    if not 0.0 <= float(label_smoothing) < 1.0:
-        raise ValueError(
-            "`label_smoothing` must lie in [0, 1) (1 would erase the label); received "
-            f"label_smoothing={label_smoothing!r}."
-        )
-    return float(label_smoothing)
+# One validator per hyperparameter (keras_cc.core.hyperparameters), used everywhere.
+_check_label_smoothing = hyperparameters.label_smoothing
+_check_temperature = hyperparameters.temperature
 
 
-def _check_temperature(temperature):
-    """``temperature`` as a float; a ``ValueError`` unless it is a Python number > 0."""
-    checked = check_temperature(temperature)
-    if checked is None:
-        raise ValueError("`temperature` must be a Python float > 0.")
-    return checked
+def _check_axis(axis):
+    return hyperparameters.integer(axis, "axis")
 
 
 def _check_ignore_class(ignore_class):
     """``ignore_class`` as a Python int or None; ``ValueError`` for anything else."""
-    if ignore_class is None:
-        return None
-    if isinstance(ignore_class, bool) or not isinstance(ignore_class, numbers.Integral):
-        raise ValueError(
-            f"`ignore_class` must be an int or None; received ignore_class={ignore_class!r}."
-        )
-    return int(ignore_class)
-
-
-def _check_axis(axis):
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise ValueError(f"`axis` must be an int; received axis={axis!r}.")
-    return axis
+    return None if ignore_class is None else hyperparameters.integer(ignore_class, "ignore_class")
 
 
 # ----------------------------------------------------------------------- conversions
@@ -464,7 +437,7 @@ def continuous_categorical_nll(
         [-1.409  -0.8309]
     """
     fn_name = "continuous_categorical_nll"
-    _check_axis(axis)
+    axis = _check_axis(axis)
     temperature = _check_temperature(temperature)
     _check_same_shape(y_true, y_pred, fn_name)
     w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name, temperature)
@@ -497,7 +470,7 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
         [-1.859  -1.2642]
     """
     fn_name = "cc_label_smoothing"
-    _check_axis(axis)
+    axis = _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
     _check_same_shape(y_true, y_pred, fn_name, _SPARSE_HINT)
     w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
@@ -522,7 +495,7 @@ def sparse_cc_label_smoothing(
     the other rows only (e.g. unlabelled pixels of segmentation maps).
     """
     fn_name = "sparse_cc_label_smoothing"
-    _check_axis(axis)
+    axis = _check_axis(axis)
     label_smoothing = _check_label_smoothing(label_smoothing)
     ignore_class = _check_ignore_class(ignore_class)
     y_pred = _tensor(y_pred)
@@ -594,7 +567,7 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
     (:func:`validate_simplex`; not available under XLA).
     """
     fn_name = "triangular_divergence"
-    _check_axis(axis)
+    axis = _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
     f = _probabilities(y_pred, from_logits, axis, fn_name)
     y = _targets_in_order(y_true, _dtype(f), axis, validate, fn_name)
@@ -612,7 +585,7 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, valida
     asserts that ``y_true`` lies on the simplex (:func:`validate_simplex`; not under XLA).
     """
     fn_name = "jensen_shannon_divergence"
-    _check_axis(axis)
+    axis = _check_axis(axis)
     _check_same_shape(y_true, y_pred, fn_name)
     f = _probabilities(y_pred, from_logits, axis, fn_name)
     y = _targets_in_order(y_true, _dtype(f), axis, validate, fn_name)
@@ -636,7 +609,7 @@ class _KerasCCLoss(keras.losses.Loss):
     _default_name = None
 
     def __init__(self, fn, fn_kwargs, reduction, name, dtype, **kwargs):
-        _check_axis(fn_kwargs["axis"])
+        fn_kwargs = {**fn_kwargs, "axis": _check_axis(fn_kwargs["axis"])}
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}."

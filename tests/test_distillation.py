@@ -5,6 +5,7 @@ import backend_check
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_cc
 from keras_cc import losses
@@ -37,10 +38,16 @@ def test_gradient_reaches_the_student_only():
     assert np.all(np.isfinite(gradient)) and np.abs(gradient).max() > 0
 
 
-@pytest.mark.parametrize("temperature", [0, -1.0, "3", True])
+@pytest.mark.parametrize("temperature", [0, -1.0, "3", True, float("inf"), np.array([3.0])])
 def test_bad_temperature_is_refused(temperature):
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
         keras_cc.ContinuousCategoricalDistillation(temperature=temperature)
+
+
+@pytest.mark.parametrize("temperature", [3, np.float32(3.0), np.array(3.0), tf.constant(3.0)])
+def test_temperature_takes_numpy_scalars_and_concrete_tensors(temperature):
+    loss = keras_cc.ContinuousCategoricalDistillation(temperature=temperature)
+    assert loss.temperature == 3.0 and type(loss.temperature) is float
 
 
 def test_outputs_of_other_shapes_are_refused():

@@ -143,7 +143,7 @@ def test_make_loss_gives_the_four_columns_on_logits():
     np.testing.assert_allclose(float(ls(y, z + 3.0)), float(ls(y, z)), rtol=1e-5)
     with pytest.raises(ValueError, match="Unknown loss"):
         model_lib.make_loss("focal")
-    with pytest.raises(ValueError, match=r"label_smoothing must lie in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"`label_smoothing` must lie in \(0, 1\)"):
         model_lib.make_loss("cc_ls", 0.0)
 
 

@@ -145,7 +145,7 @@ def test_keras_loss_reduction_and_fallback_metric():
     spread.update_state(y, logits)
     z = logits.numpy()
     np.testing.assert_allclose(float(spread.result()), (z.max(1) - z.min(1)).mean(), rtol=1e-5)
-    with pytest.raises(ValueError, match="label_smoothing must lie in"):
+    with pytest.raises(ValueError, match="`label_smoothing` must lie in"):
         published.PublishedCCLabelSmoothing(1.0)
     config = summed.get_config()
     assert published.PublishedCCLabelSmoothing.from_config(config).label_smoothing == 0.1

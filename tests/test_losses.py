@@ -210,7 +210,7 @@ def test_ignore_class_round_trips_and_refuses_what_is_not_an_int():
     again = keras_cc.SparseCCLabelSmoothing.from_config(loss.get_config())
     assert again.get_config() == loss.get_config()
     for bad in (1.5, "0", True):
-        with pytest.raises(ValueError, match="`ignore_class` must be an int or None"):
+        with pytest.raises(ValueError, match="`ignore_class` must be an int"):
             keras_cc.SparseCCLabelSmoothing(ignore_class=bad)
 
 
@@ -284,6 +284,38 @@ def test_bad_label_smoothing(value):
             make(value)
     with pytest.raises(ValueError, match="label_smoothing"):
         losses.cc_label_smoothing(np.eye(3), np.eye(3), label_smoothing=value)
+
+
+@pytest.mark.parametrize(
+    "epsilon, axis",
+    [
+        (np.float32(0.25), np.int64(-1)),
+        (np.float64(0.25), np.int32(1)),
+        (np.array(0.25), -1),
+        (tf.constant(0.25, tf.float64), tf.constant(-1)),
+    ],
+    ids=["numpy-float32", "numpy-float64", "0-d-array", "tensor"],
+)
+def test_hyperparameters_take_numpy_scalars_and_concrete_tensors(rng, epsilon, axis):
+    logits, one_hot, labels = _data(rng)
+    reference = keras_cc.CCLabelSmoothing(0.25, from_logits=True)(one_hot, logits)
+    loss = keras_cc.CCLabelSmoothing(epsilon, from_logits=True, axis=axis)
+    config = loss.get_config()
+    assert type(config["label_smoothing"]) is float and type(config["axis"]) is int
+    np.testing.assert_allclose(loss(one_hot, logits), reference, rtol=1e-6)
+    sparse = keras_cc.SparseCCLabelSmoothing(epsilon, from_logits=True, ignore_class=np.int8(-1))
+    np.testing.assert_allclose(sparse(labels, logits), reference, rtol=1e-6)
+    nll = keras_cc.ContinuousCategoricalLoss(from_logits=True, temperature=np.float32(2.0))
+    assert nll.get_config()["temperature"] == 2.0
+
+
+def test_a_symbolic_hyperparameter_is_refused_with_a_clear_message():
+    @tf.function
+    def build(epsilon):
+        return keras_cc.CCLabelSmoothing(epsilon)
+
+    with pytest.raises(ValueError, match="`label_smoothing` must be a float in .* known when"):
+        build(tf.constant(0.1))
 
 
 @pytest.mark.parametrize("value", [0.0, -2.0, float("nan"), float("inf")])

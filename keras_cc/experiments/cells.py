@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from keras_cc.core import hyperparameters
 from keras_cc.experiments import data as data_lib
 from keras_cc.experiments import model as model_lib
 from keras_cc.experiments.protocols import get_protocol
@@ -136,10 +137,7 @@ class TrainingConfig:
             raise ValueError(f"batch_size must be >= 1; received {self.batch_size!r}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0; received {self.learning_rate!r}.")
-        if not 0.0 < self.label_smoothing < 1.0:
-            raise ValueError(
-                f"label_smoothing must lie in (0, 1); received {self.label_smoothing!r}."
-            )
+        hyperparameters.label_smoothing(self.label_smoothing, positive=True)
         for name in ("jit_compile", "deterministic_ops"):
             if getattr(self, name) not in ("auto", "true", "false"):
                 raise ValueError(

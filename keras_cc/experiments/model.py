@@ -27,6 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_cc.core import hyperparameters
+
 __all__ = [
     "LOSS_LABELS",
     "LOSSES",
@@ -129,11 +131,7 @@ def make_loss(
     """
     if name == "none":
         return keras.losses.CategoricalCrossentropy(from_logits=True)
-    if not 0.0 < label_smoothing < 1.0:
-        raise ValueError(
-            f"label_smoothing must lie in (0, 1) for the {name!r} loss; received "
-            f"{label_smoothing!r}."
-        )
+    label_smoothing = hyperparameters.label_smoothing(label_smoothing, positive=True)
     if name == "ls":
         return keras.losses.CategoricalCrossentropy(
             label_smoothing=label_smoothing, from_logits=True, reduction=reduction

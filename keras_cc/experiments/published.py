@@ -29,6 +29,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_cc.core import hyperparameters
+
 __all__ = [
     "FallbackShare",
     "LogitSpread",
@@ -149,10 +151,9 @@ class PublishedCCLabelSmoothing(keras.losses.Loss):
         name: str = "published_cc_label_smoothing",
         dtype=None,
     ):
-        if not 0.0 < label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must lie in (0, 1); received {label_smoothing!r}.")
+        label_smoothing = hyperparameters.label_smoothing(label_smoothing, positive=True)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
         return published_cc_label_smoothing(y_true, y_pred, self.label_smoothing)

@@ -4,10 +4,12 @@ Pure TensorFlow, event axis last, XLA-compilable. Equation numbers refer to the
 correlations paper (Connor et al., Entropy 26 (2024) 491).
 """
 
-import math
 import numbers
 
+import numpy as np
 import tensorflow as tf
+
+from keras_cc.core import hyperparameters
 
 __all__ = [
     "tempered_softmax",
@@ -19,19 +21,15 @@ __all__ = [
 
 
 def check_temperature(temperature, name="temperature"):
-    """Raises ``ValueError`` unless a Python/NumPy ``temperature`` is a finite number > 0.
-
-    Tensors are checked at run time with ``tf.debugging.assert_positive`` instead (an
-    ``InvalidArgumentError``; XLA drops that assertion).
+    """A Python or NumPy scalar ``temperature`` as a float, checked to be finite and > 0
+    (``ValueError`` otherwise: :func:`keras_cc.core.hyperparameters.temperature`); None for
+    tensors and arrays, which are checked at run time with ``tf.debugging.assert_positive``
+    instead (an ``InvalidArgumentError``; XLA drops that assertion).
     """
-    if isinstance(temperature, bool):
-        raise ValueError(f"`{name}` must be a positive number; received {temperature!r}.")
-    if isinstance(temperature, numbers.Real):
-        if not math.isfinite(float(temperature)) or float(temperature) <= 0.0:
-            raise ValueError(
-                f"`{name}` must be a finite number > 0; received {name}={temperature!r}."
-            )
-        return float(temperature)
+    if isinstance(temperature, bool | np.bool_ | numbers.Real) or (
+        isinstance(temperature, np.ndarray) and temperature.ndim == 0
+    ):
+        return hyperparameters.temperature(temperature, name)
     return None
 
 
