@@ -229,3 +229,12 @@ def test_covariance_of_a_wide_row_is_the_derivative_of_the_mean():
         # A mean near 1 has an absolute error of 1e-16 over a step of about 10 logits.
         np.testing.assert_allclose(covariance[row], covariance[row].T, rtol=1e-4, atol=1e-20)
         np.testing.assert_allclose(covariance[row].sum(-1), 0.0, atol=1e-5 * variance[row].max())
+
+
+@pytest.mark.parametrize(
+    "sample_shape, expected",
+    [(3, (3,)), (np.int64(3), (3,)), ((2, 3), (2, 3)), (np.array([2, 3]), (2, 3)), ((), ())],
+)
+def test_sample_shape_takes_an_int_or_a_shape_as_tfp_does(sample_shape, expected):
+    samples = ops.cc_sample([[0.0, 1.0, 2.0]], sample_shape=sample_shape, seed=(1, 2))
+    assert tuple(samples.shape) == (*expected, 1, 3)

@@ -623,7 +623,8 @@ def cc_sample(logits, sample_shape=(), seed=None):
 
     Args:
       logits: [..., K] natural parameters.
-      sample_shape: leading shape of the samples.
+      sample_shape: leading shape of the samples: an int, or a shape (tuple, list, 1-D
+        integer array or tensor), as in TFP's ``Distribution.sample``.
       seed: None, a Python int or a stateless seed (shape-[2] integer tensor).
 
     Returns:
@@ -642,7 +643,8 @@ def cc_sample(logits, sample_shape=(), seed=None):
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
     _, w = _centered(flat)
     num_classes = tf.shape(flat)[1]
-    sample_shape = tf.cast(tf.convert_to_tensor(sample_shape, tf.int32), tf.int32)
+    # An int n is the shape [n], as in TFP.
+    sample_shape = tf.reshape(tf.cast(tf.convert_to_tensor(sample_shape), tf.int32), [-1])
     num_samples = tf.reduce_prod(sample_shape)
     seeds = tf.random.experimental.stateless_split(_stateless_seed(seed), num_classes + 2)
 
