@@ -34,7 +34,10 @@ from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "game", "Pong", f"Game to learn: {', '.join(games.PAPER_GAMES)}, CartPole or any ALE ROM."
+    "game",
+    "Pong",
+    f"Game to learn: {', '.join(games.PAPER_GAMES)}, a MinAtar game "
+    f"({', '.join(games.MINATAR_GAMES)}), CartPole or any ALE ROM.",
 )
 flags.DEFINE_string("output_dir", "", "Run directory; default runs/dqn/<game>_seed<seed>.")
 flags.DEFINE_bool("overwrite", False, "Delete and restart a run directory holding a run.")
@@ -58,7 +61,7 @@ def main(argv):
             raise ValueError(f"--game: {error}") from None
         config = cli.config_from_flags(DqnExpertConfig, game=FLAGS.game)
         run_dir = FLAGS.output_dir or os.path.join(
-            "runs", "dqn", f"{config.game}_seed{config.seed}"
+            "runs", "dqn", f"{config.game_spec.path_name}_seed{config.seed}"
         )
         run_directory.check_output_dir(run_dir)
         if FLAGS.export_only and not os.path.isfile(os.path.join(run_dir, "config.json")):

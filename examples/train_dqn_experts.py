@@ -47,7 +47,8 @@ def _jobs() -> dict[str, tuple[dict, str]]:
         except games.UnknownGameError as error:
             raise ValueError(f"--games: {error}") from None
         config = cli.config_from_flags(DqnExpertConfig, game=game)
-        jobs[config.game] = (config.to_dict(), os.path.join(FLAGS.output_dir, config.game))
+        run_dir = os.path.join(FLAGS.output_dir, config.game_spec.path_name)
+        jobs[config.game] = (config.to_dict(), run_dir)
     if not jobs:
         raise ValueError("--games is empty.")
     return jobs

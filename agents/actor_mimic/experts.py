@@ -105,7 +105,7 @@ def _atari_options(expert: dqn_expert.Expert) -> environments.AtariOptions:
 
 
 def frames_per_step(game: str, expert: dqn_expert.Expert) -> int:
-    """Emulator frames per agent step: the frame skip for Atari, 1 otherwise."""
+    """Emulator frames per agent step: the frame skip for Atari, 1 otherwise (MinAtar too)."""
     if game_registry.get_game(game).is_atari:
         return int(_atari_options(expert).frame_skip)
     return 1
@@ -113,7 +113,7 @@ def frames_per_step(game: str, expert: dqn_expert.Expert) -> int:
 
 def make_game_environment(game: str, expert: dqn_expert.Expert, num_envs: int, seed: int):
     """A batched environment of ``game`` preprocessed exactly as its expert's."""
-    if game_registry.get_game(game).is_atari:
+    if game_registry.get_game(game).kind in ("atari", "minatar"):
         return environments.make_environment(
             game, num_envs, seed=seed, options=_atari_options(expert)
         )

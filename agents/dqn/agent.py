@@ -98,6 +98,7 @@ def make_agent(
         action_spec,
         conv_layer_params=config.conv_layer_params,
         fc_layer_params=config.fc_layer_params,
+        network=config.network,
     )
     agent_class = ExpertDdqnAgent if config.double_dqn else ExpertDqnAgent
     agent = agent_class(

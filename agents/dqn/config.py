@@ -20,6 +20,7 @@ from keras_cc_runs.run_directory import DamagedFileError, read_json
 # Settings that define what a checkpoint contains; a resume must not change them.
 IDENTITY_FIELDS = (
     "game",
+    "network",
     "conv_layer_params",
     "fc_layer_params",
     "num_envs",
@@ -63,6 +64,23 @@ def _format_fc(sizes) -> str:
     return ",".join(str(size) for size in sizes)
 
 
+NETWORK_CHOICES = ("nature_cnn", "minatar", "mlp")
+
+
+def _parse_network(text: str) -> str | None:
+    """``'minatar'`` -> ``'minatar'``; '' -> None (the game's default network)."""
+    if not text.strip():
+        return None
+    if text not in NETWORK_CHOICES:
+        raise ValueError(f"expected one of {', '.join(NETWORK_CHOICES)}, got {text!r}.")
+    return text
+
+
+def _parse_probability(text: str) -> float | None:
+    """``'0.25'`` -> 0.25; '' -> None (the game's default)."""
+    return float(text) if text.strip() else None
+
+
 @dataclasses.dataclass
 class DqnExpertConfig:
     """Every setting of a DQN expert run (defaults: Nature-DQN on Atari, CC paper epochs).
@@ -73,8 +91,9 @@ class DqnExpertConfig:
 
     game: str = cli.setting(
         "Pong",
-        "Game: one of the CC paper's Atari games, CartPole or any ALE ROM (see "
-        "keras_cc_agents.environments.games).",
+        "Game: one of the CC paper's Atari games, a MinAtar game (MinAtar/Breakout, "
+        "MinAtar/SpaceInvaders, MinAtar/Freeway, MinAtar/Asterix, MinAtar/Seaquest), CartPole "
+        "or any ALE ROM (see keras_cc_agents.environments.games).",
         flag=False,
     )
     seed: int = cli.setting(
@@ -109,10 +128,12 @@ class DqnExpertConfig:
         30,
         "Up to this many no-op actions at the start of each episode.",
     )
-    sticky_action_probability: float = cli.setting(
-        0.0,
-        "Probability that the emulator repeats the previous action (0 as in Nature-DQN and the "
-        "CC paper; 0.25 in Machado et al. 2018).",
+    sticky_action_probability: float | None = cli.setting(
+        None,
+        "Probability that the emulator repeats the previous action; unset: 0 for Atari (as in "
+        "Nature-DQN and the CC paper; 0.25 in Machado et al. 2018), 0.1 for MinAtar (its "
+        "default).",
+        parse=_parse_probability,
     )
     full_action_space: bool = cli.setting(
         False,
@@ -131,18 +152,23 @@ class DqnExpertConfig:
         True,
         "Clip rewards to [-1, 1] for learning (scores stay raw).",
     )
-    # network (None: Nature CNN for pixels, 64-64 MLP for vectors)
+    # network (None: Nature CNN for Atari, MinAtar's network for MinAtar, 64-64 MLP for vectors)
+    network: str | None = cli.setting(
+        None,
+        "Q-network: nature_cnn (Mnih et al. 2015), minatar (Young & Tian 2019: conv 16 3x3, "
+        "dense 128) or mlp (64-64); unset: nature_cnn for Atari, minatar for MinAtar, mlp for "
+        "classic-control games. --conv_layer_params and --fc_layer_params replace its layers.",
+        parse=_parse_network,
+    )
     conv_layer_params: tuple | None = cli.setting(
         None,
-        "Convolutions as 'filters:kernel:stride,...'; empty: Nature CNN for Atari, none for "
-        "classic-control games.",
+        "Convolutions as 'filters:kernel:stride,...'; empty: those of --network.",
         parse=_parse_conv,
         format=_format_conv,
     )
     fc_layer_params: tuple | None = cli.setting(
         None,
-        "Dense layer sizes, e.g. '512' (Atari) or '64,64'; empty: the default for the game's "
-        "observations.",
+        "Dense layer sizes, e.g. '512' (Atari) or '64,64'; empty: those of --network.",
         parse=_parse_fc,
         format=_format_fc,
     )
@@ -294,6 +320,12 @@ class DqnExpertConfig:
         settings.require_probability(
             self, ("epsilon_start", "epsilon_end", "eval_epsilon", "target_update_tau")
         )
+        if self.sticky_action_probability is not None:
+            settings.require_probability(self, ("sticky_action_probability",))
+        if self.network is not None and self.network not in NETWORK_CHOICES:
+            raise ValueError(
+                f"network must be one of {', '.join(NETWORK_CHOICES)}, got {self.network!r}."
+            )
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}.")
         if self.learning_rate <= 0:
@@ -317,18 +349,25 @@ class DqnExpertConfig:
         return self.frame_skip if self.game_spec.is_atari else 1
 
     @property
+    def sticky_actions(self) -> float:
+        """`sticky_action_probability`, or the game's default when unset."""
+        if self.sticky_action_probability is not None:
+            return float(self.sticky_action_probability)
+        return 0.1 if self.game_spec.is_minatar else 0.0
+
+    @property
     def atari_options(self):
-        """The Atari preprocessing (`keras_cc_agents.environments.adapters.AtariOptions`)."""
-        from keras_cc_agents.environments import (
-            adapters,
-        )  # TF-Agents: only when an environment is made
+        """The preprocessing of Atari and MinAtar games
+        (`keras_cc_agents.environments.adapters.AtariOptions`)."""
+        # TF-Agents: imported only when an environment is made.
+        from keras_cc_agents.environments import adapters
 
         return adapters.AtariOptions(
             frame_skip=self.frame_skip,
             frame_stack=self.frame_stack,
             screen_size=self.screen_size,
             noop_max=self.noop_max,
-            sticky_action_probability=self.sticky_action_probability,
+            sticky_action_probability=self.sticky_actions,
             full_action_space=self.full_action_space,
             max_episode_frames=self.max_episode_frames,
         )

@@ -449,6 +449,15 @@ class DqnExpertTrainer:
         config = self.config
         spec = self.time_step_spec.observation
         preprocessing = {"clip_rewards_in_training": config.clip_rewards}
+        if config.game_spec.is_minatar:
+            options = config.atari_options
+            preprocessing.update(
+                sticky_action_probability=options.sticky_action_probability,
+                full_action_space=options.full_action_space,
+                max_episode_frames=options.max_episode_frames,
+                channels_last=True,
+                pixel_scaling="MinAtar's {0, 1} channels as float inside the network",
+            )
         if config.game_spec.is_atari:
             preprocessing.update(config.atari_options.to_dict())
             preprocessing.update(

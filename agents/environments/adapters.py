@@ -418,11 +418,80 @@ def make_atari_env(
     )
 
 
+MINATAR_STICKY_ACTION_PROBABILITY = 0.1  # MinAtar's default (minatar.Environment)
+
+
+def _register_minatar() -> None:
+    """Registers MinAtar's gymnasium ids (``MinAtar/<Game>-v0/v1``) once per process."""
+    if "MinAtar/Breakout-v1" not in gymnasium.registry:
+        from minatar import gym as minatar_gym
+
+        minatar_gym.register_envs()
+
+
+def make_minatar_gym_env(
+    game: str,
+    sticky_action_probability: float = MINATAR_STICKY_ACTION_PROBABILITY,
+    full_action_space: bool = False,
+    max_episode_frames: int | None = None,
+) -> gymnasium.Env:
+    """One MinAtar game (Young & Tian 2019) as a gymnasium environment.
+
+    Observations are MinAtar's 10x10 grids with one channel per kind of object, as uint8
+    ``[10, 10, channels]`` in {0, 1} (MinAtar gives booleans); there is no frame skip and no
+    frame stack (one frame is one agent step). Actions are the game's minimal action set
+    (``v1`` ids), or all six with `full_action_space`. Sticky actions repeat the previous
+    action with `sticky_action_probability` (MinAtar's default 0.1). Episodes end when
+    the game does, or are truncated after `max_episode_frames` steps if given.
+    """
+    _register_minatar()
+    spec = games.get_game(game)
+    if not spec.is_minatar:
+        raise ValueError(f"game {spec.name!r} is not a MinAtar game.")
+    env_id = spec.env_id if not full_action_space else spec.env_id.replace("-v1", "-v0")
+    env = gymnasium.make(
+        env_id,
+        sticky_action_prob=float(sticky_action_probability),
+        max_episode_steps=max_episode_frames,
+    )
+    grid = env.observation_space.shape
+    return gymnasium.wrappers.TransformObservation(
+        env,
+        lambda observation: np.asarray(observation, dtype=np.uint8),
+        gymnasium.spaces.Box(0, 1, shape=grid, dtype=np.uint8),
+    )
+
+
+def make_minatar_vector_env(
+    game: str, num_envs: int, options: AtariOptions, seed: int | None = None
+) -> GymnasiumVectorPyEnvironment:
+    """`num_envs` copies of a MinAtar game (`make_minatar_gym_env`) as a batched environment.
+
+    From `options` it takes `sticky_action_probability`, `full_action_space` and
+    `max_episode_frames`; frame skip, frame stack, screen size and no-ops do not apply.
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+    env = gymnasium.vector.SyncVectorEnv(
+        [
+            lambda: make_minatar_gym_env(
+                game,
+                options.sticky_action_probability,
+                options.full_action_space,
+                options.max_episode_frames,
+            )
+            for _ in range(num_envs)
+        ],
+        autoreset_mode=gymnasium.vector.AutoresetMode.NEXT_STEP,
+    )
+    return GymnasiumVectorPyEnvironment(env, seed=seed)
+
+
 def make_classic_vector_env(game: str, num_envs: int, seed: int | None = None):
     """`num_envs` copies of a classic-control game (e.g. CartPole) as a batched `PyEnvironment`."""
     spec = games.get_game(game)
-    if spec.is_atari:
-        raise ValueError(f"game {spec.name!r} is an Atari game; use make_atari_vector_env.")
+    if spec.kind != "classic":
+        raise ValueError(f"game {spec.name!r} is not a classic-control game.")
     env = gymnasium.vector.SyncVectorEnv(
         [lambda: gymnasium.make(spec.env_id) for _ in range(num_envs)],
         autoreset_mode=gymnasium.vector.AutoresetMode.NEXT_STEP,
@@ -440,12 +509,16 @@ def make_environment(
 ) -> GymnasiumVectorPyEnvironment:
     """A batched `PyEnvironment` of `num_envs` copies of any registered game.
 
-    Atari games run in `AtariVectorEnv` with `options`; classic games in a `SyncVectorEnv`.
-    Raises `games.UnknownGameError` (listing the available games) for an unknown name.
+    Atari games run in `AtariVectorEnv` with `options`; MinAtar and classic games in a
+    `SyncVectorEnv` (MinAtar with `options`' sticky actions, action set and episode
+    limit). Raises `games.UnknownGameError` (listing the available games) for an unknown
+    name.
     """
     spec = games.get_game(game)
     if spec.is_atari:
         return make_atari_vector_env(
             spec.name, num_envs, options, seed=seed, terminal_on_life_loss=terminal_on_life_loss
         )
+    if spec.is_minatar:
+        return make_minatar_vector_env(spec.name, num_envs, options, seed=seed)
     return make_classic_vector_env(spec.name, num_envs, seed=seed)

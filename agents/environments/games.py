@@ -1,8 +1,11 @@
-"""Registry of the games the DQN experts play: the CC paper's Atari games, every ALE ROM, CartPole.
+"""Registry of the games the DQN experts play: the CC paper's Atari games, every ALE ROM,
+MinAtar's five games and the classic-control ones.
 
-A game has a short name ("Pong", "SpaceInvaders", "CartPole"), a gymnasium environment id and
-the names of its actions in the order of the environment's action indices. The CC paper's
-section 4 uses Breakout, Atlantis, Pong and SpaceInvaders (``PAPER_GAMES``).
+A game has a short name ("Pong", "SpaceInvaders", "MinAtar/Breakout", "CartPole"), a gymnasium
+environment id and the names of its actions in the order of the environment's action
+indices. The CC paper's section 4 uses Breakout, Atlantis, Pong and SpaceInvaders
+(``PAPER_GAMES``). MinAtar (Young & Tian 2019, the ``minatar`` package) has miniature
+versions of five Atari games on 10x10 grids of a few channels (``MINATAR_GAMES``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,18 @@ import difflib
 import functools
 
 PAPER_GAMES = ("Breakout", "Atlantis", "Pong", "SpaceInvaders")
+
+# MinAtar's games: short name -> the game's module in `minatar.environments`.
+_MINATAR_MODULES = {
+    "MinAtar/Asterix": "asterix",
+    "MinAtar/Breakout": "breakout",
+    "MinAtar/Freeway": "freeway",
+    "MinAtar/Seaquest": "seaquest",
+    "MinAtar/SpaceInvaders": "space_invaders",
+}
+MINATAR_GAMES = tuple(_MINATAR_MODULES)
+# MinAtar's six actions, in the order of its action indices (minatar.Environment).
+MINATAR_ACTIONS = ("NOOP", "LEFT", "UP", "RIGHT", "DOWN", "FIRE")
 
 # Classic-control games: short name -> (gymnasium id, action meanings).
 _CLASSIC_GAMES = {
@@ -34,9 +49,11 @@ class GameSpec:
 
     Attributes:
       name: short name, e.g. "Pong".
-      kind: "atari" (ALE ROM, pixels) or "classic" (gymnasium classic control, vectors).
-      env_id: gymnasium id, e.g. "ALE/Pong-v5" or "CartPole-v1".
-      rom: ALE ROM id ("pong", "space_invaders"); None for classic games.
+      kind: "atari" (ALE ROM, pixels), "minatar" (MinAtar, 10x10 grids of channels) or
+        "classic" (gymnasium classic control, vectors).
+      env_id: gymnasium id, e.g. "ALE/Pong-v5", "MinAtar/Breakout-v1" or "CartPole-v1".
+      rom: ALE ROM id ("pong", "space_invaders") or MinAtar game module ("breakout"); None
+        for classic games.
     """
 
     name: str
@@ -47,6 +64,15 @@ class GameSpec:
     @property
     def is_atari(self) -> bool:
         return self.kind == "atari"
+
+    @property
+    def is_minatar(self) -> bool:
+        return self.kind == "minatar"
+
+    @property
+    def path_name(self) -> str:
+        """The name as one path component ("MinAtar_Breakout"), for run directories."""
+        return self.name.replace("/", "_")
 
 
 def _rom_to_name(rom: str) -> str:
@@ -59,6 +85,8 @@ def _registry() -> dict[str, GameSpec]:
         name: GameSpec(name=name, kind="classic", env_id=env_id)
         for name, (env_id, _) in _CLASSIC_GAMES.items()
     }
+    for name, module in _MINATAR_MODULES.items():
+        games[name] = GameSpec(name=name, kind="minatar", env_id=f"{name}-v1", rom=module)
     from ale_py import roms
 
     for rom in roms.get_all_rom_ids():
@@ -70,13 +98,15 @@ def _registry() -> dict[str, GameSpec]:
 
 
 def available_games() -> list[str]:
-    """Short names of every known game: the paper's, the classic-control ones, then ALE's."""
-    first = [*PAPER_GAMES, *_CLASSIC_GAMES]
+    """Short names of every known game: the paper's, MinAtar's, the classic-control ones,
+    then ALE's."""
+    first = [*PAPER_GAMES, *MINATAR_GAMES, *_CLASSIC_GAMES]
     return first + sorted(name for name in _registry() if name not in first)
 
 
 def get_game(name: str) -> GameSpec:
-    """Returns the `GameSpec` of `name` (case-insensitive; "space_invaders" works too).
+    """Returns the `GameSpec` of `name` (case-insensitive; "space_invaders" and
+    "minatar_breakout" work too).
 
     Raises:
       UnknownGameError: `name` is not a known game; the message lists the available games
@@ -86,12 +116,16 @@ def get_game(name: str) -> GameSpec:
     if not isinstance(name, str) or not name:
         raise UnknownGameError(f"game must be a non-empty string, got {name!r}.")
     by_lower = {key.lower(): key for key in registry}
-    key = by_lower.get(name.lower()) or by_lower.get(_rom_to_name(name).lower())
+    key = (
+        by_lower.get(name.lower())
+        or by_lower.get(name.lower().replace("_", "/", 1))
+        or by_lower.get(_rom_to_name(name).lower())
+    )
     if key is not None:
         return registry[key]
     close = difflib.get_close_matches(name, list(registry), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    first = [*PAPER_GAMES, *_CLASSIC_GAMES]
+    first = [*PAPER_GAMES, *MINATAR_GAMES, *_CLASSIC_GAMES]
     raise UnknownGameError(
         f"Unknown game {name!r}.{hint} Available games: {', '.join(first)} and "
         f"{len(registry) - len(first)} more ALE ROMs (keras_cc_agents.environments.games."
@@ -107,6 +141,8 @@ def action_meanings(name: str, full_action_space: bool = False) -> tuple[str, ..
     `full_action_space`), in the order ALE and `AtariVectorEnv` use.
     """
     game = get_game(name)
+    if game.is_minatar:
+        return tuple(MINATAR_ACTIONS[a] for a in _minatar_action_set(game, full_action_space))
     if not game.is_atari:
         return _CLASSIC_GAMES[game.name][1]
     import ale_py
@@ -117,3 +153,13 @@ def action_meanings(name: str, full_action_space: bool = False) -> tuple[str, ..
     ale.loadROM(roms.get_rom_path(game.rom))
     actions = ale.getLegalActionSet() if full_action_space else ale.getMinimalActionSet()
     return tuple(action.name for action in actions)
+
+
+def _minatar_action_set(game: GameSpec, full_action_space: bool) -> list[int]:
+    """MinAtar's action indices of `game`: its minimal set, or all six."""
+    if full_action_space:
+        return list(range(len(MINATAR_ACTIONS)))
+    import importlib
+
+    module = importlib.import_module(f"minatar.environments.{game.rom}")
+    return list(module.Env(ramping=True).minimal_action_set())

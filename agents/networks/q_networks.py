@@ -6,6 +6,9 @@ stride 1, dense 512, all ReLU, and a linear layer with one Q-value per action. T
 (appendix A.2) uses the same network for the experts and the actor-mimic students, so the
 trunk is available on its own (`nature_encoder`).
 
+MinAtar's network (Young & Tian 2019, section 4) is one 16-filter 3x3 convolution of stride 1
+and a dense layer of 128 units, both ReLU, over its 10x10 grids of {0, 1} channels.
+
 Classic-control games (CartPole) use a small MLP on the raw observation vector.
 """
 
@@ -18,11 +21,30 @@ from tf_agents.trajectories import time_step as ts
 
 NATURE_CONV_LAYERS = ((32, (8, 8), 4), (64, (4, 4), 2), (64, (3, 3), 1))
 NATURE_FC_LAYERS = (512,)
+MINATAR_CONV_LAYERS = ((16, (3, 3), 1),)
+MINATAR_FC_LAYERS = (128,)
+MLP_FC_LAYERS = (64, 64)
+# --network choices -> (conv_layer_params, fc_layer_params).
+NETWORKS = {
+    "nature_cnn": (NATURE_CONV_LAYERS, NATURE_FC_LAYERS),
+    "minatar": (MINATAR_CONV_LAYERS, MINATAR_FC_LAYERS),
+    "mlp": ((), MLP_FC_LAYERS),
+}
 
 
-def _pixel_scaling() -> tf.keras.layers.Layer:
-    """uint8 pixels -> float32 in [0, 1] (a Keras 2 layer; it casts its input)."""
-    return tf.keras.layers.Rescaling(1.0 / 255.0, name="pixels_to_unit_interval")
+def default_network(observation_spec) -> str:
+    """The network of a game's observations: Nature CNN for uint8 frames of 84x84 or more,
+    MinAtar's for smaller uint8 grids, an MLP for vectors."""
+    if not _is_pixel_spec(observation_spec):
+        return "mlp"
+    return "nature_cnn" if min(observation_spec.shape[:2]) >= 36 else "minatar"
+
+
+def _pixel_scaling(observation_spec) -> tf.keras.layers.Layer:
+    """uint8 frames -> float32 in [0, 1]: divided by the spec's maximum (255 for Atari
+    pixels, 1 for MinAtar's channels). A Keras 2 layer; it casts its input."""
+    maximum = float(getattr(observation_spec, "maximum", 255))
+    return tf.keras.layers.Rescaling(1.0 / maximum, name="pixels_to_unit_interval")
 
 
 def _is_pixel_spec(spec) -> bool:
@@ -70,7 +92,8 @@ class ExpertQNetwork(_ZeroInputVariables, q_network.QNetwork):
         fc_layer_params=NATURE_FC_LAYERS,
         name: str = "ExpertQNetwork",
     ):
-        preprocessing = _pixel_scaling() if _is_pixel_spec(input_tensor_spec) else None
+        pixels = _is_pixel_spec(input_tensor_spec)
+        preprocessing = _pixel_scaling(input_tensor_spec) if pixels else None
         super().__init__(
             input_tensor_spec,
             action_spec,
@@ -98,10 +121,12 @@ class ExpertQNetwork(_ZeroInputVariables, q_network.QNetwork):
 
 
 def architecture_name(conv_layer_params, fc_layer_params) -> str:
-    """ "nature_cnn" for Nature-DQN's layers; otherwise e.g. "conv32x8s4-fc64-fc64"."""
+    """ "nature_cnn" or "minatar" for those networks' layers; otherwise e.g.
+    "conv32x8s4-fc64-fc64"."""
     conv, fc = tuple(conv_layer_params), tuple(fc_layer_params)
-    if conv == NATURE_CONV_LAYERS and fc == NATURE_FC_LAYERS:
-        return "nature_cnn"
+    for name in ("nature_cnn", "minatar"):
+        if (conv, fc) == NETWORKS[name]:
+            return name
     parts = [f"conv{f}x{k[0] if isinstance(k, (tuple, list)) else k}s{s}" for f, k, s in conv]
     parts += [f"fc{units}" for units in fc]
     return "-".join(parts) or "linear"
@@ -115,7 +140,7 @@ def nature_encoder(input_tensor_spec, name: str = "NatureEncoder") -> NatureEnco
     """Nature-DQN trunk as a TF-Agents `EncodingNetwork`: pixels -> 512 features (ReLU)."""
     return NatureEncoder(
         input_tensor_spec,
-        preprocessing_layers=_pixel_scaling(),
+        preprocessing_layers=_pixel_scaling(input_tensor_spec),
         conv_layer_params=NATURE_CONV_LAYERS,
         fc_layer_params=NATURE_FC_LAYERS,
         activation_fn=tf.keras.activations.relu,
@@ -129,18 +154,19 @@ def make_q_network(
     conv_layer_params=None,
     fc_layer_params=None,
     name: str = "ExpertQNetwork",
+    network: str | None = None,
 ) -> ExpertQNetwork:
     """The expert Q-network for a game's specs.
 
-    Defaults: Nature-DQN for uint8 pixel observations, a 64-64 ReLU MLP for vectors.
+    `network` ("nature_cnn", "minatar" or "mlp"; None: `default_network` of the
+    observations) gives the layers; `conv_layer_params` and `fc_layer_params` replace its
+    convolutions or dense layers when given.
     """
     observation_spec = tensor_spec.from_spec(observation_spec)
     action_spec = tensor_spec.from_spec(action_spec)
-    pixels = _is_pixel_spec(observation_spec)
-    if conv_layer_params is None:
-        conv_layer_params = NATURE_CONV_LAYERS if pixels else ()
-    if fc_layer_params is None:
-        fc_layer_params = NATURE_FC_LAYERS if pixels else (64, 64)
+    conv_layer_params, fc_layer_params = layer_params(
+        observation_spec, network, conv_layer_params, fc_layer_params
+    )
     network = ExpertQNetwork(
         observation_spec,
         action_spec,
@@ -150,3 +176,16 @@ def make_q_network(
     )
     network.create_variables(observation_spec)
     return network
+
+
+def layer_params(observation_spec, network=None, conv_layer_params=None, fc_layer_params=None):
+    """``(conv_layer_params, fc_layer_params)`` of `network` (None: `default_network`), with
+    either replaced where given. Raises ``ValueError`` for an unknown network name."""
+    network = network or default_network(tensor_spec.from_spec(observation_spec))
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}; got {network!r}.")
+    conv, fc = NETWORKS[network]
+    return (
+        conv if conv_layer_params is None else conv_layer_params,
+        fc if fc_layer_params is None else fc_layer_params,
+    )

@@ -55,10 +55,12 @@ def _tri_state(value: str, default: bool) -> bool:
 
 
 def _naming_the_flag(message: str) -> str:
-    """``"epochs must be >= 1 ..."`` -> ``"--epochs must be >= 1 ..."`` (a setting's name)."""
-    first = message.split(" ", 1)[0]
+    """``"epochs must be >= 1 ..."`` (or ``"`epochs` must ..."``) -> ``"--epochs must be >= 1
+    ..."`` (a setting's name)."""
+    first, _, rest = message.partition(" ")
     fields = {field.name for field in dataclasses.fields(TrainingConfig)}
-    return f"--{message}" if first in fields else message
+    name = first.strip("`")
+    return f"--{name} {rest}" if name in fields else message
 
 
 def training_config(

@@ -174,3 +174,35 @@ def test_epsilon_schedule_is_linear_then_flat():
     assert dqn_expert.epsilon_at(0, config) == 1.0
     assert dqn_expert.epsilon_at(500_000, config) == pytest.approx(0.55)
     assert dqn_expert.epsilon_at(5_000_000, config) == pytest.approx(0.1)
+
+
+def test_minatar_run_takes_minatars_network_sticky_actions_and_exports(tmp_path):
+    config = DqnExpertConfig(
+        game="MinAtar/Breakout",
+        total_frames=600,
+        num_envs=2,
+        replay_capacity=2_000,
+        learning_starts=200,
+        train_every=2,
+        batch_size=16,
+        target_update_period=50,
+        eval_every_frames=600,
+        eval_episodes=2,
+        log_every_seconds=0.0,
+    )
+    assert config.sticky_actions == 0.1 and config.frames_per_step == 1
+    trainer = DqnExpertTrainer(config, str(tmp_path / "run"), progress=lambda line: None)
+    assert trainer.architecture == "minatar" and trainer.stack_size == 1
+    result = trainer.train()
+    trainer.env.close()
+    assert result.frames >= 600 and result.gradient_steps > 0
+    expert = dqn_expert.load_expert(str(tmp_path / "run"))
+    assert expert.game == "MinAtar/Breakout" and expert.network == "minatar"
+    assert expert.action_meanings == ("NOOP", "LEFT", "RIGHT")
+    assert expert.preprocessing["sticky_action_probability"] == 0.1
+    observation = np.zeros((1, 10, 10, 4), np.uint8)
+    assert expert.q_values(observation).shape == (1, 3)
+    nature = DqnExpertConfig(game="MinAtar/Breakout", network="nature_cnn", total_frames=10)
+    assert nature.network == "nature_cnn" and DqnExpertConfig(game="Pong").sticky_actions == 0.0
+    with pytest.raises(ValueError, match="network must be one of"):
+        DqnExpertConfig(game="MinAtar/Breakout", network="resnet")

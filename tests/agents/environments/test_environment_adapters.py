@@ -253,3 +253,51 @@ def test_unknown_game_lists_the_available_ones():
         assert name in message
     assert games.get_game("space_invaders").name == "SpaceInvaders"
     assert games.get_game("pong").env_id == "ALE/Pong-v5"
+
+
+@pytest.mark.parametrize(
+    "game, channels, actions",
+    [
+        ("MinAtar/Breakout", 4, ("NOOP", "LEFT", "RIGHT")),
+        ("MinAtar/SpaceInvaders", 6, ("NOOP", "LEFT", "RIGHT", "FIRE")),
+        ("MinAtar/Freeway", 7, ("NOOP", "UP", "DOWN")),
+        ("MinAtar/Asterix", 4, ("NOOP", "LEFT", "UP", "RIGHT", "DOWN")),
+        ("MinAtar/Seaquest", 10, ("NOOP", "LEFT", "UP", "RIGHT", "DOWN", "FIRE")),
+    ],
+)
+def test_minatar_games_specs_and_minimal_action_sets(game, channels, actions):
+    spec = games.get_game(game)
+    assert spec.is_minatar and not spec.is_atari and spec.env_id == f"{game}-v1"
+    assert games.action_meanings(game) == actions
+    assert len(games.action_meanings(game, full_action_space=True)) == 6
+    env = environments.make_environment(game, 2, seed=0)
+    observation_spec = env.observation_spec()
+    assert observation_spec.shape == (10, 10, channels) and observation_spec.dtype == np.uint8
+    assert observation_spec.maximum == 1 and env.action_spec().maximum == len(actions) - 1
+    first = env.reset()
+    assert first.observation.shape == (2, 10, 10, channels)
+    assert set(np.unique(first.observation)) <= {0, 1}
+
+
+def test_minatar_names_seeding_sticky_actions_and_episode_limit():
+    assert games.get_game("minatar/breakout").name == "MinAtar/Breakout"
+    assert games.get_game("MinAtar_SpaceInvaders").path_name == "MinAtar_SpaceInvaders"
+    assert set(games.MINATAR_GAMES) <= set(games.available_games())
+
+    def rollout(sticky, seed=3, steps=300):
+        options = environments.AtariOptions(sticky_action_probability=sticky)
+        env = environments.make_environment("MinAtar/Breakout", 2, seed=seed, options=options)
+        env.reset()
+        actions = np.random.default_rng(0).integers(0, 3, size=(steps, 2))
+        return np.stack([env.step(action).observation for action in actions])
+
+    np.testing.assert_array_equal(rollout(0.1), rollout(0.1))  # seeded: reproducible
+    assert not np.array_equal(rollout(0.1), rollout(0.1, seed=4))
+    assert not np.array_equal(rollout(0.0), rollout(0.9))  # sticky actions act
+
+    limited = environments.AtariOptions(max_episode_frames=5)
+    env = environments.make_environment("MinAtar/Freeway", 1, seed=0, options=limited)
+    env.reset()
+    steps = [env.step(np.array([1])) for _ in range(5)]
+    assert [int(s.step_type[0]) for s in steps] == [MID] * 4 + [LAST]
+    assert steps[-1].discount[0] == 1.0  # a truncation keeps the bootstrap
