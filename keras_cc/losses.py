@@ -30,10 +30,12 @@ Conventions shared by every loss and function here:
   density can exceed 1, so they can be negative (CC paper eq. 2).
 """
 
+import functools
 import math
 import warnings
 
 import keras
+import numpy as np
 
 from keras_cc.core import divergences as core_divergences
 from keras_cc.core import hyperparameters, simplex
@@ -295,11 +297,12 @@ def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
     PyTorch) with a message naming ``name``, what is wrong and the first offending rows:
     NaN or infinite entries (reported as such, never as negative), negative entries, or rows
     that do not sum to 1 within ``atol``. ``y_true`` needs a class axis
-    (``ValueError`` otherwise). Assertions need values: inside an XLA-compiled TensorFlow
-    function (``jit_compile=True``) and inside a JAX trace (``jax.jit``, a compiled Keras
-    step on JAX) this raises a ``ValueError`` at trace time instead: validate the data
-    beforehand (eagerly), or compile with ``jit_compile=False`` (TensorFlow) or
-    ``run_eagerly=True`` (JAX). Returns ``y_true`` (float, class axis last), a tensor of
+    (``ValueError`` otherwise). Inside a JAX trace (``jax.jit``, a compiled Keras step on
+    JAX) the values are checked when the step runs, by a host callback whose ``ValueError``
+    stops it (JAX reports it as a ``JaxRuntimeError`` carrying the message). Inside an
+    XLA-compiled TensorFlow function (``jit_compile=True``), which drops assertions, this
+    raises a ``ValueError`` at trace time instead: validate the data beforehand (eagerly)
+    or compile with ``jit_compile=False``. Returns ``y_true`` (float, class axis last), a tensor of
     the active Keras backend.
 
     Examples:
@@ -317,18 +320,33 @@ def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
 
 def _cannot_validate(name, fn_name):
     return ValueError(
-        f"`{fn_name}`: validating that `{name}` lies on the simplex needs its values, and it "
-        "is traced into a compiled function (XLA drops assertions; a JAX trace has no "
-        "values). Compile the model with jit_compile=False (TensorFlow) or "
-        "run_eagerly=True (JAX), or call keras_cc.losses.validate_simplex(targets) on the "
-        "data before training and keep validate=False."
+        f"`{fn_name}`: validating that `{name}` lies on the simplex cannot run inside an "
+        "XLA-compiled TensorFlow function (XLA drops assertions). Compile the model with "
+        "jit_compile=False, or call keras_cc.losses.validate_simplex(targets) on the data "
+        "before training and keep validate=False."
     )
 
 
+def _simplex_violation_raised(rows, fn_name, name, atol):
+    """Raises ``ValueError`` with the message of the first simplex violation of ``rows``."""
+    rows = np.asarray(rows)
+    message = simplex.violation(rows.reshape(-1, rows.shape[-1]), f"`{fn_name}`", name, atol)
+    if message is not None:
+        raise ValueError(message)
+
+
 def _validated(y_true, axis, atol, name, fn_name):
-    if _xla.in_xla_context() or _is_traced(y_true):
+    if _xla.in_xla_context():
         raise _cannot_validate(name, fn_name)
     y_true = _move_axis_last(_as_float(y_true), axis, fn_name, name)
+    if _is_traced(y_true):
+        # Inside a JAX trace (a compiled Keras step) the values arrive at run time: a host
+        # callback checks them there, and its ValueError stops the step.
+        import jax
+
+        check = functools.partial(_simplex_violation_raised, fn_name=fn_name, name=name, atol=atol)
+        jax.debug.callback(check, y_true)
+        return y_true
     if _on_tensorflow():
         import tensorflow as tf
 
@@ -336,10 +354,7 @@ def _validated(y_true, axis, atol, name, fn_name):
             return tf.identity(y_true)
     # JAX arrays and PyTorch tensors hold values: the same conditions, a ValueError as Keras
     # raises for bad input on these backends.
-    rows = keras.ops.convert_to_numpy(y_true).reshape(-1, y_true.shape[-1])
-    message = simplex.violation(rows, f"`{fn_name}`", name, atol)
-    if message is not None:
-        raise ValueError(message)
+    _simplex_violation_raised(keras.ops.convert_to_numpy(y_true), fn_name, name, atol)
     return y_true
 
 
@@ -418,8 +433,9 @@ def continuous_categorical_nll(
         from_logits: whether ``y_pred`` holds logits.
         temperature: ``t > 0`` dividing the natural parameter (distillation).
         validate: assert that ``y_true`` lies on the simplex (see
-            :func:`validate_simplex`; not available under XLA). Without it, targets off the
-            simplex give a number without meaning, and NaN targets give NaN.
+            :func:`validate_simplex`; not inside TensorFlow's ``jit_compile=True``).
+            Without it, targets off the simplex give a number without meaning, and NaN
+            targets give NaN.
         axis: the class axis.
 
     Returns:
@@ -564,7 +580,7 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
     predictions are always on the simplex; targets are not renormalized, so non-negative
     targets summing to ``s`` give values in ``[0, (s + 1)/2]`` and negative entries give
     values without meaning. ``validate=True`` asserts that ``y_true`` lies on the simplex
-    (:func:`validate_simplex`; not available under XLA).
+    (:func:`validate_simplex`; not inside TensorFlow's XLA, ``jit_compile=True``).
     """
     fn_name = "triangular_divergence"
     axis = _check_axis(axis)
@@ -582,7 +598,8 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, valida
     In ``[0, 1]`` for targets on the simplex. The predictions are always on the simplex;
     targets are not renormalized, so non-negative targets summing to ``s`` give values in
     ``[0, (s + 1)/2]`` and negative entries give values without meaning. ``validate=True``
-    asserts that ``y_true`` lies on the simplex (:func:`validate_simplex`; not under XLA).
+    asserts that ``y_true`` lies on the simplex (:func:`validate_simplex`; not inside
+    TensorFlow's XLA).
     """
     fn_name = "jensen_shannon_divergence"
     axis = _check_axis(axis)
@@ -836,7 +853,7 @@ class TriangularDivergence(_DivergenceLoss):
         axis, reduction, dtype: as in ``keras.losses.CategoricalCrossentropy``.
         name: default ``"triangular_divergence"``.
         validate: assert that targets lie on the simplex, as in
-            :class:`ContinuousCategoricalLoss` (not under XLA).
+            :class:`ContinuousCategoricalLoss` (not inside TensorFlow's XLA).
 
     Examples:
         >>> import keras_cc

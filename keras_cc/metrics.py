@@ -3,9 +3,9 @@
 Streaming means (``keras.metrics.MeanMetricWrapper``) of the per-example functions of
 :mod:`keras_cc.losses`, with the same input conventions (probabilities by default,
 ``from_logits=True`` for logits, computed in float32 for half-precision inputs; NaN
-propagates as in Keras; ``validate=True`` asserts that the targets lie on the simplex and
-is not available under XLA). They run on every Keras 3 backend. The metric classes
-are registered under names ending in ``Metric`` (e.g.
+propagates as in Keras; ``validate=True`` asserts that the targets lie on the simplex, but
+not inside TensorFlow's ``jit_compile=True``). They run on every Keras 3 backend. The metric
+classes are registered under names ending in ``Metric`` (e.g.
 ``keras_cc>TriangularDivergenceMetric``) so they never collide with the losses of the same
 name when a model is saved and loaded.
 
@@ -94,7 +94,7 @@ class TriangularDivergence(_DivergenceMetric):
     Args:
         name: metric name (default ``"triangular_divergence"``). dtype: result dtype.
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
-        validate: assert that the targets lie on the simplex (not under XLA).
+        validate: assert that the targets lie on the simplex (not inside TensorFlow's XLA).
 
     Examples:
         >>> import keras_cc
@@ -118,7 +118,7 @@ class JensenShannonDivergence(_DivergenceMetric):
     Args:
         name: metric name (default ``"jensen_shannon_divergence"``). dtype: result dtype.
         from_logits: whether ``y_pred`` holds logits. axis: the class axis.
-        validate: assert that the targets lie on the simplex (not under XLA).
+        validate: assert that the targets lie on the simplex (not inside TensorFlow's XLA).
 
     Examples:
         >>> import keras_cc
@@ -149,7 +149,7 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
         label_smoothing: ``ε`` in ``[0, 1)`` applied to the targets first.
         temperature: ``t > 0`` dividing the natural parameter.
         axis: the class axis.
-        validate: assert that the targets lie on the simplex (not under XLA).
+        validate: assert that the targets lie on the simplex (not inside TensorFlow's XLA).
 
     Examples:
         >>> import numpy as np, keras_cc

@@ -271,6 +271,19 @@ BAD_INPUTS = {
 }
 
 
+def _fit_on_targets_off_the_simplex():
+    """``model.fit`` (compiled as the backend compiles by default) with ``validate=True``."""
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    targets = np.full((32, 3), 1 / 3, "float32")
+    targets[5] = [0.5, 0.6, 0.1]
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("adam", loss=keras_cc.ContinuousCategoricalLoss(from_logits=True, validate=True))
+    model.fit(x, targets, epochs=1, verbose=0)
+
+
+BAD_INPUTS["targets_off_the_simplex_in_fit"] = _fit_on_targets_off_the_simplex
+
+
 def bad_input_errors():
     """``{case: [error type, message]}`` of each call in :data:`BAD_INPUTS`."""
     errors = {}

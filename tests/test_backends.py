@@ -148,3 +148,6 @@ def test_losses_and_metrics_match_tensorflow_and_train(backend, pythons, referen
         kind, message = errors[case]
         assert kind == "ValueError" and message.startswith(start), (case, errors[case])
     assert "SparseCCLabelSmoothing" in errors["labels_in_a_dense_loss"][1]
+    # In a compiled training step too (JAX: a host callback; PyTorch: eager values).
+    kind, message = errors["targets_off_the_simplex_in_fit"]
+    assert "`continuous_categorical_nll`: `y_true` must lie on the simplex" in message, kind

@@ -80,7 +80,8 @@ def _check(results, module_names):
 def test_examples_run_on_tensorflow(module_name):
     import keras
 
-    assert keras.backend.backend() == "tensorflow"
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip(f"the Keras backend is {keras.backend.backend()} (KERAS_BACKEND)")
     _check(run_examples([module_name]), [module_name])
 
 
