@@ -526,9 +526,17 @@ def train_expert_task(config_values: dict[str, Any], run_dir: str, overwrite: bo
     """`train_dqn_expert` on plain values, for worker processes and Ray tasks.
 
     Returns the `TrainingResult` as a dict. Progress lines go to stdout, prefixed with the
-    game's name.
+    game's name. A run directory that already holds a finished run of the same settings is
+    skipped (its stored result is returned, with ``"skipped": True``), so that rerunning a
+    grid continues it; with other settings it is refused as in `train_dqn_expert`.
     """
     config = DqnExpertConfig.from_dict(config_values)
+    result_path = os.path.join(run_dir, "result.json")
+    if not overwrite and os.path.exists(result_path):
+        stored = read_json(os.path.join(run_dir, "config.json"))
+        if DqnExpertConfig.from_dict(stored).to_dict() == config.to_dict():
+            print(f"[{config.game}] {run_dir} is finished; skipped.", flush=True)
+            return {**read_json(result_path), "skipped": True}
     result = train_dqn_expert(
         config, run_dir, overwrite=overwrite, progress=lambda line: print(line, flush=True)
     )

@@ -92,3 +92,35 @@ def test_train_dqn_experts_launches_two_runs_as_ray_tasks(tmp_path):
         assert summary[game]["frames"] in (200, 201) and summary[game]["finished"]
         assert os.path.exists(os.path.join(out, game, "export", "q_values", "saved_model.pb"))
     assert "MountainCar" in done.stdout and "final score" in done.stdout
+
+
+@pytest.mark.slow
+def test_train_dqn_experts_runs_a_grid_of_seeds_and_a_rerun_skips_it(tmp_path):
+    out = str(tmp_path / "runs")
+    args = [
+        "train_dqn_experts.py",
+        "--games=MinAtar/Breakout",
+        "--seeds=0,1",
+        "--max_parallel=2",
+        f"--output_dir={out}",
+        *[flag for flag in TINY if not flag.startswith("--fc_layer_params")],
+    ]
+    done = _run(*args, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert set(summary) == {"MinAtar/Breakout seed0", "MinAtar/Breakout seed1"}
+    weights = {}
+    for seed in (0, 1):
+        run_dir = os.path.join(out, f"seed{seed}", "MinAtar_Breakout")
+        config = json.load(open(os.path.join(run_dir, "config.json")))
+        assert config["seed"] == seed and config["game"] == "MinAtar/Breakout"
+        expert = json.load(open(os.path.join(run_dir, "export", "expert.json")))
+        assert expert["network"] == "minatar"
+        weights[seed] = open(os.path.join(run_dir, "eval_episodes.csv")).read()
+    assert weights[0] != weights[1]  # two seeds, two runs
+    again = _run(*args, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("is finished; skipped.") == 2
+    rerun = json.load(open(os.path.join(out, "summary.json")))
+    for key, result in summary.items():
+        assert rerun[key] == {**result, "skipped": True}
