@@ -536,7 +536,9 @@ def train_expert_task(config_values: dict[str, Any], run_dir: str, overwrite: bo
         stored = read_json(os.path.join(run_dir, "config.json"))
         if DqnExpertConfig.from_dict(stored).to_dict() == config.to_dict():
             print(f"[{config.game}] {run_dir} is finished; skipped.", flush=True)
-            return {**read_json(result_path), "skipped": True}
+            stored_result = read_json(result_path)
+            fields = [field.name for field in dataclasses.fields(TrainingResult)]
+            return {**{name: stored_result[name] for name in fields}, "skipped": True}
     result = train_dqn_expert(
         config, run_dir, overwrite=overwrite, progress=lambda line: print(line, flush=True)
     )
