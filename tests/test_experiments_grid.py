@@ -296,5 +296,5 @@ def test_grid_arguments_are_checked(tmp_path):
     mirrored = training.TrainingConfig(**TINY, strategy="mirrored")
     with pytest.raises(ValueError, match="--workers=1"):
         grid.run_grid(cells, mirrored, str(tmp_path), workers=2)
-    with pytest.raises(ValueError, match="label_smoothing must lie in"):
+    with pytest.raises(ValueError, match="`label_smoothing` must lie in"):
         training.TrainingConfig(label_smoothing=1.0)
