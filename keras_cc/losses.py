@@ -656,7 +656,8 @@ class _KerasCCLoss(keras.losses.Loss):
 class _LabelSmoothingLoss(_KerasCCLoss):
     """CC label smoothing of hard labels; the subclass picks the labels' form (eq. 7).
 
-    ``name=None`` means the subclass's ``_default_name``.
+    ``name=None`` means the subclass's ``_default_name``; a subclass with arguments of its
+    own passes them, checked, as ``more_fn_kwargs``.
     """
 
     def __init__(
@@ -667,6 +668,7 @@ class _LabelSmoothingLoss(_KerasCCLoss):
         reduction="sum_over_batch_size",
         name=None,
         dtype=None,
+        more_fn_kwargs=None,
         **kwargs,
     ):
         super().__init__(
@@ -675,6 +677,7 @@ class _LabelSmoothingLoss(_KerasCCLoss):
                 "label_smoothing": _check_label_smoothing(label_smoothing),
                 "from_logits": from_logits,
                 "axis": axis,
+                **(more_fn_kwargs or {}),
             },
             reduction,
             name,
@@ -778,9 +781,16 @@ class SparseCCLabelSmoothing(_LabelSmoothingLoss):
         ignore_class=None,
         **kwargs,
     ):
-        super().__init__(label_smoothing, from_logits, axis, reduction, name, dtype, **kwargs)
-        self._fn_kwargs["ignore_class"] = _check_ignore_class(ignore_class)
-        self.ignore_class = self._fn_kwargs["ignore_class"]
+        super().__init__(
+            label_smoothing,
+            from_logits,
+            axis,
+            reduction,
+            name,
+            dtype,
+            more_fn_kwargs={"ignore_class": _check_ignore_class(ignore_class)},
+            **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -353,7 +353,7 @@ class DqnExpertConfig:
         """`sticky_action_probability`, or the game's default when unset."""
         if self.sticky_action_probability is not None:
             return float(self.sticky_action_probability)
-        return 0.1 if self.game_spec.is_minatar else 0.0
+        return games.MINATAR_STICKY_ACTION_PROBABILITY if self.game_spec.is_minatar else 0.0
 
     @property
     def atari_options(self):

@@ -60,12 +60,7 @@ def export_q_network_expert(
     if spec.is_atari:
         preprocessing.update(options.to_dict(), grayscale=True, channels_last=True)
     if spec.is_minatar:
-        preprocessing.update(
-            sticky_action_probability=options.sticky_action_probability,
-            full_action_space=options.full_action_space,
-            max_episode_frames=options.max_episode_frames,
-            channels_last=True,
-        )
+        preprocessing.update(environments.minatar_preprocessing(options))
     metadata = {
         "game": spec.name,
         "env_id": spec.env_id,

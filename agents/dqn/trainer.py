@@ -35,6 +35,7 @@ from keras_cc_agents.dqn.evaluation import (
     make_game_environment,
 )
 from keras_cc_agents.dqn.export import export_expert
+from keras_cc_agents.environments import adapters as environments
 from keras_cc_agents.environments import games
 from keras_cc_agents.metrics import EpisodeRecords
 from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
@@ -450,12 +451,8 @@ class DqnExpertTrainer:
         spec = self.time_step_spec.observation
         preprocessing = {"clip_rewards_in_training": config.clip_rewards}
         if config.game_spec.is_minatar:
-            options = config.atari_options
             preprocessing.update(
-                sticky_action_probability=options.sticky_action_probability,
-                full_action_space=options.full_action_space,
-                max_episode_frames=options.max_episode_frames,
-                channels_last=True,
+                environments.minatar_preprocessing(config.atari_options),
                 pixel_scaling="MinAtar's {0, 1} channels as float inside the network",
             )
         if config.game_spec.is_atari:

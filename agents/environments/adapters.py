@@ -418,9 +418,6 @@ def make_atari_env(
     )
 
 
-MINATAR_STICKY_ACTION_PROBABILITY = 0.1  # MinAtar's default (minatar.Environment)
-
-
 def _register_minatar() -> None:
     """Registers MinAtar's gymnasium ids (``MinAtar/<Game>-v0/v1``) once per process."""
     if "MinAtar/Breakout-v1" not in gymnasium.registry:
@@ -431,7 +428,7 @@ def _register_minatar() -> None:
 
 def make_minatar_gym_env(
     game: str,
-    sticky_action_probability: float = MINATAR_STICKY_ACTION_PROBABILITY,
+    sticky_action_probability: float = games.MINATAR_STICKY_ACTION_PROBABILITY,
     full_action_space: bool = False,
     max_episode_frames: int | None = None,
 ) -> gymnasium.Env:
@@ -460,6 +457,16 @@ def make_minatar_gym_env(
         lambda observation: np.asarray(observation, dtype=np.uint8),
         gymnasium.spaces.Box(0, 1, shape=grid, dtype=np.uint8),
     )
+
+
+def minatar_preprocessing(options: AtariOptions) -> dict[str, Any]:
+    """What a MinAtar expert's export records of its environment (`make_minatar_gym_env`)."""
+    return {
+        "sticky_action_probability": options.sticky_action_probability,
+        "full_action_space": options.full_action_space,
+        "max_episode_frames": options.max_episode_frames,
+        "channels_last": True,
+    }
 
 
 def make_minatar_vector_env(

@@ -27,6 +27,7 @@ _MINATAR_MODULES = {
 MINATAR_GAMES = tuple(_MINATAR_MODULES)
 # MinAtar's six actions, in the order of its action indices (minatar.Environment).
 MINATAR_ACTIONS = ("NOOP", "LEFT", "UP", "RIGHT", "DOWN", "FIRE")
+MINATAR_STICKY_ACTION_PROBABILITY = 0.1  # MinAtar's default (minatar.Environment)
 
 # Classic-control games: short name -> (gymnasium id, action meanings).
 _CLASSIC_GAMES = {
