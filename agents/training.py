@@ -79,14 +79,19 @@ class EpochRun:
         return path
 
     def load_rows(self, epochs_done: int) -> None:
-        """Reads the tables back, keeping the rows of the first `epochs_done` epochs.
+        """Reads the tables back, keeping the rows of the first `epochs_done` epochs; a
+        column that a table written by an earlier version lacks reads empty.
 
         Raises:
           keras_cc_runs.run_directory.DamagedFileError: a table cannot be read.
         """
-        for name in self.columns:
+        for name, columns in self.columns.items():
             rows = run_directory.read_csv(os.path.join(self.run_dir, name))
-            self.rows[name] = [row for row in rows if int(row["epoch"]) <= epochs_done]
+            self.rows[name] = [
+                {column: row.get(column, "") for column in columns}
+                for row in rows
+                if int(row["epoch"]) <= epochs_done
+            ]
 
     def add_evaluation(
         self, game: str, epoch: int, frames: int, scores: Sequence[float], lengths: Sequence[int]

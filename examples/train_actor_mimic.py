@@ -1,4 +1,6 @@
-r"""Distils DQN experts into one actor-mimic student: AMN (--loss ce) or CC-AMN (--loss cc).
+r"""Distils DQN experts into one actor-mimic student: AMN (--loss ce), CC-AMN (--loss cc) or
+CC-AMN with the published float32 closed form and its cross-entropy fallback
+(--loss cc_published).
 
 The CC paper's section 4. With one game this is the single-game setting of its Figure 2;
 with several, the multi-task setting of its Table 3 (one network, an output per action in
@@ -10,8 +12,10 @@ Every epoch trains --epoch_frames frames per game (the student acts epsilon-gree
 state enters the game's replay, the student learns the experts' guidance vectors
 softmax(Q/T)), then evaluates every game for --eval_frames frames. The run directory gets
 eval_episodes.csv and eval_epochs.csv (the experts' format), train_epochs.csv (loss, the
-share of guidance vectors where the CC paper's closed-form normalizer would fail, and the
-count of non-finite loss/gradient steps, which must stay 0), TensorBoard scalars and a
+share of guidance vectors where the CC paper's closed-form normalizer would fail, the share
+of student rows where the published CC-AMN falls back to cross-entropy, the guidance
+vectors' distance from the simplex's centroid, and the count of non-finite loss/gradient
+steps, which must stay 0), TensorBoard scalars and a
 checkpoint per epoch. Running the same command again resumes after the last finished
 epoch; a finished run is kept unless --overwrite (or continued with a larger --epochs).
 
@@ -21,10 +25,14 @@ epoch; a finished run is kept unless --overwrite (or continued with a larger --e
     # single-game AMN on Pong, a short budget:
     python examples/train_actor_mimic.py --games Pong --experts_dir runs/dqn --loss ce \
         --epochs 5 --epoch_frames 20000 --eval_frames 10000 --output_dir runs/actor_mimic/ce_Pong
+    # MinAtar Breakout, from the experts of examples/results/minatar_experts (seed 0):
+    python examples/train_actor_mimic.py --games MinAtar/Breakout \
+        --experts_dir examples/results/minatar_experts/seed0 --loss cc --num_envs 1
+
+Grids of losses, seeds and game sets: examples/train_actor_mimic_grid.py.
 """
 
 import contextlib
-import dataclasses
 import os
 import signal
 import sys
@@ -32,8 +40,7 @@ import sys
 from absl import flags
 
 import keras_cc_agents
-from keras_cc_agents.actor_mimic.config import ActorMimicConfig, find_experts
-from keras_cc_agents.environments import games
+from keras_cc_agents.actor_mimic.config import ActorMimicConfig, checked_for_flags
 from keras_cc_runs import cli, run_directory
 
 FLAGS = flags.FLAGS
@@ -47,17 +54,7 @@ def config_from_flags() -> ActorMimicConfig:
         "runs", "actor_mimic", f"{FLAGS.loss}_{'-'.join(names)}_seed{FLAGS.seed}"
     )
     config = cli.config_from_flags(ActorMimicConfig, games=names, output_dir=output_dir)
-    try:
-        config = config.validated()
-    except games.UnknownGameError as error:
-        raise ValueError(f"--games: {error}") from None
-    except ValueError as error:
-        message = str(error)
-        first = message.split(" ", 1)[0]
-        if first in {field.name for field in dataclasses.fields(ActorMimicConfig)}:
-            message = "--" + message
-        raise ValueError(message) from None
-    find_experts(config.experts_dir, config.games)
+    config = checked_for_flags(config)
     run_directory.check_output_dir(config.output_dir)
     return config
 

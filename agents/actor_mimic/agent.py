@@ -1,7 +1,8 @@
 """Actor-mimic distillation as a TF-Agents agent: AMN (eq. 10) and CC-AMN (eq. 11).
 
-One student network (the Nature-DQN trunk for frames, a small MLP for vector
-observations) has an output per action meaning in the union of its games' action sets
+One student network (the experts' trunk: Nature-DQN's for Atari frames, MinAtar's for
+its grids, a small MLP for vector observations) has an output per action meaning in the
+union of its games' action sets
 (:class:`keras_cc_agents.actor_mimic.action_union.ActionUnion`). Observations carry the
 acting game's legal actions, so TF-Agents' own ``QPolicy`` masks the illegal outputs,
 ``GreedyPolicy`` gives the evaluation policy and ``EpsilonGreedyPolicy`` the collect policy
@@ -38,9 +39,6 @@ from keras_cc_agents.actor_mimic import config, losses
 from keras_cc_agents.actor_mimic.action_union import ActionUnion
 from keras_cc_agents.networks import q_networks as networks
 
-# Trunk of a student on vector observations (e.g. CartPole).
-VECTOR_FC_LAYER_PARAMS = (64, 64)
-
 OBSERVATION_KEY = "observation"
 LEGAL_ACTIONS_KEY = "legal_actions"
 
@@ -56,6 +54,8 @@ ActorMimicLossInfo = collections.namedtuple(
         "per_game_count",  # [G] int32: rows per game
         "guidance_closed_form_failures",  # [G] int32: guidance vectors where eq. 4 fails
         "student_closed_form_failures",  # [G] int32: student distributions where eq. 4 fails
+        "student_published_fallbacks",  # [G] int32: rows the published CC-AMN falls back on
+        "guidance_centroid_distance",  # [G] float32: sum over rows of losses.centroid_distance
         "finite",  # bool: loss and every gradient finite (the step was applied)
     ],
 )
@@ -94,40 +94,41 @@ def union_action_spec(action_union: ActionUnion) -> tensor_spec.BoundedTensorSpe
 class ActorMimicNetwork(network.Network):
     """Student network: a trunk to features, then one linear output per union action.
 
-    uint8 frames (e.g. ``[84, 84, 4]``) go through the Nature-DQN trunk of the experts
-    (``keras_cc_agents.networks.q_networks.nature_encoder``: three convolutions and a dense
-    512, scaled to [0, 1]); vector observations through a dense ReLU trunk (``fc_layer_params``).
-    ``features`` exposes the trunk's output (the feature-regression input).
+    The trunk is the experts' (``keras_cc_agents.networks.q_networks.encoder``): for
+    ``network="nature_cnn"`` (Atari frames, ``[84, 84, 4]``) three convolutions and a dense
+    512, for ``"minatar"`` (``[10, 10, C]`` grids) one 16-filter convolution and a dense 128,
+    for ``"mlp"`` (vector observations) dense ReLU layers (``fc_layer_params``; default 64, 64);
+    by default the network of the observation spec. ``features`` exposes the trunk's output
+    (the feature-regression input).
 
     Args:
       input_tensor_spec: the game observation spec (shared by every game).
       num_actions: outputs, i.e. the size of the action union.
-      fc_layer_params: hidden layers of the vector trunk (ignored for frames).
+      network: ``"nature_cnn"``, ``"minatar"``, ``"mlp"`` or None (the spec's default).
+      fc_layer_params: replaces the trunk's dense layers where given.
+
+    Raises:
+      ValueError: ``num_actions < 1``, an unknown network, or empty dense layers.
     """
 
     def __init__(
         self,
         input_tensor_spec: tf.TensorSpec,
         num_actions: int,
-        fc_layer_params: Sequence[int] = VECTOR_FC_LAYER_PARAMS,
+        network: str | None = None,
+        fc_layer_params: Sequence[int] | None = None,
         name: str = "ActorMimicNetwork",
     ):
         super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
         if num_actions < 1:
             raise ValueError(f"num_actions must be >= 1, got {num_actions}.")
-        if tf.as_dtype(input_tensor_spec.dtype) == tf.uint8:
-            self._encoder = networks.nature_encoder(input_tensor_spec, name="trunk")
-            self._feature_size = networks.NATURE_FC_LAYERS[-1]
-        else:
-            if not fc_layer_params:
-                raise ValueError("fc_layer_params must name at least one hidden layer.")
-            self._encoder = networks.NatureEncoder(
-                input_tensor_spec,
-                fc_layer_params=tuple(fc_layer_params),
-                activation_fn=tf.keras.activations.relu,
-                name="trunk",
-            )
-            self._feature_size = int(fc_layer_params[-1])
+        if fc_layer_params is not None and not fc_layer_params:
+            raise ValueError("fc_layer_params must name at least one hidden layer.")
+        self._encoder = networks.encoder(
+            input_tensor_spec, network, fc_layer_params=fc_layer_params, name="trunk"
+        )
+        _, dense = networks.layer_params(input_tensor_spec, network, None, fc_layer_params)
+        self._feature_size = int(dense[-1])
         self._output_layer = tf.keras.layers.Dense(
             num_actions,
             kernel_initializer=tf.keras.initializers.RandomUniform(-0.03, 0.03),
@@ -135,7 +136,6 @@ class ActorMimicNetwork(network.Network):
             name="union_outputs",
         )
         self._num_actions = int(num_actions)
-        self._fc_layer_params = tuple(fc_layer_params)
 
     @property
     def feature_size(self) -> int:
@@ -194,7 +194,8 @@ class ActorMimicAgent(tf_agent.TFAgent):
       optimizer: a Keras 2 optimizer.
       action_union: the games and their actions.
       expert_q_fns: per game (in ``action_union.games`` order), ``obs [b, ...] -> Q [b, A_g]``.
-      loss: ``'ce'`` (AMN, eq. 10) or ``'cc'`` (CC-AMN, eq. 11).
+      loss: ``'ce'`` (AMN, eq. 10), ``'cc'`` (CC-AMN, eq. 11) or ``'cc_published'``
+        (CC-AMN with the published closed form and its cross-entropy fallback).
       temperature: Boltzmann temperature ``T`` of the guidance vectors ``softmax(Q / T)``.
       epsilon_greedy: exploration of the collect policy (a float or a callable).
       feature_regression_weight: weight of the feature-regression term (0: off).
@@ -366,15 +367,26 @@ class ActorMimicAgent(tf_agent.TFAgent):
         return tf.no_op()
 
     def _per_state_terms(self, expert_q: tf.Tensor, game_logits: tf.Tensor):
-        """One game's per-state loss, and how many of its guidance vectors and student
-        distributions the closed form (eq. 4) fails on."""
+        """One game's per-state loss; how many of its guidance vectors and student
+        distributions the closed form (eq. 4) fails on; on how many student rows the
+        published CC-AMN falls back to the cross-entropy; and the sum of the guidance
+        vectors' distances from the centroid."""
         log_guidance = losses.guidance_log_probs(expert_q, self._temperature)
-        per_state = self._policy_loss_fn(tf.exp(log_guidance), game_logits)
-        log_student = tf.nn.log_softmax(tf.stop_gradient(game_logits))
-        count = lambda log_probs: tf.reduce_sum(
-            tf.cast(losses.closed_form_failures(log_probs, self._closed_form_rtol), tf.int32)
+        guidance = tf.exp(log_guidance)
+        per_state = self._policy_loss_fn(guidance, game_logits)
+        student_logits = tf.stop_gradient(game_logits)
+        log_student = tf.nn.log_softmax(student_logits)
+        count = lambda failed: tf.reduce_sum(tf.cast(failed, tf.int32))
+        closed_form = lambda log_probs: losses.closed_form_failures(
+            log_probs, self._closed_form_rtol
         )
-        return per_state, count(log_guidance), count(log_student)
+        return (
+            per_state,
+            count(closed_form(log_guidance)),
+            count(closed_form(log_student)),
+            count(losses.published_fallbacks(student_logits)),
+            tf.reduce_sum(losses.centroid_distance(guidance)),
+        )
 
     def _game_terms(self, experience: StateBatch, weights, training: bool):
         observation = experience.observation
@@ -389,7 +401,7 @@ class ActorMimicAgent(tf_agent.TFAgent):
         policy_total = tf.constant(0.0)
         feature_total = tf.constant(0.0)
         per_game_loss, per_game_count = [], []
-        guidance_failures, student_failures = [], []
+        guidance_failures, student_failures, fallbacks, distances = [], [], [], []
         for g in range(self._union.num_games):
             rows = rows_per_game[g]
             game_observation = tf.gather(observation, rows)
@@ -397,7 +409,9 @@ class ActorMimicAgent(tf_agent.TFAgent):
                 tf.cast(self._expert_q_fns[g](game_observation), tf.float32)
             )
             game_logits = tf.gather(tf.gather(union_logits, rows), self._game_to_union[g], axis=-1)
-            per_state, guidance_failed, student_failed = self._state_terms(expert_q, game_logits)
+            per_state, guidance_failed, student_failed, fallback, distance = self._state_terms(
+                expert_q, game_logits
+            )
             game_weights = tf.gather(weights, rows)
             policy_total += tf.reduce_sum(game_weights * per_state)
             count = tf.size(rows)
@@ -407,6 +421,8 @@ class ActorMimicAgent(tf_agent.TFAgent):
             )
             guidance_failures.append(guidance_failed)
             student_failures.append(student_failed)
+            fallbacks.append(fallback)
+            distances.append(distance)
             if self._feature_regression_weight > 0:
                 expert_features = tf.stop_gradient(self._expert_feature_fns[g](game_observation))
                 predicted = self._feature_heads[g](tf.gather(features, rows))
@@ -423,12 +439,21 @@ class ActorMimicAgent(tf_agent.TFAgent):
             tf.stack(per_game_count),
             tf.stack(guidance_failures),
             tf.stack(student_failures),
+            tf.stack(fallbacks),
+            tf.stack(distances),
         )
 
     def _loss(self, experience: StateBatch, weights=None, training: bool = False):
-        policy_loss, feature_loss, per_game_loss, counts, g_fail, s_fail = self._game_terms(
-            experience, weights, training
-        )
+        (
+            policy_loss,
+            feature_loss,
+            per_game_loss,
+            counts,
+            g_fail,
+            s_fail,
+            fallbacks,
+            distances,
+        ) = self._game_terms(experience, weights, training)
         total = policy_loss + self._feature_regression_weight * feature_loss
         extra = ActorMimicLossInfo(
             policy_loss=policy_loss,
@@ -437,6 +462,8 @@ class ActorMimicAgent(tf_agent.TFAgent):
             per_game_count=counts,
             guidance_closed_form_failures=g_fail,
             student_closed_form_failures=s_fail,
+            student_published_fallbacks=fallbacks,
+            guidance_centroid_distance=distances,
             finite=tf.math.is_finite(total),
         )
         return tf_agent.LossInfo(loss=total, extra=extra)

@@ -17,7 +17,9 @@ from keras_cc_agents import settings
 from keras_cc_agents.environments import games as game_registry
 from keras_cc_runs import cli, run_directory
 
-LOSS_NAMES = ("ce", "cc")
+LOSS_NAMES = ("ce", "cc", "cc_published")
+# The model each loss trains, as the CC paper's Table 3 names them.
+MODEL_NAMES = {"ce": "AMN", "cc": "CC-AMN", "cc_published": "CC-AMN (published)"}
 # Settings that may differ when a run is resumed.
 RESUMABLE_FIELDS = ("epochs", "output_dir", "overwrite", "log_every_seconds", "jit_compile")
 
@@ -40,7 +42,8 @@ def check_loss_name(loss: str) -> str:
     """Returns ``loss`` if it names an actor-mimic objective; a clear error otherwise."""
     if loss not in LOSS_NAMES:
         raise ValueError(
-            f"loss must be one of {LOSS_NAMES} ('ce': AMN, eq. 10; 'cc': CC-AMN, eq. 11), "
+            f"loss must be one of {LOSS_NAMES} ('ce': AMN, eq. 10; 'cc': CC-AMN, eq. 11; "
+            "'cc_published': CC-AMN with the published closed form and fallback), "
             f"got {loss!r}."
         )
     return loss
@@ -70,7 +73,8 @@ class ActorMimicConfig:
     )
     loss: str = cli.setting(
         "ce",
-        "'ce': AMN (eq. 10); 'cc': CC-AMN (eq. 11).",
+        "'ce': AMN (eq. 10); 'cc': CC-AMN (eq. 11, exact normalizer); 'cc_published': "
+        "CC-AMN with the published float32 closed form, cross-entropy where it fails.",
         choices=LOSS_NAMES,
     )
     temperature: float = cli.setting(
@@ -252,3 +256,25 @@ def find_experts(experts_dir: str, games: Sequence[str]) -> dict[str, str]:
             f"for {', '.join(missing)} (experts found for: {', '.join(found) or 'none'})."
         )
     return {game: found[game] for game in games}
+
+
+def checked_for_flags(config: ActorMimicConfig) -> ActorMimicConfig:
+    """``config.validated()`` with its experts found, its errors naming the flags
+    (``--epochs must be ...``), for the scripts that build configs from flags.
+
+    Raises:
+      ValueError: an invalid setting, an unknown game, or experts missing.
+      FileNotFoundError: ``experts_dir`` does not exist.
+    """
+    try:
+        config = config.validated()
+    except game_registry.UnknownGameError as error:
+        raise ValueError(f"--games: {error}") from None
+    except ValueError as error:
+        message = str(error)
+        first = message.split(" ", 1)[0]
+        if first in {field.name for field in dataclasses.fields(ActorMimicConfig)}:
+            message = "--" + message
+        raise ValueError(message) from None
+    find_experts(config.experts_dir, config.games)
+    return config

@@ -5,6 +5,11 @@ run's games and checks that one student can serve them; `expert_feature_function
 an expert's trunk for feature regression; `GameInUnionEnvironment` presents a game's
 batched environment with the union's action spec and its game index in the observation;
 `ReplayObserver` feeds every visited state to the game's state replay.
+
+Games whose grids differ only in their number of channels (MinAtar's: 4 to 10 object
+channels on 10x10) share one student through the union of their channels: each game's
+observation is padded with zero channels to the largest count
+(`union_observation_shape`), and each expert sees its own channels (`own_channels`).
 """
 
 from __future__ import annotations
@@ -81,19 +86,46 @@ def expert_feature_function(
     return features, size
 
 
+def union_observation_shape(experts: Sequence[dqn_expert.Expert]) -> tuple[int, ...]:
+    """The student's observation shape: the experts' common shape, or, for uint8 grids that
+    differ only in their channel count (the last axis, MinAtar's object channels), the grid
+    with the largest count.
+
+    Raises:
+      ValueError: the observations differ otherwise (dtype, grid size, rank, or Atari frame
+        stacks, whose last axis is time).
+    """
+    shapes = {e.observation_shape for e in experts}
+    if len(shapes) == 1:
+        return shapes.pop()
+    grids = {(shape[:-1], len(shape)) for shape in shapes}
+    dtypes = {np.dtype(e.observation_dtype) for e in experts}
+    channels = all(game_registry.get_game(e.game).is_minatar for e in experts)
+    if len(grids) == 1 and dtypes == {np.dtype(np.uint8)} and channels:
+        grid, _ = grids.pop()
+        return (*grid, max(e.observation_shape[-1] for e in experts))
+    described = ", ".join(f"{e.game}: {e.observation_shape} {e.observation_dtype}" for e in experts)
+    raise ValueError(
+        f"the experts' observations differ ({described}); one student needs one "
+        "observation space (only MinAtar grids of different channel counts are united)."
+    )
+
+
+def own_channels(function: Callable, expert: dqn_expert.Expert, union_shape) -> Callable:
+    """``function`` of ``expert``'s observations as a function of the student's (padded)
+    observations: their first channels, where the union has more."""
+    channels = expert.observation_shape[-1]
+    if tuple(union_shape) == tuple(expert.observation_shape):
+        return function
+    return lambda observation: function(observation[..., :channels])
+
+
 def load_experts(experts_dir: str, games: Sequence[str]) -> list[dqn_expert.Expert]:
-    """The experts of ``games`` (in order) from ``experts_dir``; clear errors on mismatch."""
+    """The experts of ``games`` (in order) from ``experts_dir``; clear errors on mismatch
+    (:func:`union_observation_shape`)."""
     found = find_experts(experts_dir, games)
     experts = [load_expert(found[g], g) for g in games]
-    shapes = {(e.observation_shape, e.observation_dtype) for e in experts}
-    if len(shapes) > 1:
-        described = ", ".join(
-            f"{e.game}: {e.observation_shape} {e.observation_dtype}" for e in experts
-        )
-        raise ValueError(
-            f"the experts' observations differ ({described}); one student needs one "
-            "observation space."
-        )
+    union_observation_shape(experts)
     return experts
 
 
@@ -120,17 +152,42 @@ def make_game_environment(game: str, expert: dqn_expert.Expert, num_envs: int, s
     return environments.make_environment(game, num_envs, seed=seed)
 
 
+def student_observation_spec(experts: Sequence[dqn_expert.Expert]) -> tf.TensorSpec:
+    """The student's observation spec: the first expert's game as its expert saw it (one
+    environment is made and closed; uint8 frames bounded by 255 on Atari, by 1 on MinAtar,
+    whose networks scale by that bound) in the shape of :func:`union_observation_shape`."""
+    expert = experts[0]
+    env = make_game_environment(expert.game, expert, 1, seed=0)
+    try:
+        spec = env.observation_spec()
+    finally:
+        env.close()
+    shape = union_observation_shape(experts)
+    if isinstance(spec, array_spec.BoundedArraySpec):
+        spec = array_spec.BoundedArraySpec(shape, spec.dtype, spec.minimum, spec.maximum, spec.name)
+    else:
+        spec = array_spec.ArraySpec(shape, spec.dtype, spec.name)
+    return tensor_spec.from_spec(spec)
+
+
 # --------------------------------------------------------------------------- environments
 
 
 class GameInUnionEnvironment(py_environment.PyEnvironment):
     """A batched game environment seen through the action union.
 
-    Observations gain the game's legal-action mask (``legal_actions``); actions are
-    union indices, mapped to the game's own actions before stepping.
+    Observations gain the game's legal-action mask (``legal_actions``) and, given an
+    ``observation_shape`` with more channels than the game's, zero channels up to it;
+    actions are union indices, mapped to the game's own actions before stepping.
     """
 
-    def __init__(self, env: py_environment.PyEnvironment, action_union: ActionUnion, game: str):
+    def __init__(
+        self,
+        env: py_environment.PyEnvironment,
+        action_union: ActionUnion,
+        game: str,
+        observation_shape: Sequence[int] | None = None,
+    ):
         super().__init__(handle_auto_reset=False)
         if not env.batched:
             raise ValueError("GameInUnionEnvironment needs a batched environment.")
@@ -146,8 +203,15 @@ class GameInUnionEnvironment(py_environment.PyEnvironment):
         self._mask = np.broadcast_to(
             action_union.legal_masks[self._game], (env.batch_size, action_union.num_actions)
         )
+        spec = env.observation_spec()
+        self._padding = 0
+        if observation_shape is not None and tuple(observation_shape) != tuple(spec.shape):
+            self._padding = int(observation_shape[-1]) - int(spec.shape[-1])
+            spec = array_spec.BoundedArraySpec(
+                tuple(observation_shape), spec.dtype, spec.minimum, spec.maximum, spec.name
+            )
         self._observation_spec = {
-            actor_mimic.OBSERVATION_KEY: env.observation_spec(),
+            actor_mimic.OBSERVATION_KEY: spec,
             actor_mimic.LEGAL_ACTIONS_KEY: array_spec.ArraySpec(
                 (action_union.num_actions,), np.bool_, actor_mimic.LEGAL_ACTIONS_KEY
             ),
@@ -174,9 +238,13 @@ class GameInUnionEnvironment(py_environment.PyEnvironment):
         return self._env.reward_spec()
 
     def _wrap(self, time_step: ts.TimeStep) -> ts.TimeStep:
+        observation = time_step.observation
+        if self._padding:  # zero channels up to the union's count
+            widths = [(0, 0)] * (observation.ndim - 1) + [(0, self._padding)]
+            observation = np.pad(observation, widths)
         return time_step._replace(
             observation={
-                actor_mimic.OBSERVATION_KEY: time_step.observation,
+                actor_mimic.OBSERVATION_KEY: observation,
                 actor_mimic.LEGAL_ACTIONS_KEY: self._mask,
             }
         )

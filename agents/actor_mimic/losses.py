@@ -4,7 +4,10 @@ Pure TensorFlow functions over a batch of one game's states. ``guidance`` holds 
 experts' guidance vectors ``y = softmax(Q_E(s) / T)`` (eq. 9 with a Boltzmann expert
 policy at temperature ``T``) and ``student_logits`` the student's outputs gathered to the
 game's legal actions, both ``[B, A_g]``. The CC math comes from ``keras_cc.ops`` (exact
-log-normalizer for any number of actions; no gradient is ever zeroed out).
+log-normalizer for any number of actions; no gradient is ever zeroed out), beside the
+authors' published CC-AMN (float32 closed form, cross-entropy on the rows where it fails;
+``keras_cc.experiments.published``) as a third arm that separates the normalizer's effect
+from the likelihood's.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_cc import ops
+from keras_cc.experiments import published
 from keras_cc_agents.actor_mimic.config import check_loss_name
 
 
@@ -48,9 +52,24 @@ def cc_amn_negative_log_likelihood(guidance: tf.Tensor, student_logits: tf.Tenso
     return -ops.cc_log_prob(tf.cast(guidance, log_lambda.dtype), log_lambda)
 
 
+def published_cc_amn_negative_log_likelihood(
+    guidance: tf.Tensor, student_logits: tf.Tensor
+) -> tf.Tensor:
+    """CC-AMN loss per state as the authors' code computed it, ``[B]`` float32: eq. 11 with
+    the float32 closed form (eq. 4) on rows where the student's closed-form mean is
+    positive and finite, the cross-entropy of eq. 10 on the others
+    (:func:`keras_cc.experiments.published.published_cc_negative_log_likelihood`)."""
+    return published.published_cc_negative_log_likelihood(guidance, student_logits)
+
+
 def policy_regression_loss(loss: str):
-    """The per-state objective named ``loss``: ``'ce'`` (eq. 10) or ``'cc'`` (eq. 11)."""
-    return {"ce": amn_cross_entropy, "cc": cc_amn_negative_log_likelihood}[check_loss_name(loss)]
+    """The per-state objective named ``loss``: ``'ce'`` (eq. 10), ``'cc'`` (eq. 11) or
+    ``'cc_published'`` (eq. 11 as published)."""
+    return {
+        "ce": amn_cross_entropy,
+        "cc": cc_amn_negative_log_likelihood,
+        "cc_published": published_cc_amn_negative_log_likelihood,
+    }[check_loss_name(loss)]
 
 
 def feature_regression_loss(predicted_features: tf.Tensor, expert_features: tf.Tensor) -> tf.Tensor:
@@ -61,6 +80,23 @@ def feature_regression_loss(predicted_features: tf.Tensor, expert_features: tf.T
     """
     expert_features = tf.cast(expert_features, predicted_features.dtype)
     return tf.reduce_sum(tf.math.squared_difference(predicted_features, expert_features), -1)
+
+
+def centroid_distance(probs: tf.Tensor) -> tf.Tensor:
+    """Distance of points of the simplex ``[B, A]`` from its centroid ``(1/A, ..., 1/A)``,
+    relative to a vertex's, ``[B]`` in [0, 1]: 0 at the centroid (uniform guidance, where
+    the closed form's pairwise differences vanish), 1 at a vertex (a one-hot policy)."""
+    probs = tf.convert_to_tensor(probs)
+    actions = tf.cast(tf.shape(probs)[-1], probs.dtype)
+    distance = tf.norm(probs - 1.0 / actions, axis=-1)
+    return tf.math.divide_no_nan(distance, tf.sqrt(1.0 - 1.0 / actions))
+
+
+def published_fallbacks(logits: tf.Tensor) -> tf.Tensor:
+    """Bool ``[B]``: the rows of student ``logits`` ``[B, A]`` on which the published
+    CC-AMN falls back to the cross-entropy (its float32 closed-form mean has a component
+    that is not positive, or NaN; :func:`keras_cc.experiments.published.unstable_rows`)."""
+    return published.unstable_rows(logits)
 
 
 def closed_form_failures(log_probs: tf.Tensor, rtol: float = 1e-3) -> tf.Tensor:

@@ -5,11 +5,15 @@ columns ``game,epoch,frames,mean_score,std_score,num_episodes``; students also h
 ``train_epochs.csv`` with the share of guidance vectors on which the CC paper's closed-form
 normalizer (eq. 4) fails and the count of non-finite loss/gradient steps.
 
-* Table 3: per model (DQN, AMN, CC-AMN) and game, the mean and standard deviation of the
-  evaluation score over the last ``last_epochs`` evaluation epochs.
-* Figure 2: per game, evaluation score against epoch: raw scores faded, a trailing moving
-  average solid.
-* Numerical health of the students: the closed-form failure shares and the non-finite
+* Table 3: per model (DQN, AMN, CC-AMN, CC-AMN with the published normalizer) and game,
+  the mean and standard deviation of the evaluation score over the last ``last_epochs``
+  evaluation epochs (the paper's form, one run); with several runs (seeds) of a model and
+  game, the mean over seeds of that mean, and the sample standard deviation over seeds.
+* Figure 2: per game, evaluation score against epoch (the mean over seeds): raw scores
+  faded, a trailing moving average solid.
+* Numerical health of the students: the closed-form failure shares, the share of rows on
+  which the published CC-AMN falls back to the cross-entropy, where the guidance vectors
+  sit (distance from the simplex's centroid relative to a vertex's) and the non-finite
   step count, which with keras_cc's exact normalizer stays 0 (no gradient is zeroed out).
 """
 
@@ -24,9 +28,18 @@ import numpy as np
 
 from keras_cc_runs import run_directory
 
-MODELS = ("DQN", "AMN", "CC-AMN")
+PUBLISHED = "CC-AMN (published)"
+MODELS = ("DQN", "AMN", "CC-AMN", PUBLISHED)
 PAPER_GAME_ORDER = ("Breakout", "Atlantis", "Pong", "SpaceInvaders")
-COLORS = {"DQN": "#4d4d4d", "AMN": "#1f77b4", "CC-AMN": "#d62728"}
+COLORS = {"DQN": "#4d4d4d", "AMN": "#1f77b4", "CC-AMN": "#d62728", PUBLISHED: "#ff7f0e"}
+# Health columns of train_epochs.csv averaged over epochs (weighted by states scored);
+# records written before a column existed read NaN there.
+HEALTH_SHARES = (
+    "guidance_closed_form_failure_share",
+    "student_closed_form_failure_share",
+    "student_published_fallback_share",
+    "guidance_centroid_distance",
+)
 
 
 @dataclasses.dataclass
@@ -39,19 +52,22 @@ class Curve:
     epochs: np.ndarray
     frames: np.ndarray
     scores: np.ndarray
+    seed: int | None = None
 
 
 def run_directories(path: str) -> list[str]:
-    """``path`` if it holds ``eval_epochs.csv``, else its sub-directories that do."""
+    """``path`` if it holds ``eval_epochs.csv``, else the directories below it that do
+    (e.g. ``<grid>/seed<k>/<game>``), in sorted order."""
     if not os.path.isdir(path):
         raise FileNotFoundError(f"result directory {path!r} does not exist.")
     if os.path.isfile(os.path.join(path, "eval_epochs.csv")):
         return [path]
-    found = [
-        os.path.join(path, entry)
-        for entry in sorted(os.listdir(path))
-        if os.path.isfile(os.path.join(path, entry, "eval_epochs.csv"))
-    ]
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        if "eval_epochs.csv" in files:
+            found.append(root)
+            dirs.clear()  # a run's own sub-directories (export, checkpoints) hold no runs
     if not found:
         raise FileNotFoundError(
             f"no eval_epochs.csv in {path!r} nor in its sub-directories (is it a run directory?)."
@@ -59,34 +75,60 @@ def run_directories(path: str) -> list[str]:
     return found
 
 
-def load_curves(model: str, paths: Sequence[str]) -> dict[str, Curve]:
-    """``{game: Curve}`` of ``model`` from run directories (or parents of run directories).
+def load_curves(model: str, paths: Sequence[str]) -> dict[str, list[Curve]]:
+    """``{game: [Curve of each run]}`` of ``model`` from run directories (or directories
+    above them); several runs of one game are its seeds.
 
     Raises:
-      ValueError: if two runs of ``model`` hold scores of the same game.
+      ValueError: if two runs of ``model`` hold scores of the same game and seed (the
+        ``seed`` of their ``config.json``; None without one).
     """
-    curves: dict[str, Curve] = {}
+    curves: dict[str, list[Curve]] = {}
     for path in paths:
         for run_dir in run_directories(path):
             rows = run_directory.read_csv(os.path.join(run_dir, "eval_epochs.csv"))
+            seed = _run_seed(run_dir)
             for game in dict.fromkeys(row["game"] for row in rows):
-                if game in curves:
+                same = [c for c in curves.get(game, []) if c.seed == seed]
+                if same:
                     raise ValueError(
-                        f"{model}: game {game} appears in two runs ({curves[game].run_dir} and "
-                        f"{run_dir}); give one run per game and model."
+                        f"{model}: game {game} appears in two runs of seed {seed} "
+                        f"({same[0].run_dir} and {run_dir}); give one run per game, model "
+                        "and seed."
                     )
                 game_rows = sorted(
                     (r for r in rows if r["game"] == game), key=lambda r: int(r["epoch"])
                 )
-                curves[game] = Curve(
-                    model=model,
-                    game=game,
-                    run_dir=run_dir,
-                    epochs=np.array([int(r["epoch"]) for r in game_rows]),
-                    frames=np.array([int(r["frames"]) for r in game_rows]),
-                    scores=np.array([float(r["mean_score"]) for r in game_rows]),
+                curves.setdefault(game, []).append(
+                    Curve(
+                        model=model,
+                        game=game,
+                        run_dir=run_dir,
+                        epochs=np.array([int(r["epoch"]) for r in game_rows]),
+                        frames=np.array([int(r["frames"]) for r in game_rows]),
+                        scores=np.array([float(r["mean_score"]) for r in game_rows]),
+                        seed=seed,
+                    )
                 )
     return curves
+
+
+def mean_curve(runs: Sequence[Curve]) -> Curve:
+    """The mean score over ``runs`` (seeds) at each epoch that every run reached."""
+    if len(runs) == 1:
+        return runs[0]
+    epochs = sorted(set.intersection(*(set(run.epochs.tolist()) for run in runs)))
+    pick = lambda run, values: np.array([values[run.epochs.tolist().index(e)] for e in epochs])
+    return Curve(
+        model=runs[0].model,
+        game=runs[0].game,
+        run_dir=", ".join(run.run_dir for run in runs),
+        epochs=np.array(epochs, int),
+        frames=np.array(
+            [np.mean([pick(r, r.frames)[i] for r in runs]) for i in range(len(epochs))]
+        ),
+        scores=np.mean([pick(run, run.scores) for run in runs], axis=0),
+    )
 
 
 def order_games(games: Sequence[str]) -> list[str]:
@@ -108,18 +150,41 @@ def _format_score(mean: float, std: float) -> str:
     return f"{mean:.{digits}f} (± {std:.{digits}f})"
 
 
+def seeds_summary(runs: Sequence[Curve], last_epochs: int) -> dict:
+    """A Table 3 cell: for one run, the mean and standard deviation of its last
+    ``last_epochs`` scores (the paper's form); for several runs (seeds), the mean over seeds
+    of those means and their sample standard deviation. ``epochs`` is the fewest epochs
+    any run averages."""
+    summaries = [last_epochs_summary(run, last_epochs) for run in runs]
+    epochs = min(count for _, _, count in summaries)
+    if len(runs) == 1:
+        mean, std, _ = summaries[0]
+        return {"mean": mean, "std": std, "epochs": epochs, "seeds": 1}
+    means = np.array([mean for mean, _, _ in summaries])
+    return {
+        "mean": float(np.mean(means)),
+        "std": float(np.std(means, ddof=1)),
+        "epochs": epochs,
+        "seeds": len(runs),
+    }
+
+
 def table3_markdown(
-    curves: dict[str, dict[str, Curve]], last_epochs: int = 20, games: Sequence[str] | None = None
+    curves: dict[str, dict[str, list[Curve]]],
+    last_epochs: int = 20,
+    games: Sequence[str] | None = None,
 ) -> tuple[str, dict]:
     """Table 3 as markdown, and its numbers.
 
-    ``curves`` is ``{model: {game: Curve}}``. A cell with fewer than ``last_epochs``
-    epochs says how many it averages; a missing run reads "–".
+    ``curves`` is ``{model: {game: [Curve of each seed]}}``. A cell averaged over seeds
+    says how many; a cell with fewer than ``last_epochs`` epochs says how many it
+    averages; a missing run reads "–".
     """
     games = list(games or order_games({g for by_game in curves.values() for g in by_game}))
     lines = [
-        f"Mean evaluation score (± standard deviation) over the last {last_epochs} evaluation "
-        "epochs (higher is better).",
+        f"Mean evaluation score over the last {last_epochs} evaluation epochs (higher is "
+        f"better), ± the standard deviation of those epochs' scores for one run, or, for "
+        f"[n seeds], the mean over seeds ± the sample standard deviation over seeds.",
         "",
         "| Model | " + " | ".join(games) + " |",
         "|---|" + "---:|" * len(games),
@@ -131,15 +196,17 @@ def table3_markdown(
             continue
         cells = []
         for game in games:
-            curve = curves[model].get(game)
-            if curve is None:
+            runs = curves[model].get(game)
+            if not runs:
                 cells.append("–")
                 continue
-            mean, std, count = last_epochs_summary(curve, last_epochs)
-            numbers.setdefault(model, {})[game] = {"mean": mean, "std": std, "epochs": count}
-            cell = _format_score(mean, std)
-            if count < last_epochs:
-                cell += f" [{count} ep.]"
+            entry = seeds_summary(runs, last_epochs)
+            numbers.setdefault(model, {})[game] = entry
+            cell = _format_score(entry["mean"], entry["std"])
+            if entry["seeds"] > 1:
+                cell += f" [{entry['seeds']} seeds]"
+            if entry["epochs"] < last_epochs:
+                cell += f" [{entry['epochs']} ep.]"
                 short = True
             cells.append(cell)
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
@@ -148,57 +215,77 @@ def table3_markdown(
     return "\n".join(lines) + "\n", numbers
 
 
+def _format_share(value: float, pattern: str) -> str:
+    """``value`` by ``pattern``; "–" for NaN (a column the records do not hold)."""
+    return "–" if math.isnan(value) else pattern.format(value)
+
+
+def _run_seed(run_dir: str) -> int | None:
+    """The ``seed`` of a run's ``config.json``, or None without one."""
+    path = os.path.join(run_dir, "config.json")
+    return run_directory.read_json(path).get("seed") if os.path.isfile(path) else None
+
+
 def health_markdown(student_dirs: dict[str, Sequence[str]]) -> tuple[str, dict]:
-    """Per student model and game: closed-form failure shares and non-finite steps.
+    """Per student model and game, over all its runs (seeds): closed-form failure shares,
+    the published fallback share, the guidance vectors' distance from the centroid, and
+    non-finite steps.
 
     ``student_dirs`` is ``{model: [run or parent directories]}``.
     """
     lines = [
-        "Numerical health of the students: share of guidance vectors (and of the students' "
-        "own distributions) on which the CC paper's closed-form normalizer (eq. 4) would "
-        "fail, averaged over training epochs, and updates whose loss or gradient was "
-        "non-finite (keras_cc's exact normalizer; no gradient is zeroed out).",
+        "Numerical health of the students, over training epochs and seeds: share of "
+        "guidance vectors (and of the students' own distributions) on which the CC paper's "
+        "closed-form normalizer (eq. 4) would fail; share of student rows on which the "
+        "published CC-AMN falls back to the cross-entropy (its float32 closed-form mean is "
+        "not positive); mean distance of the guidance vectors from the simplex's centroid "
+        "(0) towards a vertex (1); updates whose loss or gradient was non-finite, summed "
+        "over seeds (skipped, never applied).",
         "",
-        "| Model | Game | Epochs | Guidance: eq. 4 fails | Student: eq. 4 fails "
-        "| Non-finite steps |",
-        "|---|---|---:|---:|---:|---:|",
+        "| Model | Game | Seeds | Epochs | Guidance: eq. 4 fails | Student: eq. 4 fails "
+        "| Published fallback | Centroid distance | Non-finite steps |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     numbers: dict[str, dict[str, dict]] = {}
     for model, paths in student_dirs.items():
+        rows_by_game: dict[str, list[list[dict]]] = {}
         for path in paths:
             for run_dir in run_directories(path):
                 train_path = os.path.join(run_dir, "train_epochs.csv")
                 if not os.path.isfile(train_path):
                     continue
                 rows = run_directory.read_csv(train_path)
-                for game in order_games({r["game"] for r in rows}):
-                    game_rows = [r for r in rows if r["game"] == game]
-                    states = np.array([int(r["states"]) for r in game_rows], float)
-                    weights = states / states.sum() if states.sum() > 0 else None
+                for game in dict.fromkeys(r["game"] for r in rows):
+                    runs = rows_by_game.setdefault(game, [])
+                    runs.append([r for r in rows if r["game"] == game])
+        for game in order_games(rows_by_game):
+            runs = rows_by_game[game]
+            game_rows = [row for run in runs for row in run]
+            states = np.array([int(r["states"]) for r in game_rows], float)
+            weights = states / states.sum() if states.sum() > 0 else None
 
-                    def weighted(column, game_rows=game_rows, weights=weights):
-                        values = np.array([float(r[column]) for r in game_rows])
-                        if weights is None:
-                            return math.nan
-                        return float(np.nansum(values * weights))
+            def weighted(column, game_rows=game_rows, weights=weights):
+                values = np.array([float(r.get(column, "nan") or "nan") for r in game_rows])
+                if weights is None or np.all(np.isnan(values)):
+                    return math.nan
+                return float(np.nansum(values * weights) / np.sum(weights[~np.isnan(values)]))
 
-                    nonfinite = max(int(r["nonfinite_steps"]) for r in game_rows)
-                    entry = {
-                        "epochs": len(game_rows),
-                        "guidance_closed_form_failure_share": weighted(
-                            "guidance_closed_form_failure_share"
-                        ),
-                        "student_closed_form_failure_share": weighted(
-                            "student_closed_form_failure_share"
-                        ),
-                        "nonfinite_steps": nonfinite,
-                    }
-                    numbers.setdefault(model, {})[game] = entry
-                    lines.append(
-                        f"| {model} | {game} | {entry['epochs']} | "
-                        f"{entry['guidance_closed_form_failure_share']:.1%} | "
-                        f"{entry['student_closed_form_failure_share']:.1%} | {nonfinite} |"
-                    )
+            nonfinite = sum(max(int(r["nonfinite_steps"]) for r in run) for run in runs)
+            entry = {
+                "seeds": len(runs),
+                "epochs": len(game_rows),
+                **{column: weighted(column) for column in HEALTH_SHARES},
+                "nonfinite_steps": nonfinite,
+            }
+            numbers.setdefault(model, {})[game] = entry
+            shares = [entry[column] for column in HEALTH_SHARES]
+            cells = [_format_share(x, "{:.1%}") for x in shares[:3]]
+            cells.append(_format_share(shares[3], "{:.3f}"))
+            lines.append(
+                f"| {model} | {game} | {entry['seeds']} | {entry['epochs']} | "
+                + " | ".join(cells)
+                + f" | {nonfinite} |"
+            )
     return "\n".join(lines) + "\n", numbers
 
 
@@ -216,12 +303,13 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_figure2(
-    curves: dict[str, dict[str, Curve]],
+    curves: dict[str, dict[str, list[Curve]]],
     path: str,
     window: int = 5,
     games: Sequence[str] | None = None,
 ) -> None:
-    """Figure 2: per game, raw evaluation scores (faded) and their moving average (solid)."""
+    """Figure 2: per game, raw evaluation scores (faded; the mean over seeds) and their
+    moving average (solid)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,7 +324,8 @@ def plot_figure2(
     )
     for axis, game in zip(axes[0], games, strict=True):
         for model in MODELS:
-            curve = curves.get(model, {}).get(game)
+            runs = curves.get(model, {}).get(game)
+            curve = mean_curve(runs) if runs else None
             if curve is None or curve.scores.size == 0:
                 continue
             color = COLORS[model]
@@ -246,7 +335,7 @@ def plot_figure2(
                 moving_average(curve.scores, window),
                 color=color,
                 linewidth=2,
-                label=model,
+                label=model if len(runs) == 1 else f"{model} ({len(runs)} seeds)",
             )
         axis.set_title(game)
         axis.set_xlabel("epoch")
@@ -274,16 +363,25 @@ def build_report(
     last_epochs: int = 20,
     window: int = 5,
     games: Sequence[str] | None = None,
+    published_dirs: Sequence[str] = (),
 ) -> str:
     """Writes table3.md (Table 3 and the students' health), figure2.png and report.json.
 
-    Returns the markdown. ``experts_dir`` may be empty (no DQN row).
+    Returns the markdown. ``experts_dir`` may be empty (no DQN row); ``published_dirs``
+    holds the runs of CC-AMN with the published normalizer (``--loss cc_published``).
     """
     if last_epochs < 1 or window < 1:
         raise ValueError("last_epochs and window must be >= 1.")
-    sources = {"DQN": [experts_dir] if experts_dir else [], "AMN": amn_dirs, "CC-AMN": cc_amn_dirs}
+    sources = {
+        "DQN": [experts_dir] if experts_dir else [],
+        "AMN": amn_dirs,
+        "CC-AMN": cc_amn_dirs,
+        PUBLISHED: list(published_dirs),
+    }
     if not any(sources.values()):
-        raise ValueError("give at least one of --experts_dir, --amn_dirs, --cc_amn_dirs.")
+        raise ValueError(
+            "give at least one of --experts_dir, --amn_dirs, --cc_amn_dirs, --published_dirs."
+        )
     curves = {model: load_curves(model, paths) for model, paths in sources.items() if paths}
     found = {g for by_game in curves.values() for g in by_game}
     if games:
@@ -302,7 +400,10 @@ def build_report(
         "last_epochs": last_epochs,
         "table3": table_numbers,
         "health": health_numbers,
-        "runs": {m: {g: c.run_dir for g, c in by_game.items()} for m, by_game in curves.items()},
+        "runs": {
+            model: {game: [run.run_dir for run in runs] for game, runs in by_game.items()}
+            for model, by_game in curves.items()
+        },
     }
     run_directory.write_json(os.path.join(output_dir, "report.json"), record)
     return markdown

@@ -17,7 +17,10 @@ frames per game with the greedy policy (epsilon ``eval_epsilon``). A run directo
     eval_epochs.csv        game,epoch,frames,mean_score,std_score,num_episodes
     train_epochs.csv       per game and epoch: updates, loss, share of guidance vectors
                            (and student distributions) where the closed form (eq. 4)
-                           fails, and non-finite steps (must stay 0)
+                           fails, share of student rows where the published CC-AMN falls
+                           back to the cross-entropy, mean distance of the guidance
+                           vectors from the simplex's centroid (0) towards a vertex (1),
+                           and non-finite steps in the epoch and so far
     run_state.json         epochs done, non-finite steps, finished flag (derived from the
                            checkpoint: a damaged one is rebuilt from it on resume)
     checkpoints/           student, optimizer and counters after every epoch
@@ -40,11 +43,11 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
-from tf_agents.specs import tensor_spec
 
 from keras_cc_agents.actor_mimic import agent as actor_mimic
 from keras_cc_agents.actor_mimic.action_union import ActionUnion
 from keras_cc_agents.actor_mimic.config import (  # part of this module's API
+    MODEL_NAMES,
     RESUMABLE_FIELDS,
     ActorMimicConfig,
 )
@@ -55,9 +58,14 @@ from keras_cc_agents.actor_mimic.experts import (  # part of this module's API
     frames_per_step,
     load_experts,
     make_game_environment,
+    own_channels,
+    student_observation_spec,
+    union_observation_shape,
 )
 from keras_cc_agents.dqn import expert as dqn_expert
+from keras_cc_agents.environments import games as game_registry
 from keras_cc_agents.metrics import EpisodeRecords
+from keras_cc_agents.networks import q_networks
 from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
 from keras_cc_agents.training import (  # the evaluation tables: part of this module's API
     EVAL_TABLES,
@@ -68,6 +76,7 @@ from keras_cc_runs.run_directory import (
     DirectoryLock,
     differing_settings,
     prepare_run_directory,
+    read_csv,
     read_json,
     write_json,
 )
@@ -83,6 +92,9 @@ TRAIN_EPOCH_COLUMNS = (
     "mean_loss",
     "guidance_closed_form_failure_share",
     "student_closed_form_failure_share",
+    "student_published_fallback_share",
+    "guidance_centroid_distance",
+    "epoch_nonfinite_steps",
     "nonfinite_steps",
 )
 
@@ -105,13 +117,19 @@ def _prepare_output_dir(config: ActorMimicConfig) -> bool:
             return f"{epochs_done} epochs; raise --epochs to continue it"
         return None
 
-    def differences(previous):
-        keys = sorted(k for k in set(previous) | set(current) if k not in RESUMABLE_FIELDS)
-        return differing_settings(previous, current, keys)
-
     return prepare_run_directory(
-        out, current, overwrite=config.overwrite, finished=finished, differences=differences
+        out,
+        current,
+        overwrite=config.overwrite,
+        finished=finished,
+        differences=lambda previous: _setting_differences(previous, current),
     )
+
+
+def _setting_differences(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The settings (other than ``RESUMABLE_FIELDS``) in which two runs differ."""
+    keys = sorted(k for k in set(previous) | set(current) if k not in RESUMABLE_FIELDS)
+    return differing_settings(previous, current, keys)
 
 
 # --------------------------------------------------------------------------- the run
@@ -136,11 +154,22 @@ class _EpochStats:
     loss_sum: np.ndarray = None
     guidance_failures: np.ndarray = None
     student_failures: np.ndarray = None
+    student_fallbacks: np.ndarray = None
+    guidance_distance_sum: np.ndarray = None
+    nonfinite_before: int = 0  # the agent's non-finite step counter when the epoch began
 
     @classmethod
     def empty(cls, num_games: int) -> _EpochStats:
         zeros = lambda dtype: np.zeros(num_games, dtype)
-        return cls(0, zeros(np.int64), zeros(np.float64), zeros(np.int64), zeros(np.int64))
+        return cls(
+            0,
+            zeros(np.int64),
+            zeros(np.float64),
+            zeros(np.int64),
+            zeros(np.int64),
+            zeros(np.int64),
+            zeros(np.float64),
+        )
 
     def add(self, extra) -> None:
         counts = np.asarray(extra.per_game_count, np.int64)
@@ -149,6 +178,8 @@ class _EpochStats:
         self.loss_sum += np.asarray(extra.per_game_loss, np.float64) * counts
         self.guidance_failures += np.asarray(extra.guidance_closed_form_failures, np.int64)
         self.student_failures += np.asarray(extra.student_closed_form_failures, np.int64)
+        self.student_fallbacks += np.asarray(extra.student_published_fallbacks, np.int64)
+        self.guidance_distance_sum += np.asarray(extra.guidance_centroid_distance, np.float64)
 
     def share(self, failures: np.ndarray) -> np.ndarray:
         return np.where(self.states > 0, failures / np.maximum(self.states, 1), np.nan)
@@ -170,29 +201,37 @@ def _format_number(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
+def student_network(experts: Sequence[dqn_expert.Expert]) -> str | None:
+    """The experts' network name when they share one of ``q_networks.NETWORKS`` (the
+    student's trunk, as in the CC paper, appendix A.2); otherwise None (the default network
+    of the observations)."""
+    names = {expert.network for expert in experts}
+    name = names.pop() if len(names) == 1 else None
+    return name if name in q_networks.NETWORKS else None
+
+
 def build_agent(
     config: ActorMimicConfig, experts: Sequence[dqn_expert.Expert], union: ActionUnion
 ) -> actor_mimic.ActorMimicAgent:
     """The student agent for ``experts`` (in ``union.games`` order)."""
-    shape = experts[0].observation_shape
-    dtype = tf.as_dtype(experts[0].observation_dtype)
-    if dtype == tf.uint8:
-        observation_spec = tensor_spec.BoundedTensorSpec(shape, tf.uint8, 0, 255, "observation")
-    else:
-        observation_spec = tf.TensorSpec(shape, dtype, "observation")
+    observation_spec = student_observation_spec(experts)
+    shape = observation_spec.shape
     feature_fns = feature_sizes = None
     if config.feature_regression_weight > 0:
         feature_fns, feature_sizes = zip(
             *(expert_feature_function(e) for e in experts), strict=True
         )
-    network = actor_mimic.ActorMimicNetwork(observation_spec, union.num_actions)
+        feature_fns = [own_channels(f, e, shape) for f, e in zip(feature_fns, experts, strict=True)]
+    network = actor_mimic.ActorMimicNetwork(
+        observation_spec, union.num_actions, network=student_network(experts)
+    )
     agent = actor_mimic.ActorMimicAgent(
         actor_mimic.actor_mimic_time_step_spec(observation_spec, union),
         actor_mimic.union_action_spec(union),
         network,
         actor_mimic.build_optimizer(config.learning_rate, config.optimizer),
         union,
-        [e.q_value_function for e in experts],
+        [own_channels(e.q_value_function, e, shape) for e in experts],
         loss=config.loss,
         temperature=config.temperature,
         epsilon_greedy=config.epsilon,
@@ -214,6 +253,7 @@ def _evaluate(
     union: ActionUnion,
     config: ActorMimicConfig,
     seed: int,
+    observation_shape: Sequence[int] | None = None,
 ):
     """One evaluation epoch of one game, as the experts are evaluated.
 
@@ -224,7 +264,7 @@ def _evaluate(
     from keras_cc_agents.dqn import expert as dqn_expert
 
     env = GameInUnionEnvironment(
-        make_game_environment(game, expert, config.num_envs, seed), union, game
+        make_game_environment(game, expert, config.num_envs, seed), union, game, observation_shape
     )
     try:
         return dqn_expert.evaluate_policy(
@@ -246,6 +286,7 @@ class ActorMimicTrainer:
         self.config = config
         self.log = log
         self.experts = load_experts(config.experts_dir, config.games)
+        self.observation_shape = union_observation_shape(self.experts)
         self.union = ActionUnion.from_action_meanings(
             {e.game: e.action_meanings for e in self.experts}
         )
@@ -303,14 +344,18 @@ class ActorMimicTrainer:
             ),
             self.union,
             expert.game,
+            self.observation_shape,
         )
-        shape = expert.observation_shape
+        shape = self.observation_shape
+        # Atari states are frame stacks (the last axis is time: one frame stored per step);
+        # other states (MinAtar's object channels, vectors) are stored whole.
+        is_atari = game_registry.get_game(expert.game).is_atari
         replay = FrameStackReplay.for_states(
             shape,
             np.dtype(expert.observation_dtype),
             config.replay_capacity,
             num_streams=env.batch_size,
-            stack_size=shape[-1] if len(shape) == 3 else 1,
+            stack_size=shape[-1] if is_atari else 1,
             seed=int(self.rng.integers(2**31)),
         )
         recorder = EpisodeRecords(batch_size=env.batch_size)
@@ -339,6 +384,7 @@ class ActorMimicTrainer:
         """Acts and learns for ``epoch_frames`` frames per game; returns stats and frames."""
         config = self.config
         stats = _EpochStats.empty(len(self.games))
+        stats.nonfinite_before = int(self.agent.nonfinite_steps.numpy())
         frames = self.game_frames.numpy().copy()
         start, target = frames.copy(), frames + config.epoch_frames
         pending = 0  # agent steps per game not yet matched by an update
@@ -382,6 +428,7 @@ class ActorMimicTrainer:
                 self.union,
                 self.config,
                 seed=self.config.seed + 104729 * epoch + 31 * index,
+                observation_shape=self.observation_shape,
             )
             frame_count = int(frames[index])
             mean, _ = self.run_files.add_evaluation(
@@ -396,6 +443,8 @@ class ActorMimicTrainer:
         nonfinite = int(self.agent.nonfinite_steps.numpy())
         guidance_share = stats.share(stats.guidance_failures)
         student_share = stats.share(stats.student_failures)
+        fallback_share = stats.share(stats.student_fallbacks)
+        distance = stats.share(stats.guidance_distance_sum)
         mean_loss = stats.share(stats.loss_sum)
         for index, game in enumerate(self.games):
             self.rows["train_epochs.csv"].append(
@@ -408,6 +457,9 @@ class ActorMimicTrainer:
                     mean_loss=float(mean_loss[index]),
                     guidance_closed_form_failure_share=float(guidance_share[index]),
                     student_closed_form_failure_share=float(student_share[index]),
+                    student_published_fallback_share=float(fallback_share[index]),
+                    guidance_centroid_distance=float(distance[index]),
+                    epoch_nonfinite_steps=nonfinite - stats.nonfinite_before,
                     nonfinite_steps=nonfinite,
                 )
             )
@@ -420,6 +472,13 @@ class ActorMimicTrainer:
                 tf.summary.scalar(
                     f"train/student_closed_form_failure_share/{game.game}",
                     float(student_share[index]),
+                )
+                tf.summary.scalar(
+                    f"train/student_published_fallback_share/{game.game}",
+                    float(fallback_share[index]),
+                )
+                tf.summary.scalar(
+                    f"train/guidance_centroid_distance/{game.game}", float(distance[index])
                 )
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("train/nonfinite_steps", nonfinite)
@@ -456,7 +515,7 @@ class ActorMimicTrainer:
         """Trains and evaluates the remaining epochs."""
         config = self.config
         self.log(
-            f"actor-mimic ({'CC-AMN' if config.loss == 'cc' else 'AMN'}, "
+            f"actor-mimic ({MODEL_NAMES[config.loss]}, "
             f"T={config.temperature}) on {', '.join(config.games)}: "
             f"{self.union.num_actions} union actions ({', '.join(self.union.meanings)}); "
             f"epochs {self.epoch + 1}..{config.epochs} of {config.epoch_frames:,} training + "
@@ -548,3 +607,44 @@ def train_actor_mimic(config: ActorMimicConfig, log: Callable[[str], None] = pri
     """
     with DirectoryLock(config.output_dir):
         return ActorMimicTrainer(config, log).run()
+
+
+def _finished_summary(config: ActorMimicConfig) -> dict[str, Any] | None:
+    """The summary of a finished run of ``config``'s settings in its run directory, read
+    back from its files, or None (no such run: absent, unfinished or other settings)."""
+    out = config.output_dir
+    try:
+        state = read_json(os.path.join(out, RUN_STATE), default={})
+        previous = read_json(os.path.join(out, "config.json"), default=None)
+    except DamagedFileError:
+        return None
+    if previous is None or state.get("epochs_done", 0) < config.epochs:
+        return None
+    if _setting_differences(previous, config.to_dict()):
+        return None
+    rows = read_csv(os.path.join(out, "eval_epochs.csv"))
+    return {
+        "output_dir": out,
+        "epochs_done": int(state["epochs_done"]),
+        "updates": int(state.get("updates", 0)),
+        "nonfinite_steps": int(state.get("nonfinite_steps", 0)),
+        "eval_mean_scores": {row["game"]: float(row["mean_score"]) for row in rows},
+        "skipped": True,
+    }
+
+
+def train_actor_mimic_task(config: ActorMimicConfig, name: str | None = None) -> dict[str, Any]:
+    """:func:`train_actor_mimic` for worker processes and Ray tasks: returns the
+    :class:`RunSummary` as a dict; progress lines go to stdout prefixed with ``name`` (by
+    default the run directory). A run directory that holds a finished run of the same settings is
+    skipped (its summary is read back, with ``"skipped": True``), so that rerunning a grid
+    continues it; with other settings it is refused as in :func:`train_actor_mimic`."""
+    config = config.validated()
+    name = name or config.output_dir
+    if not config.overwrite:
+        summary = _finished_summary(config)
+        if summary is not None:
+            print(f"[{name}] finished; skipped.", flush=True)
+            return summary
+    result = train_actor_mimic(config, log=lambda line: print(f"[{name}] {line}", flush=True))
+    return dataclasses.asdict(result)

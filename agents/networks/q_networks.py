@@ -4,7 +4,7 @@ The Atari network is Nature-DQN's (Mnih et al. 2015, "Methods"): uint8 stacks of
 84x84 frames scaled to [0, 1], conv 32 8x8 stride 4, conv 64 4x4 stride 2, conv 64 3x3
 stride 1, dense 512, all ReLU, and a linear layer with one Q-value per action. The CC paper
 (appendix A.2) uses the same network for the experts and the actor-mimic students, so the
-trunk is available on its own (`nature_encoder`).
+trunk is available on its own (`encoder`).
 
 MinAtar's network (Young & Tian 2019, section 4) is one 16-filter 3x3 convolution of stride 1
 and a dense layer of 128 units, both ReLU, over its 10x10 grids of {0, 1} channels.
@@ -132,17 +132,31 @@ def architecture_name(conv_layer_params, fc_layer_params) -> str:
     return "-".join(parts) or "linear"
 
 
-class NatureEncoder(_ZeroInputVariables, encoding_network.EncodingNetwork):
-    """`EncodingNetwork` that builds on uint8 specs (see `nature_encoder`)."""
+class Encoder(_ZeroInputVariables, encoding_network.EncodingNetwork):
+    """`EncodingNetwork` that builds on uint8 specs (see `encoder`)."""
 
 
-def nature_encoder(input_tensor_spec, name: str = "NatureEncoder") -> NatureEncoder:
-    """Nature-DQN trunk as a TF-Agents `EncodingNetwork`: pixels -> 512 features (ReLU)."""
-    return NatureEncoder(
+def encoder(
+    input_tensor_spec,
+    network: str | None = None,
+    fc_layer_params=None,
+    name: str = "Encoder",
+) -> Encoder:
+    """The trunk of `network` (None: `default_network` of the observations; its dense
+    layers replaced by `fc_layer_params` where given) as a TF-Agents `EncodingNetwork`,
+    ReLU throughout: uint8 frames are scaled to [0, 1], convolved and flattened into the
+    dense layers; the output is the last dense layer (512 features for Nature-DQN, 128 for
+    MinAtar, 64 for the MLP). Raises ``ValueError`` for an unknown network name."""
+    input_tensor_spec = tensor_spec.from_spec(input_tensor_spec)
+    conv_layer_params, fc_layer_params = layer_params(
+        input_tensor_spec, network, fc_layer_params=fc_layer_params
+    )
+    pixels = _is_pixel_spec(input_tensor_spec)
+    return Encoder(
         input_tensor_spec,
-        preprocessing_layers=_pixel_scaling(input_tensor_spec),
-        conv_layer_params=NATURE_CONV_LAYERS,
-        fc_layer_params=NATURE_FC_LAYERS,
+        preprocessing_layers=_pixel_scaling(input_tensor_spec) if pixels else None,
+        conv_layer_params=tuple(conv_layer_params) or None,
+        fc_layer_params=tuple(fc_layer_params),
         activation_fn=tf.keras.activations.relu,
         name=name,
     )

@@ -37,6 +37,7 @@ __all__ = [
     "PublishedCCLabelSmoothing",
     "SkipNonFiniteAdam",
     "published_cc_label_smoothing",
+    "published_cc_negative_log_likelihood",
     "published_log_normalizer",
     "published_mean",
     "unstable_rows",
@@ -102,32 +103,46 @@ def unstable_rows(logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_any(tf.logical_or(mean <= 0.0, tf.math.is_nan(mean)), axis=-1)
 
 
-def published_cc_label_smoothing(
-    y_true: tf.Tensor, logits: tf.Tensor, label_smoothing: float = 0.1
-) -> tf.Tensor:
-    """Per-row loss ``[B]`` of the published CC-LS (float32).
+def published_cc_negative_log_likelihood(target: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Per-row CC negative log-likelihood ``[B]`` as published (float32), with its fallback.
 
     Args:
-        y_true: ``[B, K]`` one-hot (or any simplex) targets.
+        target: ``[B, K]`` points of the simplex (smoothed labels, guidance vectors).
         logits: ``[B, K]`` logits (K ≥ 2).
-        label_smoothing: ``ε``; the target is ``(1 − ε) y + ε/K``.
 
     Returns:
-        On stable rows the CC negative log-likelihood ``CE(y_LS, z) + log C⁻¹(η) −
-        logsumexp(z)``; on unstable rows (:func:`unstable_rows`) the cross-entropy
-        ``CE(y_LS, z)``. The closed form sees a fixed well-separated stand-in on unstable
-        rows, so their gradient is the cross-entropy's alone, with no NaN leaking in.
+        On stable rows ``CE(target, z) + log C⁻¹(η) − logsumexp(z)`` (CC paper eq. 2 with
+        ``λ = softmax(z)``); on unstable rows (:func:`unstable_rows` of ``logits``) the
+        cross-entropy ``CE(target, z)``. The closed form sees a fixed well-separated
+        stand-in on unstable rows, so their gradient is the cross-entropy's alone, with no
+        NaN leaking in.
     """
     logits = tf.cast(logits, tf.float32)
-    y_true = tf.cast(y_true, tf.float32)
-    classes = tf.cast(tf.shape(logits)[-1], tf.float32)
-    target = (1.0 - label_smoothing) * y_true + label_smoothing / classes
+    target = tf.cast(target, tf.float32)
     eta, nodes = _nodes(logits)
     cross_entropy = tf.nn.softmax_cross_entropy_with_logits(target, nodes)
     unstable = unstable_rows(logits)
     stand_in = tf.broadcast_to(tf.range(1, tf.shape(eta)[-1] + 1, dtype=eta.dtype), tf.shape(eta))
     safe_eta = tf.where(unstable[:, None], stand_in, eta)
     return tf.where(unstable, cross_entropy, cross_entropy + _log_ratio(safe_eta))
+
+
+def published_cc_label_smoothing(
+    y_true: tf.Tensor, logits: tf.Tensor, label_smoothing: float = 0.1
+) -> tf.Tensor:
+    """Per-row loss ``[B]`` of the published CC-LS (float32):
+    :func:`published_cc_negative_log_likelihood` of the smoothed target
+    ``y_LS = (1 − ε) y + ε/K``.
+
+    Args:
+        y_true: ``[B, K]`` one-hot (or any simplex) targets.
+        logits: ``[B, K]`` logits (K ≥ 2).
+        label_smoothing: ``ε``.
+    """
+    y_true = tf.cast(y_true, tf.float32)
+    classes = tf.cast(tf.shape(y_true)[-1], tf.float32)
+    target = (1.0 - label_smoothing) * y_true + label_smoothing / classes
+    return published_cc_negative_log_likelihood(target, logits)
 
 
 @keras.saving.register_keras_serializable(package="keras_cc_experiments")

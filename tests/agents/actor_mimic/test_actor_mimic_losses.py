@@ -135,3 +135,28 @@ def test_feature_regression_is_squared_error():
     predicted = tf.constant([[1.0, 2.0], [0.0, 0.0]])
     target = tf.constant([[0.0, 0.0], [3.0, 4.0]])
     np.testing.assert_allclose(losses.feature_regression_loss(predicted, target), [5.0, 25.0])
+
+
+def test_published_cc_amn_falls_back_to_cross_entropy_where_its_closed_form_fails():
+    ce, ce_gradient = _loss_and_gradient(losses.amn_cross_entropy, GUIDANCE, STUDENT_LOGITS)
+    exact, _ = _loss_and_gradient(losses.cc_amn_negative_log_likelihood, GUIDANCE, STUDENT_LOGITS)
+    published, gradient = _loss_and_gradient(
+        losses.published_cc_amn_negative_log_likelihood, GUIDANCE, STUDENT_LOGITS
+    )
+    fallback = losses.published_fallbacks(tf.constant(STUDENT_LOGITS, tf.float32)).numpy()
+    # The float32 closed form fails on the (near-)uniform students and holds on spread ones.
+    assert fallback[:3].all() and not fallback[4:].any()
+    np.testing.assert_allclose(published[fallback], ce[fallback], rtol=1e-6)
+    np.testing.assert_allclose(gradient[fallback], ce_gradient[fallback], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(published[~fallback], exact[~fallback], rtol=1e-3, atol=1e-3)
+    assert np.isfinite(gradient).all()
+    assert config.MODEL_NAMES["cc_published"] == "CC-AMN (published)"
+    assert losses.policy_regression_loss("cc_published") is (
+        losses.published_cc_amn_negative_log_likelihood
+    )
+
+
+def test_centroid_distance_is_zero_at_the_centroid_and_one_at_a_vertex():
+    probs = np.stack([UNIFORM, np.eye(K)[2], 0.5 * (UNIFORM + np.eye(K)[0])])
+    distance = losses.centroid_distance(tf.constant(probs, tf.float64)).numpy()
+    np.testing.assert_allclose(distance, [0.0, 1.0, 0.5], atol=1e-12)

@@ -37,6 +37,9 @@ def _train_rows(game, shares, states, nonfinite=0):
             mean_loss=1.0,
             guidance_closed_form_failure_share=share,
             student_closed_form_failure_share=share / 2,
+            student_published_fallback_share=share / 4,
+            guidance_centroid_distance=1.0 - share,
+            epoch_nonfinite_steps=0,
             nonfinite_steps=nonfinite,
         )
         for epoch, (share, n) in enumerate(zip(shares, states, strict=True), start=1)
@@ -97,6 +100,7 @@ def test_table3_numbers_and_markdown(results):
         "mean": 3.0,
         "std": np.std([1, 2, 6]),
         "epochs": 3,
+        "seeds": 1,
     }
     assert "| Model | Breakout | Pong |" in markdown  # the paper's column order
     assert "| DQN | 405 (± 58) | 15.5 (± 5.8) |" in markdown
@@ -107,7 +111,9 @@ def test_table3_numbers_and_markdown(results):
     assert math.isclose(health["AMN"]["Breakout"]["guidance_closed_form_failure_share"], 0.275)
     assert math.isclose(health["CC-AMN"]["Breakout"]["guidance_closed_form_failure_share"], 0.85)
     assert math.isclose(health["CC-AMN"]["Breakout"]["student_closed_form_failure_share"], 0.425)
-    assert "| CC-AMN | Breakout | 2 | 85.0% | 42.5% | 0 |" in markdown
+    assert math.isclose(health["CC-AMN"]["Breakout"]["student_published_fallback_share"], 0.2125)
+    assert math.isclose(health["CC-AMN"]["Breakout"]["guidance_centroid_distance"], 0.15)
+    assert "| CC-AMN | Breakout | 1 | 2 | 85.0% | 42.5% | 21.3% | 0.150 | 0 |" in markdown
     png = (tmp_path / "out" / "figure2.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -115,7 +121,7 @@ def test_table3_numbers_and_markdown(results):
 def test_last_epochs_window_and_moving_average(results):
     _, experts, _, _ = results
     curves = report.load_curves("DQN", [experts])
-    assert report.last_epochs_summary(curves["Pong"], 5) == (
+    assert report.last_epochs_summary(curves["Pong"][0], 5) == (
         23.0,
         float(np.std([21, 22, 23, 24, 25])),
         5,
@@ -128,7 +134,7 @@ def test_bad_input_is_named(results, tmp_path):
     _, experts, amn, _ = results
     with pytest.raises(FileNotFoundError, match="does not exist"):
         report.build_report(str(tmp_path / "nowhere"), [], [], str(tmp_path / "o"))
-    with pytest.raises(ValueError, match="game Breakout appears in two runs"):
+    with pytest.raises(ValueError, match="game Breakout appears in two runs of seed None"):
         report.build_report("", [amn, str(tmp_path / "cc")], [], str(tmp_path / "o"))
     with pytest.raises(ValueError, match="at least one"):
         report.build_report("", [], [], str(tmp_path / "o"))
@@ -137,3 +143,42 @@ def test_bad_input_is_named(results, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no eval_epochs.csv"):
         report.build_report(str(tmp_path / "empty"), [], [], str(tmp_path / "o"))
+
+
+def _seed_run(path, seed, game, scores, shares, nonfinite=0):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"seed": seed, "games": [game]}))
+    write_csv(path / "eval_epochs.csv", EVAL_EPOCH_COLUMNS, _eval_rows(game, scores))
+    write_csv(
+        path / "train_epochs.csv",
+        TRAIN_EPOCH_COLUMNS,
+        _train_rows(game, shares, [100] * len(shares), nonfinite),
+    )
+
+
+def test_seeds_are_averaged_in_table3_figure2_and_health(tmp_path):
+    # Three seeds of one student (a grid's layout: seed<k>/<game>), epochs of unequal count.
+    grid = tmp_path / "cc"
+    _seed_run(grid / "seed0" / "Breakout", 0, "Breakout", [1.0, 3.0, 5.0], [0.1, 0.1, 0.1])
+    _seed_run(grid / "seed1" / "Breakout", 1, "Breakout", [2.0, 4.0, 6.0], [0.3, 0.3, 0.3], 2)
+    _seed_run(grid / "seed2" / "Breakout", 2, "Breakout", [0.0, 2.0], [0.2, 0.2], 1)
+    markdown = report.build_report("", [], [str(grid)], str(tmp_path / "out"), last_epochs=2)
+    numbers = json.loads((tmp_path / "out" / "report.json").read_text())
+    cell = numbers["table3"]["CC-AMN"]["Breakout"]
+    # The seeds' means over their last 2 epochs: 4, 5 and 1; their mean and sample std.
+    assert cell["seeds"] == 3 and cell["epochs"] == 2
+    assert math.isclose(cell["mean"], 10.0 / 3.0)
+    assert math.isclose(cell["std"], float(np.std([4.0, 5.0, 1.0], ddof=1)))
+    assert "| CC-AMN | 3.3 (± 2.1) [3 seeds] |" in markdown
+    health = numbers["health"]["CC-AMN"]["Breakout"]
+    assert health["seeds"] == 3 and health["epochs"] == 8 and health["nonfinite_steps"] == 3
+    assert math.isclose(health["guidance_closed_form_failure_share"], 1.6 / 8)
+    # Figure 2 plots the seeds' mean at the epochs every seed reached.
+    curves = report.load_curves("CC-AMN", [str(grid)])
+    mean = report.mean_curve(curves["Breakout"])
+    np.testing.assert_allclose(mean.epochs, [1, 2])
+    np.testing.assert_allclose(mean.scores, [1.0, 3.0])
+    # A second run of the same seed is refused, naming both.
+    _seed_run(tmp_path / "again" / "Breakout", 1, "Breakout", [1.0], [0.1])
+    with pytest.raises(ValueError, match="two runs of seed 1"):
+        report.load_curves("CC-AMN", [str(grid), str(tmp_path / "again")])
