@@ -1,6 +1,6 @@
 r"""Actor-mimic distillation throughput: AMN against CC-AMN, measured side by side.
 
-On two Atari games (default Pong and Breakout), one process builds an AMN student
+On two Atari games (default Pong and Breakout; MinAtar games too), one process builds an AMN student
 (--loss ce) and a CC-AMN student (--loss cc) over the same experts (untrained Nature-DQN
 experts exported on the fly unless --experts_dir names trained ones) and measures, in
 alternating order, repeated --repeats times (medians reported):
@@ -16,6 +16,8 @@ The same script runs on a GPU.
 
     python benchmarks/actor_mimic_throughput.py
     python benchmarks/actor_mimic_throughput.py --games Pong,Breakout --repeats 5 --json out.json
+    python benchmarks/actor_mimic_throughput.py \
+        --games MinAtar/Breakout,MinAtar/SpaceInvaders,MinAtar/Freeway --num_envs 1
 """
 
 import json
@@ -132,7 +134,7 @@ def main(argv):
             experts_dir = os.path.join(work_dir, "experts")
             for seed, game in enumerate(FLAGS.games):
                 random_experts.export_untrained_expert(
-                    os.path.join(experts_dir, game), game, seed=seed
+                    os.path.join(experts_dir, games.get_game(game).path_name), game, seed=seed
                 )
         trainers = {loss: _trainer(loss, experts_dir, work_dir) for loss in ("ce", "cc")}
         # Warm-up: fill the replays, trace and compile everything once.
