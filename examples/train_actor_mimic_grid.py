@@ -93,9 +93,10 @@ def jobs() -> dict[str, ActorMimicConfig]:
         raise ValueError("--games is empty.")
     sets = {"single": [(name,) for name in names], "multitask": [tuple(names)]}
     grid = {}
-    for mode in _choices("modes", MODES):
-        for loss in _choices("losses", LOSS_NAMES):
-            for seed in _seeds():
+    losses = _choices("losses", LOSS_NAMES)
+    for mode in _choices("modes", MODES):  # seed by seed: a seed's arms finish together
+        for seed in _seeds():
+            for loss in losses:
                 experts_dir = FLAGS.experts_dir
                 if FLAGS.experts_by_seed:
                     experts_dir = os.path.join(experts_dir, f"seed{seed}")
