@@ -40,45 +40,9 @@ if __name__ == "__main__":
     cli.parse_flags()  # --help and bad flags answer before TensorFlow loads
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from _cc_steps import loss_and_gradient, trajectory_logits  # noqa: E402
 
-import keras_cc  # noqa: E402
 from keras_cc import ops  # noqa: E402
-
-
-def trajectory_logits(batch_size, num_classes, t, epsilon, seed=0):
-    """[B, K] float32 logits: unit-normal rows whose target (row index mod K) stands
-    t K / epsilon above the rest, and the one-hot targets."""
-    rng = np.random.default_rng(seed)
-    logits = rng.standard_normal((batch_size, num_classes))
-    labels = np.arange(batch_size) % num_classes
-    logits[np.arange(batch_size), labels] += t * num_classes / epsilon
-    return tf.constant(logits, tf.float32), tf.one_hot(labels, num_classes)
-
-
-def loss_and_gradient(name, epsilon):
-    """A jit-compiled ``(logits, one_hot) -> (sum of losses, gradient)``."""
-
-    def cc_ls(logits, one_hot):
-        return keras_cc.losses.cc_label_smoothing(
-            one_hot, logits, from_logits=True, label_smoothing=epsilon
-        )
-
-    def ce_ls(logits, one_hot):
-        num_classes = tf.cast(tf.shape(one_hot)[-1], one_hot.dtype)
-        targets = one_hot * (1.0 - epsilon) + epsilon / num_classes
-        return tf.nn.softmax_cross_entropy_with_logits(targets, logits)
-
-    loss = {"cc_ls": cc_ls, "ce_ls": ce_ls}[name]
-
-    @tf.function(jit_compile=True)
-    def step(logits, one_hot):
-        with tf.GradientTape() as tape:
-            tape.watch(logits)
-            value = tf.reduce_sum(loss(logits, one_hot))
-        return value, tape.gradient(value, logits)
-
-    return step
 
 
 def _methods(logits):

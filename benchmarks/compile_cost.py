@@ -7,7 +7,7 @@ measurements, each in a fresh interpreter per sample (so nothing is cached), the
 losses interleaved over ``--repeats`` rounds:
 
 * ``loss_and_gradient``: the first call (trace + compile + run) of the jit-compiled loss +
-  gradient of ``benchmarks/cc_trajectory.py`` on [128, K] unit-normal logits, for
+  gradient of ``benchmarks/_cc_steps.py`` on [128, K] unit-normal logits, for
   ``keras_cc.losses.cc_label_smoothing`` and ``tf.nn.softmax_cross_entropy_with_logits``
   on label-smoothed targets;
 * ``fit``: the first epoch (then the second) of ``model.fit`` with ``jit_compile=True`` of
@@ -47,7 +47,7 @@ flags.DEFINE_string("sample", None, "Internal: run one sample in this process.")
 _LOSS_AND_GRADIENT = """
 import json, sys, time
 sys.path.insert(0, {benchmarks!r})
-from cc_trajectory import loss_and_gradient, trajectory_logits
+from _cc_steps import loss_and_gradient, trajectory_logits
 logits, one_hot = trajectory_logits(128, {num_classes}, 0.0, 0.1)
 step = loss_and_gradient("{loss}", 0.1)
 start = time.perf_counter()

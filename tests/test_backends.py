@@ -20,6 +20,9 @@ import backend_check
 import numpy as np
 import pytest
 
+# The slow lane (every Keras backend in a fresh interpreter): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHECK = pathlib.Path(backend_check.__file__)
 CONSTRAINTS = ROOT / "tests" / "backend_constraints.txt"

@@ -197,6 +197,7 @@ def test_tiny_temperatures_give_the_exact_limit():
 
 # Each number of classes compiles its own table (seconds each): sizes across 2..2000 rather
 # than every integer keep the suite's time bounded; spreads and logits vary freely.
+@pytest.mark.slow
 @settings(max_examples=16, deadline=None)
 @given(
     num_classes=st.sampled_from((2, 3, 10, 257, 2000)),
@@ -217,6 +218,7 @@ def test_loss_and_gradient_stay_finite_up_to_a_spread_of_1e5(num_classes, log_sp
     assert np.all(np.isfinite(gradient.numpy()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", (False, True))
 def test_table_rows_of_a_large_batch_are_taken_in_chunks(monkeypatch, jit_compile):
     """A batch with more logits than the table takes at once: its wide rows go through the

@@ -13,6 +13,9 @@ import sys
 
 import pytest
 
+# The slow lane (the documentation site built): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEST_COMMAND = 'pip install -e ".[test]" && python -m pytest -q'
 

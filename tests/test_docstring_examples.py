@@ -15,6 +15,9 @@ import sys
 
 import pytest
 
+# The slow lane (docstring examples, on JAX in a fresh interpreter too): `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 # Modules whose objects run on every Keras backend.
 KERAS_MODULES = ("keras_cc.losses", "keras_cc.metrics", "keras_cc.distillation")
 # TensorFlow and TensorFlow Probability only.

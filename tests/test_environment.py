@@ -26,6 +26,9 @@ import textwrap
 
 import pytest
 
+# The slow lane (fresh interpreters per environment): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 _KERAS_CC_ROOT = os.path.dirname(os.path.dirname(importlib.util.find_spec("keras_cc").origin))
 
 

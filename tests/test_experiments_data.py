@@ -11,6 +11,9 @@ import pytest
 
 from keras_cc.experiments import data as data_lib
 
+# The slow lane (the experiments' data pipelines): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -16,6 +16,9 @@ from keras_cc.experiments import grid, tables, training
 from keras_cc.experiments.model import Regularizers
 from keras_cc.experiments.records import read_json
 
+# The slow lane (experiment grids end to end): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABLATION = os.path.join(REPO, "examples", "label_smoothing_ablation.py")
 TINY = dict(train_examples=120, test_examples=60, epochs=2, batch_size=30, width=0.25)

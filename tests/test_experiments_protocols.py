@@ -19,6 +19,9 @@ from keras_cc.experiments.protocols import PROTOCOLS, get_protocol
 from keras_cc.experiments.records import atomic_write_json
 from keras_cc_runs import cli as runs_cli
 
+# The slow lane (the experiments' training protocols): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABLATION = os.path.join(REPO, "examples", "label_smoothing_ablation.py")
 TINY = dict(train_examples=200, test_examples=60, epochs=2, batch_size=30, width=0.25)

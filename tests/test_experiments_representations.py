@@ -13,6 +13,9 @@ from keras_cc.experiments import grid, tables, training
 from keras_cc.experiments import representations as rep
 from keras_cc.experiments.model import Regularizers
 
+# The slow lane (trained models' representations): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

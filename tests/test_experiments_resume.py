@@ -32,6 +32,9 @@ import tensorflow as tf
 from keras_cc.experiments import grid, training
 from keras_cc.experiments.model import Regularizers
 
+# The slow lane (interrupted and resumed experiment runs): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABLATION = os.path.join(REPO, "examples", "label_smoothing_ablation.py")
 # Dropout, batch norm and augmentation on: every source of randomness of a cell.

@@ -14,6 +14,9 @@ import scipy.stats
 
 from keras_cc.ops import divergences as dv
 
+# The slow lane (the correlation study script): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "divergence_correlations.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+# The slow lane (the DQN scripts end to end): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = [
     "--total_frames=200",

@@ -9,6 +9,9 @@ from tf_agents.trajectories import time_step as ts
 from keras_cc_agents.actor_mimic import agent as am
 from keras_cc_agents.actor_mimic.action_union import ActionUnion
 
+# The slow lane (research code: the student's loss, compiled per game): `-m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 BREAKOUT = ["NOOP", "FIRE", "RIGHT", "LEFT"]  # union slots 0, 1, 2, 3
 ATLANTIS = ["NOOP", "FIRE", "RIGHTFIRE", "LEFTFIRE"]  # union slots 0, 1, 4, 5
 OBSERVATION_SPEC = tf.TensorSpec([3], tf.float32, "observation")

@@ -21,6 +21,9 @@ from keras_cc_agents.environments import adapters as environments
 from keras_cc_agents.training import EVAL_EPOCH_COLUMNS
 from keras_cc_runs import run_directory
 
+# The slow lane (the Atari pipeline end to end): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 GAMES = ("Pong", "Breakout")
 # Short episodes keep evaluation (which plays until an episode ends) short.
 OPTIONS = environments.AtariOptions(max_episode_frames=800)

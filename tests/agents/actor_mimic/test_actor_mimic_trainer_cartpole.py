@@ -18,6 +18,9 @@ from keras_cc_agents.actor_mimic import trainer as actor_mimic_training
 from keras_cc_agents.dqn import expert as dqn_expert
 from keras_cc_agents.environments import adapters as environments
 
+# The slow lane (experts and students trained on CartPole): `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 EVAL_EPSILON = 0.0
 EVAL_FRAMES = 4_000  # eight 500-step episodes over eight evaluation environments
 

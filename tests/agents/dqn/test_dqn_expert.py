@@ -12,6 +12,9 @@ from keras_cc_agents.dqn.expert import DqnExpertConfig, DqnExpertTrainer
 from keras_cc_agents.environments import games
 from keras_cc_runs import run_directory
 
+# The slow lane (DQN experts trained, interrupted, resumed): `pytest -m "not slow"` skips it.
+pytestmark = pytest.mark.slow
+
 PONG_SMOKE = dict(
     game="Pong",
     total_frames=2_000,
