@@ -557,6 +557,7 @@ def _xy(rng, n=64, k=K):
     return x, labels, np.eye(k, dtype="float32")[labels]
 
 
+@pytest.mark.slow  # end to end: fit, save and reload a model per loss
 @pytest.mark.parametrize(
     "loss, activation, target, jit",
     [

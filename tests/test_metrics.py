@@ -125,6 +125,7 @@ def test_serialization_round_trip_with_names_distinct_from_losses(metric):
         assert isinstance(back, keras.losses.Loss)
 
 
+@pytest.mark.slow  # end to end: fit, save and reload a model
 def test_compile_fit_save_load_with_metrics(tmp_path, rng):
     x = rng.normal(size=(64, 8)).astype("float32")
     y = np.eye(K, dtype="float32")[x[:, :K].argmax(-1)]
