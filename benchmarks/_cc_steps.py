@@ -1,12 +1,13 @@
 """The contenders the CC-LS cost benchmarks time: jit-compiled loss + gradient of CC label
-smoothing and of the fused softmax cross-entropy on label-smoothed targets, and the logits
-of the CC-LS trajectory. Shared by ``cc_trajectory.py``, ``cc_wide_row.py`` and
-``compile_cost.py``; it defines no flags."""
+smoothing and of the fused softmax cross-entropy on label-smoothed targets; the logits of
+the CC-LS trajectory; the methods rows take. Shared by ``cc_trajectory.py``,
+``cc_wide_row.py`` and ``compile_cost.py``; it defines no flags."""
 
 import numpy as np
 import tensorflow as tf
 
 import keras_cc
+from keras_cc import ops
 
 
 def trajectory_logits(batch_size, num_classes, t, epsilon, seed=0):
@@ -42,3 +43,11 @@ def loss_and_gradient(name, epsilon):
         return value, tape.gradient(value, logits)
 
     return step
+
+
+def row_methods(logits):
+    """``{method name: rows}`` of the methods the rows of ``logits`` take
+    (``keras_cc.ops.continuous_categorical.row_methods``)."""
+    methods = ops.continuous_categorical.row_methods(logits).numpy()
+    names = ops.continuous_categorical.METHODS
+    return {names[i]: int((methods == i).sum()) for i in np.unique(methods)}

@@ -39,16 +39,9 @@ flags.DEFINE_string("json_out", None, "Also write the results to this JSON file.
 if __name__ == "__main__":
     cli.parse_flags()  # --help and bad flags answer before TensorFlow loads
 
-import numpy as np  # noqa: E402
-from _cc_steps import loss_and_gradient, trajectory_logits  # noqa: E402
+from _cc_steps import loss_and_gradient, row_methods, trajectory_logits  # noqa: E402
 
 from keras_cc import ops  # noqa: E402
-
-
-def _methods(logits):
-    methods = ops.continuous_categorical.row_methods(logits).numpy()
-    names = ops.continuous_categorical.METHODS
-    return {names[i]: int((methods == i).sum()) for i in np.unique(methods)}
 
 
 def main(argv):
@@ -80,7 +73,7 @@ def main(argv):
                 num_classes=num_classes,
                 t=t,
                 sequential_steps=int(ops.continuous_categorical.sequential_steps(logits)),
-                methods=_methods(logits),
+                methods=row_methods(logits),
                 first_call_s={name: round(s, 2) for name, s in first_call.items()},
             )
             rows.append(row)

@@ -58,7 +58,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from _cc_steps import loss_and_gradient  # noqa: E402
+from _cc_steps import loss_and_gradient, row_methods  # noqa: E402
 
 from keras_cc import ops  # noqa: E402
 
@@ -76,12 +76,6 @@ def batches(batch_size, num_classes, spread, seed=0):
         tf.constant(wide, tf.float32),
         tf.one_hot(labels, num_classes),
     )
-
-
-def _methods(logits):
-    methods = ops.continuous_categorical.row_methods(logits).numpy()
-    names = ops.continuous_categorical.METHODS
-    return {names[i]: int((methods == i).sum()) for i in np.unique(methods)}
 
 
 def main(argv):
@@ -114,7 +108,7 @@ def main(argv):
                 "narrow": int(ops.continuous_categorical.sequential_steps(narrow)),
                 "wide": int(ops.continuous_categorical.sequential_steps(wide)),
             },
-            wide_row_method=_methods(wide[:1]),
+            wide_row_method=row_methods(wide[:1]),
             finite=bool(np.isfinite(cc(wide, one_hot)[0].numpy())),
         )
         rows.append(row)

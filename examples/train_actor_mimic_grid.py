@@ -34,7 +34,7 @@ import sys
 
 from absl import flags
 
-import keras_cc_agents
+from keras_cc_agents import grid
 from keras_cc_agents.actor_mimic.config import LOSS_NAMES, ActorMimicConfig, checked_for_flags
 from keras_cc_agents.environments import games
 from keras_cc_runs import cli, launcher, run_directory
@@ -50,14 +50,7 @@ flags.DEFINE_bool(
     False,
     "Students of seed k distil the experts in <experts_dir>/seed<k> (else <experts_dir>).",
 )
-flags.DEFINE_string(
-    "ray_address",
-    "",
-    "Ray cluster address; 'local' starts a local Ray instance; empty: local processes.",
-)
-flags.DEFINE_integer("max_parallel", 2, "Concurrent local processes (without Ray).", lower_bound=1)
-flags.DEFINE_float("num_cpus_per_run", 1.0, "CPUs Ray reserves per run.", lower_bound=0.0)
-flags.DEFINE_float("num_gpus_per_run", 0.0, "GPUs Ray reserves per run.", lower_bound=0.0)
+grid.define_launch_flags()
 cli.define_flags(ActorMimicConfig, exclude=("loss", "seed"))
 FLAGS.set_default("output_dir", "runs/actor_mimic_grid")
 
@@ -74,12 +67,10 @@ def _choices(flag: str, allowed) -> list[str]:
 
 
 def _seeds() -> list[int]:
-    try:
-        seeds = [int(seed) for seed in FLAGS.seeds]
-    except ValueError:
-        raise ValueError(f"--seeds must be integers, got {','.join(FLAGS.seeds)!r}.") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds must list distinct seeds, got {','.join(FLAGS.seeds)!r}.")
+    """The --seeds as ints, at least one; ValueError naming the flag."""
+    seeds = grid.seeds(FLAGS.seeds)
+    if not seeds:
+        raise ValueError("--seeds is empty: name at least one seed.")
     return seeds
 
 
@@ -92,7 +83,7 @@ def jobs() -> dict[str, ActorMimicConfig]:
     if not names:
         raise ValueError("--games is empty.")
     sets = {"single": [(name,) for name in names], "multitask": [tuple(names)]}
-    grid = {}
+    planned = {}
     losses = _choices("losses", LOSS_NAMES)
     for mode in _choices("modes", MODES):  # seed by seed: a seed's arms finish together
         for seed in _seeds():
@@ -112,45 +103,25 @@ def jobs() -> dict[str, ActorMimicConfig]:
                         output_dir=output_dir,
                     )
                     key = os.path.relpath(output_dir, FLAGS.output_dir)
-                    grid[key] = checked_for_flags(config)
-    return grid
-
-
-def _quiet_worker() -> None:
-    """Runs first in each worker process or Ray task of a quiet launch."""
-    cli.quiet_process()
-    keras_cc_agents.import_gym_quietly()
+                    planned[key] = checked_for_flags(config)
+    return planned
 
 
 def main(argv):
     del argv
     with cli.checks():
-        grid = jobs()
+        runs = jobs()
         run_directory.check_output_dir(FLAGS.output_dir)
     from keras_cc_agents.actor_mimic import trainer  # TensorFlow: after the flags are checked
 
-    print(f"training {len(grid)} students in {os.path.abspath(FLAGS.output_dir)}", flush=True)
+    print(f"training {len(runs)} students in {os.path.abspath(FLAGS.output_dir)}", flush=True)
     tasks = [
         launcher.Task(key, trainer.train_actor_mimic_task, (config, key))
-        for key, config in grid.items()
+        for key, config in runs.items()
     ]
-    results = {}
-    for outcome in launcher.launch(
-        tasks,
-        max_parallel=FLAGS.max_parallel,
-        processes=True,  # TensorFlow stays out of this process
-        ray_address=FLAGS.ray_address or None,
-        num_cpus=FLAGS.num_cpus_per_run,
-        num_gpus=FLAGS.num_gpus_per_run,
-        env_vars={"TF_USE_LEGACY_KERAS": "1"},
-        ray_log_to_driver=True,
-        initializer=None if cli.verbose() else _quiet_worker,
-    ):
-        results[outcome.key] = outcome.result if outcome.ok else {"error": outcome.error}
-        print(f"[{outcome.key}] done", flush=True)
-    run_directory.write_json(os.path.join(FLAGS.output_dir, "summary.json"), results)
+    results = grid.launch(tasks, FLAGS.output_dir)
     print(f"{'run':<48}{'epochs':>8}{'non-finite':>12}  final scores")
-    for key in grid:
+    for key in runs:
         result = results[key]
         if "error" in result:
             print(f"{key:<48}  failed: {result['error']}")

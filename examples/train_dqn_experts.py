@@ -24,6 +24,7 @@ import sys
 from absl import flags
 
 import keras_cc_agents
+from keras_cc_agents import grid
 from keras_cc_agents.dqn.config import DqnExpertConfig
 from keras_cc_agents.environments import games
 from keras_cc_runs import cli, launcher, run_directory
@@ -38,26 +39,13 @@ flags.DEFINE_list(
 )
 flags.DEFINE_string("output_dir", "runs/dqn", "Parent directory of the runs (one per game).")
 flags.DEFINE_bool("overwrite", False, "Delete and restart run directories holding a run.")
-flags.DEFINE_string(
-    "ray_address",
-    "",
-    "Ray cluster address; 'local' starts a local Ray instance; empty: local processes.",
-)
-flags.DEFINE_integer("max_parallel", 2, "Concurrent local processes (without Ray).", lower_bound=1)
-flags.DEFINE_float("num_cpus_per_run", 1.0, "CPUs Ray reserves per run.", lower_bound=0.0)
-flags.DEFINE_float("num_gpus_per_run", 0.0, "GPUs Ray reserves per run.", lower_bound=0.0)
+grid.define_launch_flags()
 cli.define_flags(DqnExpertConfig, exclude=("game",))
 
 
 def _seeds() -> list[int | None]:
     """The --seeds as ints ([None]: the --seed flag alone); ValueError naming the flag."""
-    try:
-        seeds = [int(seed) for seed in FLAGS.seeds]
-    except ValueError:
-        raise ValueError(f"--seeds must be integers, got {','.join(FLAGS.seeds)!r}.") from None
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds repeats a seed: {','.join(FLAGS.seeds)}.")
-    return seeds or [None]
+    return grid.seeds(FLAGS.seeds) or [None]
 
 
 def _jobs() -> dict[str, tuple[dict, str]]:
@@ -84,12 +72,6 @@ def _jobs() -> dict[str, tuple[dict, str]]:
     return jobs
 
 
-def _quiet_worker() -> None:
-    """Runs first in each worker process or Ray task of a quiet launch."""
-    cli.quiet_process()
-    keras_cc_agents.import_gym_quietly()
-
-
 def main(argv):
     del argv
     with cli.checks():
@@ -104,21 +86,7 @@ def main(argv):
         launcher.Task(key, dqn_expert.train_expert_task, (config, run_dir, FLAGS.overwrite))
         for key, (config, run_dir) in jobs.items()
     ]
-    results = {}
-    for outcome in launcher.launch(
-        tasks,
-        max_parallel=FLAGS.max_parallel,
-        processes=True,  # TensorFlow stays out of this process
-        ray_address=FLAGS.ray_address or None,
-        num_cpus=FLAGS.num_cpus_per_run,
-        num_gpus=FLAGS.num_gpus_per_run,
-        env_vars={"TF_USE_LEGACY_KERAS": "1"},
-        ray_log_to_driver=True,
-        initializer=None if cli.verbose() else _quiet_worker,
-    ):
-        results[outcome.key] = outcome.result if outcome.ok else {"error": outcome.error}
-        print(f"[{outcome.key}] done", flush=True)
-    run_directory.write_json(os.path.join(FLAGS.output_dir, "summary.json"), results)
+    results = grid.launch(tasks, FLAGS.output_dir)
     print(f"{'run':<30}{'frames':>12}{'final score':>14}{'best score':>12}")
     for key in jobs:
         r = results[key]

@@ -162,12 +162,16 @@ def student_observation_spec(experts: Sequence[dqn_expert.Expert]) -> tf.TensorS
         spec = env.observation_spec()
     finally:
         env.close()
-    shape = union_observation_shape(experts)
+    return tensor_spec.from_spec(_with_shape(spec, union_observation_shape(experts)))
+
+
+def _with_shape(spec: array_spec.ArraySpec, shape: Sequence[int]) -> array_spec.ArraySpec:
+    """``spec`` (bounded or not) with another shape, its dtype, bounds and name kept."""
     if isinstance(spec, array_spec.BoundedArraySpec):
-        spec = array_spec.BoundedArraySpec(shape, spec.dtype, spec.minimum, spec.maximum, spec.name)
-    else:
-        spec = array_spec.ArraySpec(shape, spec.dtype, spec.name)
-    return tensor_spec.from_spec(spec)
+        return array_spec.BoundedArraySpec(
+            tuple(shape), spec.dtype, spec.minimum, spec.maximum, spec.name
+        )
+    return array_spec.ArraySpec(tuple(shape), spec.dtype, spec.name)
 
 
 # --------------------------------------------------------------------------- environments
@@ -207,9 +211,7 @@ class GameInUnionEnvironment(py_environment.PyEnvironment):
         self._padding = 0
         if observation_shape is not None and tuple(observation_shape) != tuple(spec.shape):
             self._padding = int(observation_shape[-1]) - int(spec.shape[-1])
-            spec = array_spec.BoundedArraySpec(
-                tuple(observation_shape), spec.dtype, spec.minimum, spec.maximum, spec.name
-            )
+            spec = _with_shape(spec, observation_shape)
         self._observation_spec = {
             actor_mimic.OBSERVATION_KEY: spec,
             actor_mimic.LEGAL_ACTIONS_KEY: array_spec.ArraySpec(

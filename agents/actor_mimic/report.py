@@ -124,9 +124,7 @@ def mean_curve(runs: Sequence[Curve]) -> Curve:
         game=runs[0].game,
         run_dir=", ".join(run.run_dir for run in runs),
         epochs=np.array(epochs, int),
-        frames=np.array(
-            [np.mean([pick(r, r.frames)[i] for r in runs]) for i in range(len(epochs))]
-        ),
+        frames=np.mean([pick(run, run.frames) for run in runs], axis=0),
         scores=np.mean([pick(run, run.scores) for run in runs], axis=0),
     )
 

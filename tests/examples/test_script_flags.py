@@ -99,7 +99,7 @@ def test_help_imports_no_tensorflow(script, tmp_path):
             ["--losses=ce,mse"],
             "--losses must name some of ce, cc, cc_published; got ['ce', 'mse'].",
         ),
-        ("train_actor_mimic_grid.py", ["--seeds=0,0"], "--seeds must list distinct seeds"),
+        ("train_actor_mimic_grid.py", ["--seeds=0,0"], "--seeds repeats a seed: 0,0."),
         ("atari_report.py", ["--window=0"], "flag --window=0: 0 is not a positive integer"),
         ("cc_distillation.py", ["--epochs=0"], "flag --epochs=0: 0 is not a positive integer"),
         ("cc_distillation.py", ["--temperature=0"], "--temperature must be > 0"),
