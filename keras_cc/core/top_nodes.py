@@ -232,28 +232,40 @@ def _chernoff(xp, differences, gaps, valid, in_rest):
 
     ``differences`` [B, M, K]: eta_j - eta_k; ``gaps`` [B, M, M]: G_j for each count;
     ``valid`` where j is a top node with G_j > 0; ``in_rest`` [B, M, K]: the nodes of B for
-    each count. One count at a time, with its m top nodes only, so that no temporary is
+    each count. One count per loop step (one compiled body, not one per count), with every
+    top node j on its axis and those beyond the count masked, so that no temporary is
     larger than [B, M, K].
     """
     top_count = gaps.shape[-1]
-    bounds, thetas = [], []
-    for count in range(top_count):
-        nodes = count + 1
-        rest = in_rest[:, count, None, :]  # [B, 1, K]
-        rates = xp.where(rest, differences[:, :nodes], 1.0)  # [B, m, K]
-        safe_gaps = xp.where(valid[:, count, :nodes], gaps[:, count, :nodes], 1.0)
+    positions = xp.arange(top_count)  # the counts' indices, and the top nodes' j
+
+    def step(count, bounds, thetas):
+        select = xp.equal(positions, count)  # [M]: this count's slot on axis 1
+        rest = xp.any(xp.logical_and(in_rest, select[None, :, None]), axis=1)[:, None, :]
+        gap = xp.sum(xp.where(select[None, :, None], gaps, 0.0), axis=1)  # [B, M]
+        usable = xp.any(xp.logical_and(valid, select[None, :, None]), axis=1)
+        rates = xp.where(rest, differences, 1.0)  # [B, M, K]
+        safe_gaps = xp.where(usable, gap, 1.0)
         theta = _THETA_FRACTIONS[0] * safe_gaps
         for fraction in _THETA_FRACTIONS[1:]:
             candidate = fraction * safe_gaps
             slope = xp.sum(xp.where(rest, 1.0 / (rates - candidate[..., None]), 0.0), axis=-1)
             theta = xp.where(slope <= 1.0, candidate, theta)
         terms = xp.where(rest, -xp.log1p(-theta[..., None] / rates), 0.0)
-        bound = xp.sum(terms, axis=-1) - theta
-        if nodes < top_count:  # the top nodes beyond the m: no bound (not members)
-            padding = xp.zeros_like(gaps[:, count, nodes:])
-            bound = xp.concatenate([bound, padding], axis=-1)
-            theta = xp.concatenate([theta, padding], axis=-1)
-        bounds.append(bound[:, None])
-        thetas.append(theta[:, None])
-    bound = xp.concatenate(bounds, axis=1)
-    return xp.where(valid, bound, math.inf), xp.concatenate(thetas, axis=1)
+        # Top nodes beyond the count are not members: no bound (0, masked by ``valid``).
+        member = (positions <= count)[None, :]
+        bound = xp.where(member, xp.sum(terms, axis=-1) - theta, 0.0)
+        theta = xp.where(member, theta, 0.0)
+        slot = select[None, :, None]
+        return (
+            count + 1,
+            xp.where(slot, bound[:, None, :], bounds),
+            xp.where(slot, theta[:, None, :], thetas),
+        )
+
+    start = xp.convert_to_tensor(0, dtype="int32")
+    zeros = xp.zeros_like(gaps)
+    _, bound, thetas = xp.while_loop(
+        lambda count, *unused: count < top_count, step, (start, zeros, zeros)
+    )
+    return xp.where(valid, bound, math.inf), thetas
