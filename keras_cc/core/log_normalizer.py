@@ -11,7 +11,7 @@ from the exponential family, d log C^{-1} = E[y] and d E[y] = Cov[y]
 import functools
 import math
 
-from keras_cc.core import closed_form, series, top_nodes
+from keras_cc.core import blocks, closed_form, series, top_nodes
 
 # Rows whose spread exceeds this many times K - 1 go to the divided-difference table where
 # one is supplied (TensorFlow). The series takes at most about spread + 9 sqrt(spread) + 20
@@ -85,8 +85,10 @@ def log_normalizer_and_mean(
         a spread of ``series.MAX_SPREAD``; wider rows give NaN (no exact method has them:
         uncertified rows wider than ``TABLE_MAX_SPREAD``, or wider than
         ``series.MAX_SPREAD`` inside XLA, where there is no table).
-    Each method runs only when some row of the batch needs it, and rows taken by another
-    method do not lengthen the series' loop. Rows with a non-finite logit give NaN. Call
+    Each method runs on the rows that take it only: the certified closed forms a block of
+    rows at a time (:func:`keras_cc.core.blocks.on_rows`), the series' last rows in a
+    block of their own (:func:`keras_cc.core.series.positive_series`); rows taken by
+    another method do not lengthen the series' loop. Rows with a non-finite logit give NaN. Call
     inside ``xp.float64_scope()``.
 
     Args:
@@ -130,14 +132,14 @@ def log_normalizer_and_mean(
     below_maximum = logits64 - maximum[:, None]
 
     def certified_rows(method_fn, tried):
-        """``method_fn`` on the rows flagged ``tried`` when there are any: log C^{-1}
-        relative to the row maximum (no large numbers cancel when the logits are
-        log-probabilities: maximum near 0, minimum far below)."""
-        return xp.cond(
-            xp.any(tried),
-            lambda: method_fn(below_maximum, tried),
-            lambda: (zeros[:, 0], zeros, no_rows),
+        """``method_fn`` on the rows flagged ``tried`` only, a block of rows at a time
+        (:func:`keras_cc.core.blocks.on_rows`): log C^{-1} relative to the row maximum (no
+        large numbers cancel when the logits are log-probabilities: maximum near 0,
+        minimum far below)."""
+        value, mean, certified = blocks.on_rows(
+            xp, method_fn, tried, [below_maximum, tried], [zeros[:, 0], zeros, no_rows]
         )
+        return value, mean, xp.logical_and(certified, tried)
 
     value, mean, lifted, by_closed_form, by_top_nodes = (
         zeros[:, 0],

@@ -68,13 +68,26 @@ def series_limits(xp, w):
     return log_tolerance, max_terms
 
 
+# Rows that finish alone: once at most this many rows of a batch still need terms, the
+# loop goes on with those rows alone, gathered into a block of this many rows, so that one
+# wide row does not make the whole batch sum its terms (batches of at most twice this many
+# rows run as one block).
+BLOCK_ROWS = 8
+# Terms per loop step in the block: fewer than ``SERIES_UNROLL``, so that its compiled body
+# (a second copy of the loop) stays small; its rows are few, so its steps are cheap.
+BLOCK_UNROLL = 2
+
+
 def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficients=None):
     """Sums the positive series (S1) and its moments (M1, M2) for rows ``w >= 0``.
 
     The terms are accumulated on a linear scale, relative to a per-row scale factor kept as
     a logarithm; every ``SERIES_UNROLL`` terms (one loop step, unrolled so that XLA fuses
     them) the accumulators are divided by their running sum, so nothing overflows for any
-    spread and no logarithm is taken per term. Call inside ``xp.float64_scope()``.
+    spread and no logarithm is taken per term. Once at most ``BLOCK_ROWS`` rows still need
+    terms, their loop state is gathered into a block of ``BLOCK_ROWS`` rows that goes on
+    alone, and scattered back when it has converged: the rows that need few terms do not
+    pay for the batch's widest. Call inside ``xp.float64_scope()``.
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
@@ -95,64 +108,137 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
       ([B, K], dtype of w), E[y y^T] (or None) and the number of terms (sequential stages,
       an int32 scalar).
     """
-    dtype = xp.dtype(w)
     # A row with a non-finite node gives NaN and does not set the other rows' term count.
     finite = xp.logical_and(
         xp.all(xp.isfinite(w), axis=-1), xp.max(w, axis=-1) <= MAX_SPREAD
     )  # the rows it sums; the others give NaN without lengthening the loop
     w = xp.where(finite[:, None], w, 0.0)
-    num_classes = xp.size(w, -1)
-    classes = xp.cast(num_classes, dtype)
-    classes64 = xp.cast(num_classes, "float64")
-    tolerance = relative_tolerance(tolerance_dtype or dtype)
-    _, max_terms = series_limits(xp, w)
-    unroll = SERIES_UNROLL
+    series = _Series(xp, w, second_moment, tolerance_dtype, coefficients)
+    state = series.initial_state()
+    rows = w.shape[0]
+    if rows is not None and rows <= 2 * BLOCK_ROWS:
+        final = series.sum(state, left=0)
+    else:
+        final = series.sum(state, left=BLOCK_ROWS)
+        final = xp.cond(
+            xp.any(series.unconverged(final)),
+            lambda: _finish_in_block(xp, series, final),
+            lambda: final,
+        )
+    return series.results(final, finite)
 
-    row = w[:, 0]
-    ratio_g = xp.ones_like(w)  # G_n / h_n
-    term = xp.ones_like(row, dtype="float64")  # t_n / exp(log_scale)
-    log_scale = term * -xp.lgamma(num_classes)  # t_0 = c_0 = 1 / (K-1)!
 
-    def coefficient_ratio(n64):  # c_n / c_{n-1}
-        return 1.0 / (n64 + classes64 - 1.0)
+def _finish_in_block(xp, series, state):
+    """Continues the rows of loop ``state`` that have not converged (at most
+    ``BLOCK_ROWS``) alone, in a block of ``BLOCK_ROWS`` rows gathered from the batch (the
+    remaining slots hold converged rows, whose results are not used), and scatters them back."""
+    unconverged = series.unconverged(state)
+    rows = xp.size(unconverged, 0)
+    padding = xp.convert_to_tensor(np.zeros(BLOCK_ROWS))  # a batch of fewer rows fills it
+    flags = xp.concatenate([xp.cast(unconverged, "float64"), padding], axis=0)
+    _, index = xp.top_k(flags[None, :], BLOCK_ROWS)
+    index = xp.minimum(index[0], rows - 1)  # [BLOCK_ROWS]: the unconverged rows first
+    in_block = xp.equal(xp.arange(rows)[:, None], index[None, :])  # [B, BLOCK_ROWS]
+    # A row in several slots (a clamped index) has equal results in each: take the last.
+    slot = xp.max(xp.where(in_block, xp.arange(BLOCK_ROWS)[None, :], 0), axis=1)
+    taken = xp.logical_and(unconverged, xp.any(in_block, axis=1))  # [B]
 
-    if coefficients is not None:
-        log_first, ratios, tabulated = coefficients
-        log_scale = xp.where(tabulated, log_first, log_scale)
-        last_column = ratios.shape[-1] - 1
-        plain_ratio = coefficient_ratio
+    def gather(x):
+        return xp.take(x, index)
 
-        def coefficient_ratio(n64):
-            column = xp.minimum(xp.cast(n64, "int32"), last_column)
-            return xp.where(tabulated, ratios[:, column], plain_ratio(n64))
+    block = series.on_rows(gather, BLOCK_UNROLL)
+    final = block.sum([state[0]] + [gather(x) for x in state[1:]], left=0)
 
-    sum_terms = xp.ones_like(row, dtype="float64")  # sum_i t_i / exp(log_scale)
-    # sum_i t_i (c_{i+1} / c_i) G_i / h_i / exp(log_scale)
-    sum_first = ratio_g * xp.cast(term * coefficient_ratio(xp.cast(1, "float64")), dtype)[:, None]
-    diagonal = second_moment == "diagonal"
-    second = []
-    if second_moment:
-        ones = xp.ones_like(w)
-        ratio_g2 = ones if diagonal else ones[:, :, None] * ones[:, None, :]
-        second = [ratio_g2, ratio_g2 / (classes * (classes + 1.0))]
+    def scatter(block_value, value):
+        row_shape = (-1,) + (1,) * (len(value.shape) - 1)
+        return xp.where(xp.reshape(taken, row_shape), xp.take(block_value, slot), value)
 
-    def next_term(n, ratio_g, term, sum_terms, sum_first, second):
+    return [final[0]] + [scatter(b, x) for b, x in zip(final[1:], state[1:])]
+
+
+class _Series:
+    """The loop of :func:`positive_series` on rows ``w`` (its state: the term count n,
+    G_n / h_n, the last term, the log scale, the running sums and the last ratio)."""
+
+    def __init__(self, xp, w, second_moment, tolerance_dtype, coefficients, unroll=SERIES_UNROLL):
+        self.xp, self.w, self.second_moment, self.unroll = xp, w, second_moment, unroll
+        self.tolerance_dtype, self.coefficients = tolerance_dtype, coefficients
+        self.dtype = xp.dtype(w)
+        self.tolerance = relative_tolerance(tolerance_dtype or self.dtype)
+        self.diagonal = second_moment == "diagonal"
+
+    def on_rows(self, gather, unroll):
+        """The same loop on the rows ``gather`` picks ([B, ...] -> [R, ...]), ``unroll``
+        terms per step."""
+        coefficients = self.coefficients
+        if coefficients is not None:
+            coefficients = tuple(gather(x) for x in coefficients)
+        return _Series(
+            self.xp, gather(self.w), self.second_moment, self.tolerance_dtype, coefficients, unroll
+        )
+
+    def coefficient_ratio(self, n64):
+        """c_n / c_{n-1} per row ([B] or a scalar)."""
+        xp = self.xp
+        plain = 1.0 / (n64 + xp.cast(xp.size(self.w, -1), "float64") - 1.0)
+        if self.coefficients is None:
+            return plain
+        _, ratios, tabulated = self.coefficients
+        column = xp.minimum(xp.cast(n64, "int32"), ratios.shape[-1] - 1)
+        return xp.where(tabulated, ratios[:, column], plain)
+
+    def initial_state(self):
+        xp, w, dtype = self.xp, self.w, self.dtype
+        num_classes = xp.size(w, -1)
+        classes = xp.cast(num_classes, dtype)
+        row = w[:, 0]
+        ratio_g = xp.ones_like(w)  # G_n / h_n
+        term = xp.ones_like(row, dtype="float64")  # t_n / exp(log_scale)
+        log_scale = term * -xp.lgamma(num_classes)  # t_0 = c_0 = 1 / (K-1)!
+        if self.coefficients is not None:
+            log_first, _, tabulated = self.coefficients
+            log_scale = xp.where(tabulated, log_first, log_scale)
+        sum_terms = xp.ones_like(row, dtype="float64")  # sum_i t_i / exp(log_scale)
+        # sum_i t_i (c_{i+1} / c_i) G_i / h_i / exp(log_scale)
+        first_ratio = self.coefficient_ratio(xp.cast(1, "float64"))
+        sum_first = ratio_g * xp.cast(term * first_ratio, dtype)[:, None]
+        second = []
+        if self.second_moment:
+            ones = xp.ones_like(w)
+            ratio_g2 = ones if self.diagonal else ones[:, :, None] * ones[:, None, :]
+            second = [ratio_g2, ratio_g2 / (classes * (classes + 1.0))]
+        ratio = xp.ones_like(row, dtype="float64")  # t_n / t_{n-1}
+        start = xp.convert_to_tensor(1, dtype="int32")
+        return [start, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second]
+
+    def unconverged(self, state):
+        """[B] bool: the rows whose tail bound (module docstring) is not yet below the
+        tolerance."""
+        xp = self.xp
+        _, _, term, _, sum_terms, ratio = state[:6]
+        tail = term * ratio / xp.maximum(1.0 - ratio, 1e-300)
+        converged = xp.logical_and(ratio < 1.0, tail < self.tolerance * sum_terms)
+        return xp.logical_not(converged)
+
+    def next_term(self, n, ratio_g, term, sum_terms, sum_first, second):
+        xp, w, dtype = self.xp, self.w, self.dtype
         weighted = w * ratio_g
         euler = xp.sum(weighted, axis=-1)  # n h_n / h_{n-1}   (R1)
         # h_{n-1} / h_n. A row of zero nodes (euler = 0, weighted = 0) keeps G_n / h_n = 1.
         inverse_h = (xp.cast(n, dtype) / xp.maximum(euler, EULER_FLOOR[dtype]))[:, None]
         ratio_g_next = weighted * inverse_h + 1.0  # (R2) divided by h_n
         n64 = xp.cast(n, "float64")
-        ratio = xp.cast(euler, "float64") / n64 * coefficient_ratio(n64)
+        ratio = xp.cast(euler, "float64") / n64 * self.coefficient_ratio(n64)
         term = term * ratio  # t_n / t_{n-1} = ratio
         # Per-row coefficients first: one multiply-add per class and term.
-        first = xp.cast(term * coefficient_ratio(n64 + 1.0), dtype)[:, None]
+        first = xp.cast(term * self.coefficient_ratio(n64 + 1.0), dtype)[:, None]
         sum_first = sum_first + first * ratio_g_next
         if second:
+            classes64 = xp.cast(xp.size(w, -1), "float64")
             ratio_g2, sum_second = second
             second_weight = term / ((n64 + classes64) * (n64 + classes64 + 1.0))
             second_weight = xp.cast(second_weight, dtype)[:, None]
-            if diagonal:  # G2_n[k, k] = w_k G2_{n-1}[k, k] + G_n[k]
+            if self.diagonal:  # G2_n[k, k] = w_k G2_{n-1}[k, k] + G_n[k]
                 ratio_g2 = w * ratio_g2 * inverse_h + ratio_g_next
                 sum_second = sum_second + second_weight * ratio_g2
             else:
@@ -163,25 +249,20 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
             second = [ratio_g2, sum_second]
         return ratio_g_next, term, sum_terms + term, ratio, sum_first, second
 
-    def not_converged(n, ratio_g, term, log_scale, sum_terms, ratio, *unused):
-        # The tail bound of the log-concave terms (module docstring).
-        tail = term * ratio / xp.maximum(1.0 - ratio, 1e-300)
-        converged = xp.logical_and(ratio < 1.0, tail < tolerance * sum_terms)
-        return xp.logical_and(n < max_terms, xp.logical_not(xp.all(converged)))
-
-    def step(n, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second):
+    def step(self, n, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second):
+        xp = self.xp
         second = list(second)
-        for i in range(unroll):
-            ratio_g, term, sum_terms, ratio, sum_first, second = next_term(
+        for i in range(self.unroll):
+            ratio_g, term, sum_terms, ratio, sum_first, second = self.next_term(
                 n + i, ratio_g, term, sum_terms, sum_first, second
             )
         # Back to O(1): divide the accumulators by their sum, remembered in log_scale.
-        inverse_sum = xp.cast(1.0 / sum_terms, dtype)
+        inverse_sum = xp.cast(1.0 / sum_terms, self.dtype)
         if second:
-            shape = inverse_sum[:, None] if diagonal else inverse_sum[:, None, None]
+            shape = inverse_sum[:, None] if self.diagonal else inverse_sum[:, None, None]
             second = [second[0], second[1] * shape]
         return [
-            n + unroll,
+            n + self.unroll,
             ratio_g,
             term / sum_terms,
             log_scale + xp.log(sum_terms),
@@ -191,25 +272,37 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
             *second,
         ]
 
-    ratio = xp.ones_like(row, dtype="float64")  # t_n / t_{n-1}
-    start = xp.convert_to_tensor(1, dtype="int32")
-    state = [start, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second]
-    final = xp.while_loop(not_converged, step, state)
-    log_sum = final[3] + xp.log(final[4])
-    inverse_sum = xp.cast(1.0 / final[4], dtype)
-    mean = final[6] * inverse_sum[:, None]
-    second = None
-    if diagonal:
-        second = 2.0 * final[8] * inverse_sum[:, None]
-    elif second_moment:
-        diagonal_factor = 1.0 + xp.eye(num_classes, dtype)
-        second = diagonal_factor * final[8] * inverse_sum[:, None, None]
-    log_sum = xp.where(finite, log_sum, math.nan)
-    mean = xp.where(finite[:, None], mean, math.nan)
-    if second is not None:
-        row_shape = (-1,) + (1,) * (len(second.shape) - 1)
-        second = xp.where(xp.reshape(finite, row_shape), second, math.nan)
-    return log_sum, mean, second, final[0]
+    def sum(self, state, left):
+        """Runs the loop from ``state`` until at most ``left`` rows have not converged (or
+        the cap on the terms); returns the final state."""
+        xp = self.xp
+        _, max_terms = series_limits(xp, self.w)
+
+        def not_done(*state):
+            remaining = xp.sum(xp.cast(self.unconverged(state), "int32"))
+            return xp.logical_and(state[0] < max_terms, remaining > left)
+
+        return list(xp.while_loop(not_done, self.step, state))
+
+    def results(self, final, finite):
+        """(log_sum, mean, second, num_terms) of :func:`positive_series` from the final
+        state; NaN on the rows not ``finite``."""
+        xp, dtype = self.xp, self.dtype
+        log_sum = final[3] + xp.log(final[4])
+        inverse_sum = xp.cast(1.0 / final[4], dtype)
+        mean = final[6] * inverse_sum[:, None]
+        second = None
+        if self.diagonal:
+            second = 2.0 * final[8] * inverse_sum[:, None]
+        elif self.second_moment:
+            diagonal_factor = 1.0 + xp.eye(xp.size(self.w, -1), dtype)
+            second = diagonal_factor * final[8] * inverse_sum[:, None, None]
+        log_sum = xp.where(finite, log_sum, math.nan)
+        mean = xp.where(finite[:, None], mean, math.nan)
+        if second is not None:
+            row_shape = (-1,) + (1,) * (len(second.shape) - 1)
+            second = xp.where(xp.reshape(finite, row_shape), second, math.nan)
+        return log_sum, mean, second, final[0]
 
 
 # The spread of the nodes other than the largest up to which a row takes the lifted

@@ -15,7 +15,7 @@ import functools
 
 import tensorflow as tf
 
-from keras_cc.core import log_normalizer, series
+from keras_cc.core import blocks, log_normalizer, series
 from keras_cc.core.log_normalizer import (
     CLOSED_FORM_SPREAD_PER_CLASS,
     METHODS,
@@ -92,51 +92,8 @@ def _table_rows(w, wide):
     rows = max(1, _TABLE_LOGITS // w.shape[-1])
     if w.shape[0] is not None and w.shape[0] <= rows:
         return _table_on_rows(w, wide)
-    return _in_row_chunks(_table_on_rows, w, wide, rows)
-
-
-def _in_row_chunks(function, w, flagged, rows):
-    """``function(w, flagged)`` applied to the flagged rows only, ``rows`` at a time.
-
-    The flagged rows are ordered (stably) to the front and taken in chunks of ``rows`` by a
-    loop; the results are scattered back. A chunk past the last flagged row also holds
-    unflagged rows (each in one chunk only, passed to ``function`` as unflagged) or a dummy
-    row B. Shapes stay static, for XLA. Returns what ``function`` returns: [B], [B, K] and
-    [B] bool results, and the sum of its step counts.
-    """
-    batch = tf.shape(w)[0]
-    count = tf.reduce_sum(tf.cast(flagged, tf.int32))
-    order = tf.argsort(tf.cast(tf.logical_not(flagged), tf.int32), stable=True)
-    order = tf.concat([order, tf.fill([rows], batch)], axis=0)
-    padded_w = tf.concat([w, tf.zeros_like(w[:1])], axis=0)
-    padded_flagged = tf.concat([flagged, [False]], axis=0)
-
-    def chunk(start, value, gradient, done, steps):
-        index = tf.slice(order, [start], [rows])
-        chunk_value, chunk_gradient, chunk_done, chunk_steps = function(
-            tf.gather(padded_w, index), tf.gather(padded_flagged, index)
-        )
-        at = index[:, None]
-        return (
-            start + rows,
-            tf.tensor_scatter_nd_update(value, at, chunk_value),
-            tf.tensor_scatter_nd_update(gradient, at, chunk_gradient),
-            tf.tensor_scatter_nd_update(done, at, chunk_done),
-            steps + chunk_steps,
-        )
-
-    start = tf.constant(0, tf.int32)
-    initial = (
-        start,
-        tf.zeros_like(padded_w[:, 0]),
-        tf.zeros_like(padded_w),
-        tf.zeros_like(padded_flagged),
-        tf.constant(0, tf.int32),
-    )
-    _, value, gradient, done, steps = tf.while_loop(
-        lambda start, *unused: start < count, chunk, initial
-    )
-    return value[:batch], gradient[:batch], done[:batch], steps
+    empty = [tf.zeros_like(w[:, 0]), tf.zeros_like(w), tf.zeros_like(wide), tf.constant(0)]
+    return tuple(blocks.on_rows(TENSORFLOW, _table_on_rows, wide, [w, wide], empty, rows))
 
 
 def _table_on_rows(w, wide):
