@@ -68,6 +68,8 @@ def launch(tasks: Sequence[launcher.Task], output_dir: str) -> dict[str, Any]:
         initializer=None if cli.verbose() else _quiet_worker,
     ):
         results[outcome.key] = outcome.result if outcome.ok else {"error": outcome.error}
-        print(f"[{outcome.key}] " + ("done" if outcome.ok else f"failed: {outcome.error}"), flush=True)
+        print(
+            f"[{outcome.key}] " + ("done" if outcome.ok else f"failed: {outcome.error}"), flush=True
+        )
     run_directory.write_json(os.path.join(output_dir, "summary.json"), results)
     return results

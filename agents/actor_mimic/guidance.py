@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_cc_agents.actor_mimic import losses
 from keras_cc_agents.actor_mimic.experts import make_game_environment
 from keras_cc_agents.dqn import expert as dqn_expert
+from keras_cc_runs import run_directory
 
 # Distance from the centroid (relative to a vertex's) below which a guidance vector counts
 # as near it.
@@ -107,6 +108,15 @@ def guidance_health(
     )
 
 
+def _cell(rows: list[GuidanceHealth], field: str, pattern: str) -> str:
+    """The mean of ``field`` over ``rows``, with their range where there are several."""
+    values = np.array([getattr(r, field) for r in rows])
+    text = pattern.format(values.mean())
+    if len(values) > 1:
+        text += f" ({pattern.format(values.min())}–{pattern.format(values.max())})"
+    return text
+
+
 def health_markdown(results: list[GuidanceHealth]) -> str:
     """A markdown table, one row per game: the mean over its experts (seeds) of each
     column, with the seeds' range in brackets where there are several."""
@@ -119,17 +129,25 @@ def health_markdown(results: list[GuidanceHealth]) -> str:
     for game in games:
         rows = [r for r in results if r.game == game]
 
-        def cell(field, pattern):
-            values = np.array([getattr(r, field) for r in rows])
-            text = pattern.format(values.mean())
-            if len(values) > 1:
-                text += f" ({pattern.format(values.min())}–{pattern.format(values.max())})"
-            return text
-
         lines.append(
             f"| {game} | {len(rows)} | {rows[0].states:,} | "
-            f"{cell('closed_form_failure_share', '{:.1%}')} | "
-            f"{cell('centroid_distance_mean', '{:.3f}')} | "
-            f"{cell('near_centroid_share', '{:.1%}')} |"
+            f"{_cell(rows, 'closed_form_failure_share', '{:.1%}')} | "
+            f"{_cell(rows, 'centroid_distance_mean', '{:.3f}')} | "
+            f"{_cell(rows, 'near_centroid_share', '{:.1%}')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def read_results(path: str) -> list[GuidanceHealth]:
+    """The rows of a ``guidance.csv`` written by ``examples/guidance_health.py``."""
+    results = []
+    for row in run_directory.read_csv(path):
+        results.append(
+            GuidanceHealth(
+                game=row["game"],
+                seed=int(row["seed"]) if row["seed"] not in ("", "None") else None,
+                states=int(row["states"]),
+                **{name: float(row[name]) for name in FIELDS[3:]},
+            )
+        )
+    return results

@@ -1,6 +1,8 @@
 """Where an expert's guidance vectors sit: the measures against a direct computation on the
 same played states, the table over seeds, and bad settings refused."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -55,8 +57,7 @@ def test_table_gives_the_mean_over_seeds_with_their_range():
     table = guidance.health_markdown(rows).splitlines()
     assert len(table) == 4
     assert table[2] == (
-        f"| {GAME} | 2 | 100 | 20.0% (10.0%–30.0%) | 0.150 (0.100–0.200) | "
-        "50.0% (50.0%–50.0%) |"
+        f"| {GAME} | 2 | 100 | 20.0% (10.0%–30.0%) | 0.150 (0.100–0.200) | 50.0% (50.0%–50.0%) |"
     )
     assert table[3] == "| MinAtar/Freeway | 1 | 100 | 25.0% | 0.008 | 100.0% |"
 
@@ -72,3 +73,13 @@ def test_table_gives_the_mean_over_seeds_with_their_range():
 def test_bad_settings_are_refused(expert, kwargs, message):
     with pytest.raises(ValueError, match=message):
         guidance.guidance_health(expert, **kwargs)
+
+
+def test_the_committed_table_is_the_one_its_records_render():
+    records = os.path.join(
+        os.path.dirname(__file__), "..", "..", "..", "examples", "results", "minatar_guidance"
+    )
+    results = guidance.read_results(os.path.join(records, "guidance.csv"))
+    assert {r.game for r in results} >= {"MinAtar/Breakout", "MinAtar/SpaceInvaders"}
+    with open(os.path.join(records, "guidance.md")) as stream:
+        assert stream.read() == guidance.health_markdown(results)
