@@ -107,7 +107,10 @@ def test_a_narrow_batch_stops_with_its_narrow_rows():
     assert int(steps) <= 40
 
 
-@pytest.mark.parametrize("num_classes", (10, 100, 1000))
+@pytest.mark.parametrize(
+    "num_classes",
+    (10, pytest.param(100, marks=pytest.mark.slow), pytest.param(1000, marks=pytest.mark.slow)),
+)
 def test_wide_rows_of_every_method_in_a_compiled_batch_equal_each_row_alone(num_classes):
     """One row per method (series, closed form, top nodes, lifted series) among unit-normal
     rows: the certified methods run on the rows that need them alone, the series' widest
