@@ -136,10 +136,9 @@ def log_normalizer_and_mean(
         (:func:`keras_cc.core.blocks.on_rows`): log C^{-1} relative to the row maximum (no
         large numbers cancel when the logits are log-probabilities: maximum near 0,
         minimum far below)."""
-        value, mean, certified = blocks.on_rows(
+        return blocks.on_rows(
             xp, method_fn, tried, [below_maximum, tried], [zeros[:, 0], zeros, no_rows]
         )
-        return value, mean, xp.logical_and(certified, tried)
 
     value, mean, lifted, by_closed_form, by_top_nodes = (
         zeros[:, 0],

@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from keras_cc.core import blocks
+
 __all__ = [
     "lifted_coefficients",
     "lifted_series",
@@ -119,41 +121,32 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
     if rows is not None and rows <= 2 * BLOCK_ROWS:
         final = series.sum(state, left=0)
     else:
-        final = series.sum(state, left=BLOCK_ROWS)
-        final = xp.cond(
-            xp.any(series.unconverged(final)),
-            lambda: _finish_in_block(xp, series, final),
-            lambda: final,
-        )
+        final = _finish_in_block(xp, series, series.sum(state, left=BLOCK_ROWS))
     return series.results(final, finite)
 
 
 def _finish_in_block(xp, series, state):
     """Continues the rows of loop ``state`` that have not converged (at most
-    ``BLOCK_ROWS``) alone, in a block of ``BLOCK_ROWS`` rows gathered from the batch (the
-    remaining slots hold converged rows, whose results are not used), and scatters them back."""
-    unconverged = series.unconverged(state)
-    rows = xp.size(unconverged, 0)
-    padding = xp.convert_to_tensor(np.zeros(BLOCK_ROWS))  # a batch of fewer rows fills it
-    flags = xp.concatenate([xp.cast(unconverged, "float64"), padding], axis=0)
-    _, index = xp.top_k(flags[None, :], BLOCK_ROWS)
-    index = xp.minimum(index[0], rows - 1)  # [BLOCK_ROWS]: the unconverged rows first
-    in_block = xp.equal(xp.arange(rows)[:, None], index[None, :])  # [B, BLOCK_ROWS]
-    # A row in several slots (a clamped index) has equal results in each: take the last.
-    slot = xp.max(xp.where(in_block, xp.arange(BLOCK_ROWS)[None, :], 0), axis=1)
-    taken = xp.logical_and(unconverged, xp.any(in_block, axis=1))  # [B]
+    ``BLOCK_ROWS``) alone, in a block of ``BLOCK_ROWS`` rows gathered from the batch
+    (:func:`keras_cc.core.blocks.on_rows`; no step when every row has converged), and
+    scatters them back with the term count the block reached."""
+    coefficients = list(series.coefficients or ())
+    count = len(coefficients)
 
-    def gather(x):
-        return xp.take(x, index)
+    def finish(w, *rows):
+        block = _Series(
+            xp,
+            w,
+            series.second_moment,
+            series.tolerance_dtype,
+            tuple(rows[:count]) or None,
+            BLOCK_UNROLL,
+        )
+        final = block.sum([state[0], *rows[count:]], left=0)
+        return [final[0] - state[0], *final[1:]]  # the terms it added, summed onto n
 
-    block = series.on_rows(gather, BLOCK_UNROLL)
-    final = block.sum([state[0]] + [gather(x) for x in state[1:]], left=0)
-
-    def scatter(block_value, value):
-        row_shape = (-1,) + (1,) * (len(value.shape) - 1)
-        return xp.where(xp.reshape(taken, row_shape), xp.take(block_value, slot), value)
-
-    return [final[0]] + [scatter(b, x) for b, x in zip(final[1:], state[1:])]
+    inputs = [series.w, *coefficients, *state[1:]]
+    return blocks.on_rows(xp, finish, series.unconverged(state), inputs, state, BLOCK_ROWS)
 
 
 class _Series:
@@ -166,16 +159,6 @@ class _Series:
         self.dtype = xp.dtype(w)
         self.tolerance = relative_tolerance(tolerance_dtype or self.dtype)
         self.diagonal = second_moment == "diagonal"
-
-    def on_rows(self, gather, unroll):
-        """The same loop on the rows ``gather`` picks ([B, ...] -> [R, ...]), ``unroll``
-        terms per step."""
-        coefficients = self.coefficients
-        if coefficients is not None:
-            coefficients = tuple(gather(x) for x in coefficients)
-        return _Series(
-            self.xp, gather(self.w), self.second_moment, self.tolerance_dtype, coefficients, unroll
-        )
 
     def coefficient_ratio(self, n64):
         """c_n / c_{n-1} per row ([B] or a scalar)."""
