@@ -265,22 +265,41 @@ def training_table(repeats, epochs):
     ]
 
 
+def _sampler_cases(num_classes):
+    """(name, [1, K] float32 logits) of the sampler section: unit-normal logits rescaled to
+    spreads 1, 150 and 1e3; the target K / 0.1 above a unit-normal cluster (the CC
+    label-smoothing optimum); the same row with the target 1e6 above."""
+    cases = [
+        (f"normal, spread {spread:g}", spread_batch(1, num_classes, spread, seed=1)[0])
+        for spread in (1.0, 150.0, 1e3)
+    ]
+    cluster = np.random.default_rng(1).standard_normal(num_classes - 1)
+    for name, height in (("label-smoothing optimum", num_classes / 0.1), ("top 1e6", 1e6)):
+        row = np.append(cluster, cluster.max() + height)
+        cases.append((name, tf.constant([row], tf.float32)))
+    return cases
+
+
 def sampler_table(num_samples, repeats):
-    """(e): samples/s of the exact sampler by number of classes and logit spread."""
+    """(e): samples/s of the exact sampler by number of classes and row shape, with the
+    method it took (``keras_cc.ops.sampler``)."""
     rows = []
     sample = tf.function(lambda x, s: ops.cc_sample(x, [num_samples], seed=s))
     for num_classes in (10, 100, 1000):
-        for spread in (1.0, 150.0, 1e3):
-            logits, _ = spread_batch(1, num_classes, spread, seed=1)
+        for name, logits in _sampler_cases(num_classes):
             seconds = median_time(sample, logits, tf.constant([1, 2]), repeats=repeats)
+            truncated = bool(ops.sampler.sampler_methods(logits).numpy()[0])
             rows.append(
                 {
                     "K": num_classes,
-                    "spread": spread,
+                    "row": name,
+                    "spread": float(np.ptp(logits.numpy())),
+                    "method": "truncated exponentials" if truncated else "Dirichlet mixture",
                     "samples": num_samples,
                     "samples_per_s": num_samples / seconds,
                 }
             )
+            print(rows[-1], flush=True)
     return rows
 
 

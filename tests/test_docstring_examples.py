@@ -26,6 +26,7 @@ TENSORFLOW_MODULES = (
     "keras_cc.distributions.continuous_categorical",
     "keras_cc.ops.continuous_categorical",
     "keras_cc.ops.divergences",
+    "keras_cc.ops.sampler",
     "keras_cc.ops.softmax",
 )
 # Public classes and functions that must carry an example.
@@ -47,7 +48,8 @@ WITH_EXAMPLES = {
     ),
     "keras_cc.distillation": ("ContinuousCategoricalDistillation",),
     "keras_cc.distributions.continuous_categorical": ("ContinuousCategorical",),
-    "keras_cc.ops.continuous_categorical": ("cc_log_normalizer", "cc_mean", "cc_sample"),
+    "keras_cc.ops.continuous_categorical": ("cc_log_normalizer", "cc_mean"),
+    "keras_cc.ops.sampler": ("cc_sample",),
     "keras_cc.ops.divergences": ("cross_entropy_divergence", "triangular_divergence"),
 }
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

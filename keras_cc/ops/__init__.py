@@ -10,7 +10,6 @@ from keras_cc.ops.continuous_categorical import (
     cc_log_normalizer,
     cc_log_prob,
     cc_mean,
-    cc_sample,
     cc_variance,
 )
 from keras_cc.ops.divergences import (
@@ -34,6 +33,7 @@ from keras_cc.ops.divergences import (
     triangular_divergence_rewritten,
     triangular_divergence_v,
 )
+from keras_cc.ops.sampler import cc_sample
 from keras_cc.ops.softmax import (
     index_of_coincidence,
     measure_of_roughness,
