@@ -315,19 +315,14 @@ _TAIL = {"scale": 12.0, "offset": 64}
 
 def _cumulative_sum(xp, x, reverse=False):
     """Running sums along the last axis of [B, L] ``x`` (static L), from the end if
-    ``reverse``: recursive doubling (Hillis and Steele, 1986), ceil(log2 L) vectorized
-    additions (XLA's cumulative sum is a reduce-window of O(L^2) work on CPU)."""
+    ``reverse``, as one product with a triangular matrix of ones: a single kernel, where
+    XLA compiles a cumulative sum as a reduce-window and recursive doubling as ceil(log2 L)
+    kernels (compile time follows the number of kernels). O(L^2) work on the L of about 130
+    columns it serves; for the positive terms summed here the rounding is at most L u
+    relative."""
     length = x.shape[-1]
-    offset = 1
-    while offset < length:
-        fill = xp.zeros_like(x[:, :offset])
-        if reverse:
-            shifted = xp.concatenate([x[:, offset:], fill], axis=-1)
-        else:
-            shifted = xp.concatenate([fill, x[:, :-offset]], axis=-1)
-        x = x + shifted
-        offset *= 2
-    return x
+    ones = np.tril(np.ones((length, length))) if not reverse else np.triu(np.ones((length, length)))
+    return xp.matvec(xp.convert_to_tensor(ones.astype(np.float64)), x)
 
 
 # Terms of the series of R_m = (m + 1)! a_m where q <= (m + 2) / 8: ratios at most 1/8.
