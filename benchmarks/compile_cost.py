@@ -9,7 +9,9 @@ losses interleaved over ``--repeats`` rounds:
 * ``loss_and_gradient``: the first call (trace + compile + run) of the jit-compiled loss +
   gradient of ``benchmarks/_cc_steps.py`` on [128, K] unit-normal logits, for
   ``keras_cc.losses.cc_label_smoothing`` and ``tf.nn.softmax_cross_entropy_with_logits``
-  on label-smoothed targets;
+  on label-smoothed targets, and the memory maps it adds to the process (``jit_maps``:
+  XLA keeps each compiled program's JIT code in maps that are never released, and Linux
+  allows a process 65,530 of them by default);
 * ``fit``: the first epoch (then the second) of ``model.fit`` with ``jit_compile=True`` of
   a 64-128-10 MLP on scikit-learn's digits (1,437 training images, batch 128: a partial
   last batch) with ``keras_cc.CCLabelSmoothing(0.1)`` against
@@ -50,9 +52,19 @@ sys.path.insert(0, {benchmarks!r})
 from _cc_steps import loss_and_gradient, trajectory_logits
 logits, one_hot = trajectory_logits(128, {num_classes}, 0.0, 0.1)
 step = loss_and_gradient("{loss}", 0.1)
+
+def memory_maps():  # the process's memory maps (Linux), where XLA keeps its JIT code
+    try:
+        with open("/proc/self/maps") as maps:
+            return sum(1 for _ in maps)
+    except OSError:
+        return float("nan")
+
+maps_before = memory_maps()
 start = time.perf_counter()
 float(step(logits, one_hot)[0])
-print("RESULT", json.dumps({{"first_call_s": time.perf_counter() - start}}))
+seconds = time.perf_counter() - start
+print("RESULT", json.dumps({{"first_call_s": seconds, "jit_maps": memory_maps() - maps_before}}))
 """
 
 _FIT = """
@@ -103,8 +115,8 @@ def _sample(code, backend="tensorflow"):
 def _ratio(cc, ce):
     ratios = [a / b for a, b in zip(cc, ce)]
     return {
-        "cc_ls_s": statistics.median(cc),
-        "ce_ls_s": statistics.median(ce),
+        "cc_ls": statistics.median(cc),
+        "ce_ls": statistics.median(ce),
         "ratio": statistics.median(ratios),
         "ratio_spread": f"{min(ratios):.3g}-{max(ratios):.3g}",
     }
@@ -131,9 +143,10 @@ def main(argv):
         }
         record.setdefault(kind, {})[label] = rows
         for key, row in rows.items():
+            unit = " s" if key.endswith("_s") else ""  # seconds, or a count of maps
             print(
-                f"{kind:18s} {label:12s} {key:14s} CE+LS {row['ce_ls_s']:6.2f} s  "
-                f"CC-LS {row['cc_ls_s']:6.2f} s  {row['ratio']:.2f}x ({row['ratio_spread']})",
+                f"{kind:18s} {label:12s} {key:14s} CE+LS {row['ce_ls']:6.2f}{unit}  "
+                f"CC-LS {row['cc_ls']:6.2f}{unit}  {row['ratio']:.2f}x ({row['ratio_spread']})",
                 flush=True,
             )
     _timing.print_record(record, FLAGS.json_out)
