@@ -48,20 +48,17 @@ def _assert_certified_and_exact(rows):
     np.testing.assert_allclose(means.sum(-1), 1.0, atol=1e-12)
 
 
-def _label_smoothing_optimum(num_classes, epsilon, rng):
-    """Logits where CC label smoothing puts them: the target about K / epsilon above a
-    dense cluster of the others (unit normal)."""
-    cluster = rng.standard_normal(num_classes - 1)
-    return np.append(cluster, cluster.max() + num_classes / epsilon)
-
-
 @pytest.mark.parametrize("num_classes", (10, 100, 1000))
 def test_label_smoothing_optimum_is_certified_and_exact(num_classes):
-    """(At K = 2 the optimum's gap of 2 / epsilon is too small for the bound; the series
-    takes such rows in a few dozen terms.)"""
+    """Logits where CC label smoothing puts them: the target K / epsilon above a unit-normal
+    cluster of the others. (At K = 2 the optimum's gap of 2 / epsilon is too small for the
+    bound; the series takes such rows in a few dozen terms.)"""
     rng = np.random.default_rng(num_classes)
     _assert_certified_and_exact(
-        [_label_smoothing_optimum(num_classes, epsilon, rng) for epsilon in (0.1, 0.2)]
+        [
+            wide_spread_cases.make_logits("top", num_classes, num_classes / epsilon, rng)
+            for epsilon in (0.1, 0.2)
+        ]
     )
 
 
@@ -137,7 +134,7 @@ def test_wide_rows_of_a_thousand_classes_take_no_loop():
     methods = ops.continuous_categorical.row_methods(normal.astype(np.float32)).numpy()
     assert (methods == ops.continuous_categorical.METHODS.index("top nodes")).all()
     assert int(ops.continuous_categorical.sequential_steps(normal.astype(np.float32))) == 0
-    optimum = np.stack([_label_smoothing_optimum(1000, 0.1, rng) for _ in range(8)])
+    optimum = np.stack([wide_spread_cases.make_logits("top", 1000, 1e4, rng) for _ in range(8)])
     methods = ops.continuous_categorical.row_methods(optimum).numpy()
     assert (methods == ops.continuous_categorical.METHODS.index("lifted series")).all()
     assert int(ops.continuous_categorical.sequential_steps(optimum)) <= 32

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+import wide_spread_cases
 
 from keras_cc import ops
 from keras_cc.ops import sampler
@@ -14,10 +15,11 @@ from keras_cc.ops import sampler
 NUM_SAMPLES = 20000
 
 
-def _label_smoothing_optimum(num_classes, epsilon=0.1, seed=0):
-    """The target K / epsilon above a unit-normal cluster: where CC label smoothing puts it."""
-    cluster = np.random.default_rng(seed).standard_normal(num_classes - 1)
-    return np.append(cluster, cluster.max() + num_classes / epsilon)
+def _label_smoothing_optimum(num_classes, seed=0):
+    """The target K / 0.1 above a unit-normal cluster: where CC label smoothing puts it."""
+    return wide_spread_cases.make_logits(
+        "top", num_classes, num_classes / 0.1, np.random.default_rng(seed)
+    )
 
 
 def _assert_moments(logits, samples):

@@ -321,8 +321,8 @@ def _cumulative_sum(xp, x, reverse=False):
     columns it serves; for the positive terms summed here the rounding is at most L u
     relative."""
     length = x.shape[-1]
-    ones = np.tril(np.ones((length, length))) if not reverse else np.triu(np.ones((length, length)))
-    return xp.matvec(xp.convert_to_tensor(ones.astype(np.float64)), x)
+    ones = np.tril(np.ones((length, length)))  # row i sums columns 0 .. i
+    return xp.matvec(xp.convert_to_tensor(ones.T if reverse else ones), x)
 
 
 # Terms of the series of R_m = (m + 1)! a_m where q <= (m + 2) / 8: ratios at most 1/8.

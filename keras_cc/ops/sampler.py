@@ -89,9 +89,14 @@ def log_acceptance(logits):
     return log_normalizer - tf.reduce_sum(_log_truncated_masses(rates), axis=-1)
 
 
+def _by_truncation(logits):
+    """[B] bool: the rows of [B, K] ``logits`` that take the truncated exponentials."""
+    return log_acceptance(logits) >= math.log(ACCEPTANCE)
+
+
 def _truncated_exponential_draws(logits, taken, num_samples, seed):
     """[B, S, K] exact samples of the rows flagged ``taken`` (zeros elsewhere) by the
-    truncated exponentials pivoted at each row's top node, and the number of rounds."""
+    truncated exponentials pivoted at each row's top node."""
     dtype = logits.dtype
     batch, num_classes = tf.shape(logits)[0], tf.shape(logits)[1]
     pivot = tf.one_hot(tf.argmax(logits, axis=-1), num_classes, on_value=True, off_value=False)
@@ -117,7 +122,7 @@ def _truncated_exponential_draws(logits, taken, num_samples, seed):
         return round_index + 1, tf.where(fresh[..., None], candidate, z), kept | accepted
 
     kept = tf.broadcast_to(tf.logical_not(taken)[:, None], shape[:2])
-    rounds, z, kept = tf.while_loop(
+    _, z, kept = tf.while_loop(
         lambda round_index, _, kept: (
             (round_index < MAX_ROUNDS) & tf.logical_not(tf.reduce_all(kept))
         ),
@@ -139,7 +144,7 @@ def _truncated_exponential_draws(logits, taken, num_samples, seed):
         ]
     ):
         pivot_value = 1.0 - tf.reduce_sum(z, axis=-1, keepdims=True)
-    return tf.where(pivot[:, None, :], pivot_value, z), rounds
+    return tf.where(pivot[:, None, :], pivot_value, z)
 
 
 def _prefix_table(w):
@@ -274,11 +279,11 @@ def _sample_rows(flat, num_samples, seed):
     (module docstring); rows with a non-finite logit give NaN."""
     finite = tf.reduce_all(tf.math.is_finite(flat), axis=-1)
     logits = tf.where(finite[:, None], flat, tf.zeros_like(flat))
-    by_truncation = log_acceptance(logits) >= math.log(ACCEPTANCE)
+    by_truncation = _by_truncation(logits)
     by_mixture = tf.logical_not(by_truncation)
     num_classes = tf.shape(flat)[1]
     seeds = tf.random.experimental.stateless_split(seed, num_classes + 3)
-    samples, _ = _truncated_exponential_draws(logits, by_truncation, num_samples, seeds[-3])
+    samples = _truncated_exponential_draws(logits, by_truncation, num_samples, seeds[-3])
     samples = tf.cond(
         tf.reduce_any(by_mixture),
         lambda: tf.where(
@@ -312,7 +317,7 @@ def sampler_methods(logits):
     truncated exponentials, False for the Dirichlet mixture."""
     logits, compute_dtype = cc._as_compute_tensor(logits)
     flat, batch_shape = cc._flatten_batch(tf.cast(logits, compute_dtype))
-    return tf.reshape(log_acceptance(flat) >= math.log(ACCEPTANCE), batch_shape)
+    return tf.reshape(_by_truncation(flat), batch_shape)
 
 
 @_xla.plain_python
