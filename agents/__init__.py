@@ -1,8 +1,9 @@
 """TF-Agents side of keras-cc: Atari environments, DQN experts and actor-mimic distillation.
 
-Installed as ``keras_cc_agents`` from the repository's ``agents/`` folder. Needs the ``rl``
-extra (``pip install -e ".[rl]"`` in a clone of keras-cc); importing ``keras_cc_agents``
-without it raises an ImportError that names the extra. Depends on ``keras_cc.ops`` only
+Installed as ``keras_cc_agents`` from the repository's ``agents/`` folder by the research
+distribution (``research/pyproject.toml``). Needs its ``rl`` extra (``pip install -e . -e
+"./research[rl]"`` in a clone of keras-cc); importing ``keras_cc_agents`` without it raises
+an ImportError that names the extra. Depends on ``keras_cc.ops`` only
 (never on keras_cc's Keras 3 objects); ``import keras_cc_agents`` itself imports no keras_cc
 module.
 
@@ -18,6 +19,8 @@ import importlib.util
 import os
 import sys
 import warnings
+
+from keras_cc_runs import extras
 
 # What the rl extra installs that agents imports: import name -> distribution name.
 _RL_EXTRA = {
@@ -38,7 +41,7 @@ def _require_rl_extra() -> None:
     if missing:
         raise ImportError(
             f"keras_cc_agents needs {', '.join(missing)}, which are not installed. Install the rl "
-            'extra: pip install -e ".[rl]" in a clone of keras-cc.',
+            f"extra: {extras.install_command('rl')} in a clone of keras-cc.",
             name="keras_cc_agents",
         )
 

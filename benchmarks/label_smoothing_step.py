@@ -57,8 +57,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_cc  # noqa: E402, F401 (loads TensorFlow Probability)
-from keras_cc.experiments import model as model_lib  # noqa: E402
-from keras_cc.experiments.records import atomic_write_json  # noqa: E402
+from keras_cc_experiments import model as model_lib  # noqa: E402
+from keras_cc_experiments.records import atomic_write_json  # noqa: E402
 
 
 def build(loss_name, row, input_shape):

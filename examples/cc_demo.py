@@ -5,7 +5,7 @@ Fits the same small Keras 3 classifier with label smoothing (LS) and with CC lab
 log C^{-1} of the paper's closed form (eq. 4) with keras_cc's exact series on near-uniform
 parameters.
 
-    pip install -e ".[experiments]"   # scikit-learn, for the digits
+    pip install -e . -e "./research[experiments]"   # scikit-learn, for the digits
     python examples/cc_demo.py [--epochs 15] [--seed 0]
 """
 
@@ -34,9 +34,9 @@ cli.define_flags(DemoConfig)
 
 def digits_split(seed):
     """The embedded 8x8 digits, scaled to [0, 1], one-hot labels, seeded 75/25 split."""
-    from keras_cc import _environment
+    from keras_cc_runs.extras import require_extra
 
-    _environment.require_extra("examples/cc_demo.py", "experiments", ["sklearn"])
+    require_extra("examples/cc_demo.py", "experiments", ["sklearn"])
     import numpy as np
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

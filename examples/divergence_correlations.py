@@ -118,7 +118,7 @@ def run(output_dir):
         run_directory.check_output_dir(output_dir)
         if FLAGS.logits and not os.path.isfile(FLAGS.logits):
             raise ValueError(f"--logits: {FLAGS.logits!r} is not a file.")
-    from keras_cc import analysis  # TensorFlow: after the flags are checked
+    import keras_cc_analysis as analysis  # TensorFlow: after the flags are checked
 
     rng = np.random.default_rng(FLAGS.seed)
     start = time.time()

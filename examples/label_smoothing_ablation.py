@@ -106,8 +106,8 @@ def write_outputs(records, rows, losses, seeds, config, output_dir, decimals):
     One Table 1 per number the protocol reports (``Protocol.reported``), each captioned
     with what it shows.
     """
-    from keras_cc.experiments import figures, tables
-    from keras_cc.experiments.records import atomic_write_json, atomic_write_text
+    from keras_cc_experiments import figures, tables
+    from keras_cc_experiments.records import atomic_write_json, atomic_write_text
 
     protocol = config.protocol_spec
     texts, markdowns, summaries = [], [], {}
@@ -195,8 +195,8 @@ def main(argv):
             with cli.checks():  # a second runner on the same directory refuses
                 stack.enter_context(run_directory.DirectoryLock(output_dir))
         # TensorFlow: after the flags are checked.
-        from keras_cc.experiments import cli as experiments_cli
-        from keras_cc.experiments import grid
+        from keras_cc_experiments import cli as experiments_cli
+        from keras_cc_experiments import grid
 
         with cli.checks():
             config = experiments_cli.training_config(
@@ -212,7 +212,7 @@ def main(argv):
 
 def report(settings, config, rows, cells, output_dir):
     """Writes and prints the tables and figures of the records present; trains nothing."""
-    from keras_cc.experiments import grid
+    from keras_cc_experiments import grid
 
     records = grid.load_records(output_dir, cells)
     with cli.checks():  # ConfigMismatchError is a ValueError: one line, exit 2
@@ -226,9 +226,9 @@ def report(settings, config, rows, cells, output_dir):
 def run(settings, config, rows, cells, output_dir):
     """Trains the missing cells, then writes and prints the tables; exits 2 or 130 on a
     stop (missing data, another run's directory, an interrupt)."""
-    from keras_cc.experiments import grid
-    from keras_cc.experiments.cells import get_dataset
-    from keras_cc.experiments.data import DatasetNotFoundError
+    from keras_cc_experiments import grid
+    from keras_cc_experiments.cells import get_dataset
+    from keras_cc_experiments.data import DatasetNotFoundError
 
     losses, seeds = settings.losses, settings.seeds
     start = time.perf_counter()

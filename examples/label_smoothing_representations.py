@@ -99,7 +99,7 @@ def _ablation_config(ablation_dir: str) -> dict:
 
 def _training_config_of_ablation(values: dict, data_dir: str | None):
     """The ablation's TrainingConfig, with this run's --data_dir when given."""
-    from keras_cc.experiments.cells import TrainingConfig
+    from keras_cc_experiments.cells import TrainingConfig
 
     fields = set(TrainingConfig.__dataclass_fields__)
     values = {k: v for k, v in values.items() if k in fields}
@@ -111,8 +111,8 @@ def _training_config_of_ablation(values: dict, data_dir: str | None):
 
 def _models(cells, config, output_dir, ablation_dir):
     """Paths of the trained models, training the missing ones (unless `ablation_dir`)."""
-    from keras_cc.experiments import grid
-    from keras_cc.experiments.cells import cell_paths
+    from keras_cc_experiments import grid
+    from keras_cc_experiments.cells import cell_paths
 
     if ablation_dir:
         paths = {c.cell_id: cell_paths(ablation_dir, c)["model"] for c in cells}
@@ -154,7 +154,7 @@ def analyze(model_path, classes, samples):
     """Projections and W/B ratios of the model saved at ``model_path``."""
     import keras
 
-    from keras_cc.experiments import representations as rep
+    from keras_cc_experiments import representations as rep
 
     model = keras.saving.load_model(model_path, compile=False)
     result = rep.analyze_model(model, samples, classes)
@@ -171,8 +171,8 @@ def main(argv):
         with cli.checks():  # a second runner on the same directory refuses
             stack.enter_context(run_directory.DirectoryLock(output_dir))
         # TensorFlow: after the flags are checked.
-        from keras_cc.experiments import cli as experiments_cli
-        from keras_cc.experiments import grid
+        from keras_cc_experiments import cli as experiments_cli
+        from keras_cc_experiments import grid
 
         with cli.checks():
             row = experiments_cli.parse_rows([settings.row])[0]
@@ -189,11 +189,11 @@ def run(settings, config, row, cells, output_dir):
     data or the ablation's models are missing."""
     import numpy as np
 
-    from keras_cc.experiments import figures, tables
-    from keras_cc.experiments import representations as rep
-    from keras_cc.experiments.cells import get_dataset
-    from keras_cc.experiments.data import DatasetNotFoundError
-    from keras_cc.experiments.records import atomic_write_json, atomic_write_text
+    from keras_cc_experiments import figures, tables
+    from keras_cc_experiments import representations as rep
+    from keras_cc_experiments.cells import get_dataset
+    from keras_cc_experiments.data import DatasetNotFoundError
+    from keras_cc_experiments.records import atomic_write_json, atomic_write_text
 
     losses, seeds, classes = settings.losses, settings.seeds, settings.classes
     try:

@@ -2,16 +2,16 @@
 
 Not a script: ``label_smoothing_ablation.py`` and ``label_smoothing_representations.py``
 extend :class:`TrainingSettings` with their own fields and declare the flags with
-``keras_cc_runs.cli.define_flags``. ``keras_cc.experiments.cli.training_config`` turns
+``keras_cc_runs.cli.define_flags``. ``keras_cc_experiments.cli.training_config`` turns
 the settings into a ``TrainingConfig``, filling in the protocol's per-dataset defaults
 for settings left unset (None).
 
-The names below repeat ``keras_cc.experiments``' (protocols, data sets, losses, dropout
+The names below repeat ``keras_cc_experiments``' (protocols, data sets, losses, dropout
 rates, the protocols' defaults in the help texts); ``tests/examples`` checks that they
 agree.
 """
 
-# This module sits beside the scripts, not in keras_cc.experiments, because importing any
+# This module sits beside the scripts, not in keras_cc_experiments, because importing any
 # keras_cc module imports TensorFlow, which the scripts' --help must not wait for.
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ __all__ = [
     "parse_rows",
 ]
 
-PROTOCOLS = ("paper", "standard")  # sorted(keras_cc.experiments.protocols.PROTOCOLS)
-DATASETS = ("digits", "cifar10")  # keras_cc.experiments.data.DATASETS
-LOSSES = ("none", "ls", "cc_ls", "cc_ls_published")  # keras_cc.experiments.model.LOSSES
-DEFAULT_DROPOUT_RATES = (0.2, 0.3, 0.4)  # keras_cc.experiments.model.DEFAULT_DROPOUT_RATES
-# The keys of keras_cc.experiments.model.REGULARIZER_ALIASES.
+PROTOCOLS = ("paper", "standard")  # sorted(keras_cc_experiments.protocols.PROTOCOLS)
+DATASETS = ("digits", "cifar10")  # keras_cc_experiments.data.DATASETS
+LOSSES = ("none", "ls", "cc_ls", "cc_ls_published")  # keras_cc_experiments.model.LOSSES
+DEFAULT_DROPOUT_RATES = (0.2, 0.3, 0.4)  # keras_cc_experiments.model.DEFAULT_DROPOUT_RATES
+# The keys of keras_cc_experiments.model.REGULARIZER_ALIASES.
 REGULARIZER_NAMES = ("dropout", "do", "weight_decay", "wd", "batch_norm", "batchnorm", "bn")
 _TRI_STATE = ("auto", "true", "false")
 

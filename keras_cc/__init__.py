@@ -7,12 +7,10 @@
 environment variable and leaves ``tf.keras`` as it is (see ``keras_cc/_environment.py``
 for TensorFlow Probability 0.23).
 
-The research code is imported on first use and needs its pip extra (``pip install -e
-".[analysis]"`` or ``".[experiments]"`` in a clone): ``keras_cc.analysis`` and
-``keras_cc.experiments``.
+The research code of the repository (the label-smoothing experiments, the correlation
+study, the actor-mimic agents) is not part of this package: it installs as
+``keras-cc-research`` from ``research/`` in a clone.
 """
-
-import importlib
 
 from keras_cc import _environment
 
@@ -35,23 +33,14 @@ if hasattr(keras, "distillation"):  # keras.distillation came with Keras 3.12
 
 __version__ = "0.1.0"
 
-# Subpackages imported on first attribute use (PEP 562); each checks its own extra.
-_ON_USE = ("analysis", "experiments")
-
 
 def __getattr__(name: str):
-    if name in _ON_USE:
-        return importlib.import_module(f"{__name__}.{name}")
     if name == "ContinuousCategoricalDistillation":
         raise AttributeError(
             "keras_cc.ContinuousCategoricalDistillation needs keras.distillation "
             f"(Keras 3.12 or newer); this is Keras {keras.__version__}."
         )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_ON_USE))
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The one place where keras_cc deals with TensorFlow's Keras routing and its extras.
+"""The one place where keras_cc deals with TensorFlow's Keras routing.
 
 TensorFlow decides what ``tf.keras`` is on its first use: Keras 2 (the ``tf_keras``
 package) when the environment variable ``TF_USE_LEGACY_KERAS`` is ``1``/``true``, Keras 3
@@ -27,20 +27,11 @@ import importlib.metadata
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 LEGACY_KERAS_VALUES = ("1", "true", "True")  # what TensorFlow's lazy loader accepts
 _FIRST_KERAS_3_RELEASE = (0, 24)  # first TensorFlow Probability release that runs on Keras 3
-
-# Import name -> distribution name, for the error that names a missing extra.
-_DISTRIBUTIONS = {
-    "absl": "absl-py",
-    "matplotlib": "matplotlib",
-    "scipy": "scipy",
-    "sklearn": "scikit-learn",
-    "tensorboard": "tensorboard",
-}
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -118,26 +109,3 @@ def load_tensorflow_probability() -> None:
             "Keras 3); import keras_cc before using tensorflow_probability; or start Python "
             f"with {LEGACY_KERAS_VARIABLE}=1 in the environment."
         ) from error
-
-
-def require_extra(package: str, extra: str, modules: Sequence[str]) -> None:
-    """Raises ImportError naming the pip extra when one of `modules` cannot be imported.
-
-    Args:
-      package: the importing package, for the message (e.g. ``keras_cc.analysis``).
-      extra: the pip extra that installs `modules` (e.g. ``analysis``).
-      modules: top-level import names (e.g. ``sklearn``).
-    """
-    missing, cause = [], None
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            missing.append(_DISTRIBUTIONS.get(module, module))
-            cause = cause or error
-    if missing:
-        raise ImportError(
-            f"{package} needs {', '.join(missing)}, which cannot be imported. Install the "
-            f'extra: pip install -e ".[{extra}]" in a clone of keras-cc',
-            name=package,
-        ) from cause

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEST_COMMAND = (
-    'pip install -e ".[test]" && python -m pytest -q -m "not slow" && python -m pytest -q -m slow'
+    'pip install -e . -e "./research[test]" '
+    '&& python -m pytest -q -m "not slow" && python -m pytest -q -m slow'
 )
 
 pytest.importorskip("mkdocs", reason="the docs extra is not installed")

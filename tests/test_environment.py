@@ -9,8 +9,8 @@ process, on its first use.
   TensorFlow Probability 0.23 (the version TF-Agents 0.19 pins) cannot itself run with
   Keras 3; the checks that need that are skipped there, and the clear error keras_cc
   raises after such a use is checked instead.
-* ``import keras_cc`` imports the library only; ``keras_cc.analysis`` and
-  ``keras_cc.experiments`` are imported on use and name their pip extra when it is missing.
+* ``import keras_cc`` imports the library only; ``keras_cc_analysis`` and
+  ``keras_cc_experiments`` are imported on use and name their pip extra when it is missing.
 * ``import keras_cc_agents`` imports no keras_cc module and routes ``tf.keras`` to Keras 2.
 * Scripts log at WARNING unless ``--verbosity`` is given.
 """
@@ -173,7 +173,8 @@ def test_import_keras_cc_imports_the_library_only(keras_cc_first):
     imported = {name.split(".")[1] for name in keras_cc_first["modules"] if "." in name}
     library = {"_environment", "core", "distributions", "losses", "metrics", "ops"}
     assert imported == library | {"distillation"}  # distillation: Keras >= 3.12
-    assert {"analysis", "experiments", "CCLabelSmoothing", "ops"} <= set(keras_cc_first["dir"])
+    assert {"CCLabelSmoothing", "ops"} <= set(keras_cc_first["dir"])
+    assert not {"analysis", "experiments"} & set(keras_cc_first["dir"])
 
 
 USE_TFP_FIRST = """
@@ -240,62 +241,40 @@ def test_tensorflow_probability_0_23_imported_but_unused_before_keras_cc():
     assert report["kl"] == pytest.approx(0.0, abs=1e-5)
 
 
-EXTRAS = {
-    "analysis": ("scipy", "sklearn", "matplotlib"),
-    "experiments": ("absl", "sklearn", "matplotlib", "tensorboard"),
-}
-
-
-def _installed(modules):
-    return all(importlib.util.find_spec(module) is not None for module in modules)
-
-
-def test_research_subpackages_are_imported_on_use():
-    names = [name for name, modules in sorted(EXTRAS.items()) if _installed(modules)]
-    if not names:
-        pytest.skip("neither the analysis nor the experiments extra is installed")
+def test_the_library_imports_no_research_package():
     report = run_probe(
-        f"""
+        """
         import keras_cc
-        loaded_by_import = [name for name in {names!r} if "keras_cc." + name in sys.modules]
-        found = {{}}
-        for name in {names!r}:
-            module = getattr(keras_cc, name)
-            exec(f"from keras_cc import {{name}} as again")
-            found[name] = [module.__name__, module is again]
-        report(loaded_by_import=loaded_by_import, found=found)
+        research = sorted(
+            name for name in sys.modules
+            if name.split(".")[0] in ("keras_cc_experiments", "keras_cc_analysis",
+                                      "keras_cc_agents", "keras_cc_runs")
+        )
+        attributes = [name for name in ("experiments", "analysis") if hasattr(keras_cc, name)]
+        report(research=research, attributes=attributes)
         """
     )
-    assert report["loaded_by_import"] == []
-    assert report["found"] == {name: [f"keras_cc.{name}", True] for name in names}
+    assert report == {"research": [], "attributes": []}
 
 
 def test_a_missing_extra_is_named():
     report = run_probe(
         """
-        import importlib
         sys.modules["sklearn"] = None  # stands for any module of an extra that is missing
-        import keras_cc
         messages = {}
         for name in ("analysis", "experiments"):
-            for form, statement in [
-                ("attribute", f"keras_cc.{name}"),
-                ("import", f"import keras_cc.{name}"),
-                ("from", f"from keras_cc import {name}"),
-            ]:
-                try:
-                    exec(statement)
-                except ImportError as error:
-                    messages[f"{name} {form}"] = str(error)
+            try:
+                __import__(f"keras_cc_{name}")
+            except ImportError as error:
+                messages[name] = str(error)
         report(messages=messages)
         """
     )
-    assert len(report["messages"]) == 6, report
-    for key, message in report["messages"].items():
-        name = key.split()[0]
-        needs = re.match(rf"keras_cc\.{name} needs (.*), which cannot be imported", message)
+    assert sorted(report["messages"]) == ["analysis", "experiments"], report
+    for name, message in report["messages"].items():
+        needs = re.match(rf"keras_cc_{name} needs (.*), which cannot be imported", message)
         assert needs and "scikit-learn" in needs.group(1).split(", "), message
-        assert f'pip install -e ".[{name}]"' in message
+        assert f'pip install -e . -e "./research[{name}]"' in message
 
 
 def test_agents_and_its_scripts_name_the_rl_extra_when_it_is_missing():
@@ -321,7 +300,7 @@ def test_agents_and_its_scripts_name_the_rl_extra_when_it_is_missing():
     assert sorted(report["messages"]) == ["import", "script"], report
     for message in report["messages"].values():
         assert message.startswith("keras_cc_agents needs ale-py, which are not installed"), message
-        assert 'pip install -e ".[rl]"' in message
+        assert 'pip install -e . -e "./research[rl]"' in message
 
 
 def test_import_agents_imports_no_keras_cc_module_and_routes_tf_keras_to_keras_2():

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from keras_cc.experiments import data as data_lib
+from keras_cc_experiments import data as data_lib
 
 # The slow lane (the experiments' data pipelines): `pytest -m "not slow"` leaves it out.
 pytestmark = pytest.mark.slow
@@ -222,8 +222,8 @@ def test_ablation_script_without_cifar_stops_at_once_with_instructions(tmp_path)
 def test_a_cifar10_grid_cell_trains_from_a_pickle_directory(tmp_path, no_default_caches, protocol):
     """The CIFAR path end to end: uint8 32x32x3 images, augmentation, full-width CNN, in
     both protocols (20 training images: no validation split)."""
-    from keras_cc.experiments import grid, training
-    from keras_cc.experiments.model import Regularizers
+    from keras_cc_experiments import grid, training
+    from keras_cc_experiments.model import Regularizers
 
     directory = tmp_path / "cifar"
     write_cifar10_pickle_dir(str(directory), per_batch=4, test_size=6)

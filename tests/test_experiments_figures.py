@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_cc.experiments import figures
-from keras_cc.experiments.model import Regularizers
+from keras_cc_experiments import figures
+from keras_cc_experiments.model import Regularizers
 
 pytest.importorskip("matplotlib")
 

@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cc.experiments import grid, tables, training
-from keras_cc.experiments.model import Regularizers
-from keras_cc.experiments.records import read_json
+from keras_cc_experiments import grid, tables, training
+from keras_cc_experiments.model import Regularizers
+from keras_cc_experiments.records import read_json
 
 # The slow lane (experiment grids end to end): `pytest -m "not slow"` leaves it out.
 pytestmark = pytest.mark.slow
@@ -265,8 +265,8 @@ def test_mirrored_strategy_trains_a_cell_on_two_replicas(tmp_path):
 import keras_cc, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from keras_cc.experiments import training
-from keras_cc.experiments.model import Regularizers
+from keras_cc_experiments import training
+from keras_cc_experiments.model import Regularizers
 original = training.make_strategy
 training.make_strategy = lambda name: original(name, devices=["/cpu:0", "/cpu:1"])
 config = training.TrainingConfig(train_examples=120, test_examples=60, epochs=2,

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import keras_cc
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.model import Regularizers, build_ablation_cnn
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments.model import Regularizers, build_ablation_cnn
 
 
 def _layers_of(model, kind):

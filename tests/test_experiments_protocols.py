@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from keras_cc.experiments import cli, grid, training
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.data import load_digits
-from keras_cc.experiments.model import Regularizers, build_ablation_cnn
-from keras_cc.experiments.protocols import PROTOCOLS, get_protocol
-from keras_cc.experiments.records import atomic_write_json
+from keras_cc_experiments import cli, grid, training
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments.data import load_digits
+from keras_cc_experiments.model import Regularizers, build_ablation_cnn
+from keras_cc_experiments.protocols import PROTOCOLS, get_protocol
+from keras_cc_experiments.records import atomic_write_json
 from keras_cc_runs import cli as runs_cli
 
 # The slow lane (the experiments' training protocols): `pytest -m "not slow"` leaves it out.

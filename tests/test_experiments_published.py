@@ -1,7 +1,7 @@
 """The published CC-LS (the CC paper's float32 closed form with its fallback) against an
 independent numpy implementation of the same closed form on the same logits.
 
-The reference below shares no code with ``keras_cc.experiments.published``: it evaluates
+The reference below shares no code with ``keras_cc_experiments.published``: it evaluates
 CC paper eq. 4 in float32 numpy with the authors' scaling (nodes ``(η, 0)`` divided by
 the population std of ``η``) and takes the mean from the closed form's analytic
 derivative instead of automatic differentiation.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_cc.experiments import published
+from keras_cc_experiments import published
 
 K = 10
 

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from keras_cc.experiments import grid, tables, training
-from keras_cc.experiments import representations as rep
-from keras_cc.experiments.model import Regularizers
+from keras_cc_experiments import grid, tables, training
+from keras_cc_experiments import representations as rep
+from keras_cc_experiments.model import Regularizers
 
 # The slow lane (trained models' representations): `pytest -m "not slow"` leaves it out.
 pytestmark = pytest.mark.slow

@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_cc.experiments import grid, training
-from keras_cc.experiments.model import Regularizers
+from keras_cc_experiments import grid, training
+from keras_cc_experiments.model import Regularizers
 
 # The slow lane (interrupted and resumed experiment runs): `pytest -m "not slow"` leaves it out.
 pytestmark = pytest.mark.slow

@@ -1,6 +1,8 @@
-"""The package as released: a wheel and an sdist that ``twine check`` accepts, the wheel's
-top-level import names, and the README's quick start run from the wheel installed in a
-fresh virtual environment (no network: the dependencies come from this environment)."""
+"""The packages as released: the library's wheel and sdist, which ``twine check`` accepts
+and which hold ``keras_cc`` alone; the research wheel (``research/pyproject.toml``) with the
+research packages under their own names; and the README's quick start run from the
+library's wheel installed in a fresh virtual environment (no network: the dependencies
+come from this environment)."""
 
 import os
 import pathlib
@@ -14,8 +16,15 @@ import zipfile
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Every top-level name the wheel installs; each is the project's own.
-TOP_LEVEL_NAMES = {"keras_cc", "keras_cc_agents", "keras_cc_runs"}
+# Every top-level name each wheel installs; each is the project's own. The library's
+# packages, then the research distribution's, by the repository folder that holds them.
+LIBRARY = {"keras_cc": "keras_cc"}
+RESEARCH = {
+    "research/keras_cc_experiments": "keras_cc_experiments",
+    "research/keras_cc_analysis": "keras_cc_analysis",
+    "research/keras_cc_runs": "keras_cc_runs",
+    "agents": "keras_cc_agents",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -33,22 +42,40 @@ def _source_files():
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory):
-    """``python -m build`` of a copy of the source tree: the sdist, then a wheel from it."""
+def source(tmp_path_factory):
+    """A copy of the source tree as a clean clone holds it."""
     source = tmp_path_factory.mktemp("source")
     for name in _source_files():
         target = source / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
-    out = tmp_path_factory.mktemp("dist")
+    return source
+
+
+def _build(source, out, *options):
     done = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
+        [sys.executable, "-m", "build", "--no-isolation", *options, "--outdir", str(out),
+         str(source)],
         capture_output=True,
         text=True,
         timeout=600,
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def dist(source, tmp_path_factory):
+    """``python -m build`` of the library: the sdist, then a wheel from it."""
+    return _build(source, tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def research_wheel(source, tmp_path_factory):
+    """The research distribution's wheel, built from ``research/`` of the source tree."""
+    return _one(
+        _build(source / "research", tmp_path_factory.mktemp("research"), "--wheel"), "*.whl"
+    )
 
 
 def _one(dist, pattern):
@@ -69,31 +96,42 @@ def test_twine_accepts_the_wheel_and_the_sdist(dist):
     assert done.stdout.count("PASSED") == 2, done.stdout
 
 
-def test_the_wheel_installs_only_its_own_top_level_names(dist):
-    with zipfile.ZipFile(_one(dist, "*.whl")) as wheel:
-        names = wheel.namelist()
-    top_level = {name.split("/")[0] for name in names if ".dist-info/" not in name}
-    assert top_level == TOP_LEVEL_NAMES
-    # The repository's agents/ folder installs as keras_cc_agents, never as `agents`.
-    assert "keras_cc_agents/dqn/trainer.py" in names
-    assert not any(name.startswith(("agents/", "tests/", "examples/")) for name in names)
+def _packages(wheel):
+    """The top-level names and the ``__init__.py`` files of a wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = [name for name in archive.namelist() if ".dist-info/" not in name]
+    return {name.split("/")[0] for name in names}, {n for n in names if n.endswith("__init__.py")}
 
 
-def test_the_wheel_holds_every_package_of_the_tree(dist):
-    with zipfile.ZipFile(_one(dist, "*.whl")) as wheel:
-        installed = {name for name in wheel.namelist() if name.endswith("__init__.py")}
-    folders = {
-        "keras_cc": "keras_cc",
-        "keras_cc_runs": "keras_cc_runs",
-        "agents": "keras_cc_agents",
-    }
-    expected = {
-        str(pathlib.Path(folders[init.parts[0]], *init.parts[1:]))
-        for folder in folders
-        for init in (p.relative_to(ROOT) for p in (ROOT / folder).rglob("__init__.py"))
+def _expected_packages(folders):
+    """The ``__init__.py`` files a wheel installs for repository ``folders``
+    (folder -> import name)."""
+    return {
+        str(pathlib.Path(name, init.relative_to(ROOT / folder)))
+        for folder, name in folders.items()
+        for init in (ROOT / folder).rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
-    assert installed == expected
+
+
+def test_the_library_wheel_installs_keras_cc_alone(dist):
+    top_level, packages = _packages(_one(dist, "*.whl"))
+    assert top_level == set(LIBRARY.values())
+    assert packages == _expected_packages(LIBRARY)
+    assert "keras_cc/ops/sampler.py" in _packages_files(_one(dist, "*.whl"))
+
+
+def test_the_research_wheel_installs_its_packages_under_their_own_names(research_wheel):
+    top_level, packages = _packages(research_wheel)
+    assert top_level == set(RESEARCH.values())
+    assert packages == _expected_packages(RESEARCH)
+    # The repository's agents/ folder installs as keras_cc_agents, never as `agents`.
+    assert "keras_cc_agents/dqn/trainer.py" in _packages_files(research_wheel)
+
+
+def _packages_files(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
 
 
 def _readme_snippet(heading):

@@ -6,7 +6,7 @@ policy at temperature ``T``) and ``student_logits`` the student's outputs gather
 game's legal actions, both ``[B, A_g]``. The CC math comes from ``keras_cc.ops`` (exact
 log-normalizer for any number of actions; no gradient is ever zeroed out), beside the
 authors' published CC-AMN (float32 closed form, cross-entropy on the rows where it fails;
-``keras_cc.experiments.published``) as a third arm that separates the normalizer's effect
+``keras_cc_experiments.published``) as a third arm that separates the normalizer's effect
 from the likelihood's.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_cc import ops
-from keras_cc.experiments import published
 from keras_cc_agents.actor_mimic.config import check_loss_name
+from keras_cc_experiments import published
 
 
 def guidance_log_probs(expert_q_values: tf.Tensor, temperature: float) -> tf.Tensor:
@@ -58,7 +58,7 @@ def published_cc_amn_negative_log_likelihood(
     """CC-AMN loss per state as the authors' code computed it, ``[B]`` float32: eq. 11 with
     the float32 closed form (eq. 4) on rows where the student's closed-form mean is
     positive and finite, the cross-entropy of eq. 10 on the others
-    (:func:`keras_cc.experiments.published.published_cc_negative_log_likelihood`)."""
+    (:func:`keras_cc_experiments.published.published_cc_negative_log_likelihood`)."""
     return published.published_cc_negative_log_likelihood(guidance, student_logits)
 
 
@@ -95,7 +95,7 @@ def centroid_distance(probs: tf.Tensor) -> tf.Tensor:
 def published_fallbacks(logits: tf.Tensor) -> tf.Tensor:
     """Bool ``[B]``: the rows of student ``logits`` ``[B, A]`` on which the published
     CC-AMN falls back to the cross-entropy (its float32 closed-form mean has a component
-    that is not positive, or NaN; :func:`keras_cc.experiments.published.unstable_rows`)."""
+    that is not positive, or NaN; :func:`keras_cc_experiments.published.unstable_rows`)."""
     return published.unstable_rows(logits)
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures of the keras_cc.analysis tests."""
+"""Shared fixtures of the keras_cc_analysis tests."""
 
 import numpy as np
 import pytest

@@ -1,9 +1,9 @@
-"""keras_cc.analysis.io: logits in, the default digits logits."""
+"""keras_cc_analysis.io: logits in, the default digits logits."""
 
 import numpy as np
 import pytest
 
-from keras_cc import analysis
+import keras_cc_analysis as analysis
 
 
 def test_load_logits_formats(tmp_path, rng):

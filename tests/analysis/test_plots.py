@@ -1,9 +1,9 @@
-"""keras_cc.analysis.plots."""
+"""keras_cc_analysis.plots."""
 
 import numpy as np
 import pytest
 
-from keras_cc import analysis
+import keras_cc_analysis as analysis
 
 
 def test_isotonic_fit_is_monotone(rng):

@@ -1,10 +1,10 @@
-"""keras_cc.analysis.rank_correlation: Spearman's rho and average ranks (SciPy's)."""
+"""keras_cc_analysis.rank_correlation: Spearman's rho and average ranks (SciPy's)."""
 
 import numpy as np
 import pytest
 import scipy.stats
 
-from keras_cc import analysis
+import keras_cc_analysis as analysis
 
 
 @pytest.mark.parametrize("ties", [False, True])

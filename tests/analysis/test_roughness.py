@@ -1,10 +1,10 @@
-"""keras_cc.analysis.roughness: the measure of roughness against temperature."""
+"""keras_cc_analysis.roughness: the measure of roughness against temperature."""
 
 import numpy as np
 import pytest
 import scipy.special
 
-from keras_cc import analysis
+import keras_cc_analysis as analysis
 
 
 def test_temperature_for_roughness_reaches_the_target(rng):

@@ -1,4 +1,4 @@
-"""keras_cc.analysis.sweep: divergences over temperatures and their rank correlations."""
+"""keras_cc_analysis.sweep: divergences over temperatures and their rank correlations."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from keras_cc import analysis
+import keras_cc_analysis as analysis
 
 
 def test_sweep_values_and_correlations(rng):

@@ -1,4 +1,4 @@
-"""The label-smoothing scripts' settings agree with keras_cc.experiments and parse as stated."""
+"""The label-smoothing scripts' settings agree with keras_cc_experiments and parse as stated."""
 
 import dataclasses
 import os
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from keras_cc.experiments import cli, data, model
-from keras_cc.experiments.protocols import PROTOCOLS
+from keras_cc_experiments import cli, data, model
+from keras_cc_experiments.protocols import PROTOCOLS
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
 import label_smoothing_settings as settings_lib  # noqa: E402

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.tables import EntryStats
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments.tables import EntryStats
 from keras_cc_runs.run_directory import write_figure
 
 __all__ = ["plot_ablation", "plot_curves", "plot_representations", "row_label"]

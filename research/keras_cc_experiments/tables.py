@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.cells import STATUS_DONE
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments.cells import STATUS_DONE
 
 __all__ = [
     "EntryStats",

@@ -123,7 +123,7 @@ def make_loss(
     ``CategoricalCrossentropy(label_smoothing=ε)`` (CC paper eq. 6); ``"cc_ls"``:
     ``keras_cc.CCLabelSmoothing(ε)`` (eq. 7, exact); ``"cc_ls_published"``: the authors'
     float32 closed form with its fallback
-    (:class:`keras_cc.experiments.published.PublishedCCLabelSmoothing`).
+    (:class:`keras_cc_experiments.published.PublishedCCLabelSmoothing`).
     ``reduction`` applies to the last three (the ``paper`` protocol sums them).
 
     Raises:
@@ -141,7 +141,7 @@ def make_loss(
 
         return CCLabelSmoothing(label_smoothing, from_logits=True, reduction=reduction)
     if name == "cc_ls_published":
-        from keras_cc.experiments.published import PublishedCCLabelSmoothing
+        from keras_cc_experiments.published import PublishedCCLabelSmoothing
 
         return PublishedCCLabelSmoothing(label_smoothing, reduction=reduction)
     raise ValueError(f"Unknown loss {name!r}; choose one of {LOSSES}.")

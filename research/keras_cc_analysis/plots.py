@@ -7,11 +7,11 @@ so importing :mod:`keras_cc` stays light.
 
 import numpy as np
 
-from keras_cc.analysis.io import save_figure_atomic
-from keras_cc.analysis.rank_correlation import spearman_rho
-from keras_cc.analysis.sweep import LOGIT_SPACE, REFERENCE
 from keras_cc.ops import divergences as dv
 from keras_cc.ops import softmax as softmax_ops
+from keras_cc_analysis.io import save_figure_atomic
+from keras_cc_analysis.rank_correlation import spearman_rho
+from keras_cc_analysis.sweep import LOGIT_SPACE, REFERENCE
 
 __all__ = ["isotonic_fit", "shepard_grid", "roughness_figure", "series_figure"]
 

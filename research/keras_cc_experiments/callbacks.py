@@ -13,7 +13,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from keras_cc.experiments.checkpoints import save_checkpoint
+from keras_cc_experiments.checkpoints import save_checkpoint
 
 __all__ = [
     "CellCheckpoint",
@@ -46,7 +46,7 @@ class TestEvaluation(keras.callbacks.Callback):
 
 class SkippedSteps(keras.callbacks.Callback):
     """Adds ``skipped_steps``, the optimizer's count of skipped non-finite steps so far,
-    to each epoch's logs (:class:`~keras_cc.experiments.published.SkipNonFiniteAdam`)."""
+    to each epoch's logs (:class:`~keras_cc_experiments.published.SkipNonFiniteAdam`)."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -26,9 +26,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments import training
-from keras_cc.experiments.records import atomic_write_json, read_json, remove_stale_temporaries
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments import training
+from keras_cc_experiments.records import atomic_write_json, read_json, remove_stale_temporaries
 from keras_cc_runs import launcher
 
 __all__ = [

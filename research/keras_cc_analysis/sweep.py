@@ -19,9 +19,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from keras_cc.analysis.rank_correlation import spearman_rho
 from keras_cc.ops import divergences as dv
 from keras_cc.ops import softmax as softmax_ops
+from keras_cc_analysis.rank_correlation import spearman_rho
 
 __all__ = [
     "REFERENCE",

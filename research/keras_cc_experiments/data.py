@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from keras_cc_runs import extras
+
 __all__ = [
     "CIFAR10_CLASS_NAMES",
     "DATASETS",
@@ -351,7 +353,8 @@ def _read_tfds(data_dir: str) -> ImageDataset:
     except ImportError as error:  # pragma: no cover - depends on the installation
         raise ImportError(
             f"{data_dir} holds a TensorFlow Datasets copy of cifar10, but "
-            "tensorflow-datasets is not installed: pip install -e '.[data]' in a clone of keras-cc."
+            f"tensorflow-datasets is not installed: {extras.install_command('data')} in a "
+            "clone of keras-cc."
         ) from error
 
     builder = tfds.builder("cifar10", data_dir=data_dir)

@@ -58,10 +58,10 @@ from keras.src.backend.common import global_state
 from keras.src.random import seed_generator
 from keras.src.utils import rng_utils
 
-from keras_cc.experiments import data as data_lib
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments import published
-from keras_cc.experiments.callbacks import (
+from keras_cc_experiments import data as data_lib
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments import published
+from keras_cc_experiments.callbacks import (
     CellCheckpoint,
     CurveRecorder,
     EpochData,
@@ -73,7 +73,7 @@ from keras_cc.experiments.callbacks import (
 
 # The cell, its settings and its checkpoints live in their own modules; they are part of
 # this module's API, as they were before they moved.
-from keras_cc.experiments.cells import (
+from keras_cc_experiments.cells import (
     RECORD_VERSION,
     STATUS_DONE,
     STATUS_FAILED,
@@ -88,7 +88,7 @@ from keras_cc.experiments.cells import (
     resolve_deterministic_ops,
     resolve_jit_compile,
 )
-from keras_cc.experiments.checkpoints import (
+from keras_cc_experiments.checkpoints import (
     CheckpointMismatchError,
     read_checkpoint_metadata,
     restore_checkpoint,
@@ -96,7 +96,7 @@ from keras_cc.experiments.checkpoints import (
     save_checkpoint,
     usable_checkpoint,
 )
-from keras_cc.experiments.records import atomic_write_json, read_json
+from keras_cc_experiments.records import atomic_write_json, read_json
 
 __all__ = [
     "STATUS_DONE",

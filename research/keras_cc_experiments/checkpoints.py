@@ -10,14 +10,14 @@ import json
 import keras
 import numpy as np
 
-from keras_cc.experiments.cells import (
+from keras_cc_experiments.cells import (
     CHECKPOINT_FORMAT,
     Cell,
     TrainingConfig,
     cell_paths,
     execution_settings,
 )
-from keras_cc.experiments.records import atomic_write_bytes
+from keras_cc_experiments.records import atomic_write_bytes
 
 __all__ = [
     "CheckpointMismatchError",

@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from keras_cc_runs import extras
+
 __all__ = ["Outcome", "Task", "launch"]
 
 
@@ -166,7 +168,8 @@ def _on_ray(
         import ray
     except ImportError as error:
         raise ImportError(
-            'Running tasks on Ray needs Ray: pip install -e ".[cluster]" in a clone of keras-cc.'
+            f"Running tasks on Ray needs Ray: {extras.install_command('cluster')} in a clone "
+            "of keras-cc."
         ) from error
     started_here = False
     if not ray.is_initialized():

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from keras_cc.core import hyperparameters
-from keras_cc.experiments import data as data_lib
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.protocols import get_protocol
+from keras_cc_experiments import data as data_lib
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments.protocols import get_protocol
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -166,7 +166,7 @@ class TrainingConfig:
 
     @property
     def protocol_spec(self):
-        """The :class:`~keras_cc.experiments.protocols.Protocol` named by ``protocol``."""
+        """The :class:`~keras_cc_experiments.protocols.Protocol` named by ``protocol``."""
         return get_protocol(self.protocol)
 
     def result_settings(self) -> dict:

@@ -5,7 +5,7 @@ the settings dataclass in ``examples/label_smoothing_settings.py`` (one
 ``keras_cc_runs.cli.setting`` field per flag, its help text beside it). After the flags
 are parsed, :func:`training_config` makes the :class:`TrainingConfig`, filling in the
 protocol's per-dataset defaults for settings left unset, and :func:`parse_rows` turns
-row names into :class:`~keras_cc.experiments.model.Regularizers`.
+row names into :class:`~keras_cc_experiments.model.Regularizers`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from keras_cc.experiments import model as model_lib
-from keras_cc.experiments.cells import TrainingConfig
-from keras_cc.experiments.protocols import PROTOCOLS, get_protocol
+from keras_cc_experiments import model as model_lib
+from keras_cc_experiments.cells import TrainingConfig
+from keras_cc_experiments.protocols import PROTOCOLS, get_protocol
 
 __all__ = ["parse_rows", "protocol_defaults_help", "training_config"]
 
