@@ -21,7 +21,14 @@ LOSS_NAMES = ("ce", "cc", "cc_published")
 # The model each loss trains, as the CC paper's Table 3 names them.
 MODEL_NAMES = {"ce": "AMN", "cc": "CC-AMN", "cc_published": "CC-AMN (published)"}
 # Settings that may differ when a run is resumed.
-RESUMABLE_FIELDS = ("epochs", "output_dir", "overwrite", "log_every_seconds", "jit_compile")
+RESUMABLE_FIELDS = (
+    "epochs",
+    "output_dir",
+    "overwrite",
+    "log_every_seconds",
+    "jit_compile",
+    "checkpoint_replay",
+)
 
 
 def check_temperature(temperature: float) -> float:
@@ -149,6 +156,12 @@ class ActorMimicConfig:
     log_every_seconds: float = cli.setting(
         30.0,
         "Seconds between progress lines.",
+    )
+    checkpoint_replay: bool = cli.setting(
+        True,
+        "Save every game's state replay with each checkpoint, so that a resumed run learns "
+        "on at once instead of refilling learning_starts states first (about 20 MB per "
+        "game at 50,000 MinAtar states).",
     )
     summary_every_updates: int = cli.setting(
         100,

@@ -23,11 +23,15 @@ frames per game with the greedy policy (epsilon ``eval_epsilon``). A run directo
                            and non-finite steps in the epoch and so far
     run_state.json         epochs done, non-finite steps, finished flag (derived from the
                            checkpoint: a damaged one is rebuilt from it on resume)
-    checkpoints/           student, optimizer and counters after every epoch
+    checkpoints/           student, optimizer and counters after every epoch, and each
+                           game's state replay (replay/<game>/, with checkpoint_replay)
     tensorboard/           scalars
 
 Results files are rewritten atomically; a resumed run continues after its last finished
-epoch (the state replays refill, so learning restarts after ``learning_starts`` states).
+epoch with the replays it had then (the environments start new episodes), so it takes
+the updates of an uninterrupted run. Without ``checkpoint_replay``, or when a replay's
+checkpoint is stale or damaged, that replay refills, and learning restarts after
+``learning_starts`` states.
 """
 
 from __future__ import annotations
@@ -327,6 +331,8 @@ class ActorMimicTrainer:
             batch_time_steps=False,
         )
         self.games = [self._game_runtime(i, e) for i, e in enumerate(self.experts)]
+        if self.epoch and config.checkpoint_replay:
+            self._restore_replays()
         self.batch_game_ids = np.repeat(
             np.arange(len(self.games), dtype=np.int32), config.batch_size_per_game
         )
@@ -484,8 +490,38 @@ class ActorMimicTrainer:
             tf.summary.scalar("train/nonfinite_steps", nonfinite)
         self.game_frames.assign(frames)
         self.epochs_done.assign(epoch)
+        if self.config.checkpoint_replay:  # first: the checkpoint below commits the epoch
+            self._save_replays(epoch)
         self.run_files.end_epoch(checkpoint_number=epoch)
         self._write_run_state()
+
+    def _replay_dir(self, game: _GameRuntime) -> str:
+        path_name = game_registry.get_game(game.game).path_name
+        return os.path.join(self.run_files.checkpoint_dir, "replay", path_name)
+
+    def _save_replays(self, epoch: int) -> None:
+        """Saves every game's state replay, marked with ``epoch``."""
+        for game in self.games:
+            directory = self._replay_dir(game)
+            game.replay.save(directory)
+            meta = read_json(os.path.join(directory, "replay.json"))
+            write_json(os.path.join(directory, "replay.json"), {**meta, "epoch": epoch})
+
+    def _restore_replays(self) -> None:
+        """Restores the replays saved with the restored epoch; a stale, damaged or missing
+        one refills, saying so."""
+        for game in self.games:
+            directory = self._replay_dir(game)
+            meta = os.path.join(directory, "replay.json")
+            try:
+                saved = read_json(meta, default={}).get("epoch")
+                if saved == self.epoch:
+                    game.replay.restore(directory)
+                    continue
+                reason = "missing" if saved is None else f"from epoch {saved}, stale"
+            except (DamagedFileError, OSError, ValueError) as error:  # ValueError: bad .npy
+                reason = f"damaged ({error})"  # restore changed nothing: the replay is empty
+            self.log(f"{self.out}: the {game.game} replay checkpoint is {reason}; it refills.")
 
     def _write_run_state(self) -> None:
         """Writes run_state.json from the counters the checkpoint holds."""

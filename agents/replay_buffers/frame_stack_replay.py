@@ -38,6 +38,8 @@ from keras_cc_runs.run_directory import replace_directory
 
 FIRST, MID, LAST = 0, 1, 2
 PADDING = 3  # an older frame of an episode's first stack: not a step of its own
+# The arrays of a replay built for states (`for_states`): where each stream's states are.
+_STATE_ARRAYS = ("state_positions", "states_written")
 
 
 class SampledTransitions(NamedTuple):
@@ -456,7 +458,19 @@ class FrameStackReplay:
             "write_positions": self._write_positions.tolist(),
             "num_valid": self._num_valid,
             "rng": self._rng.bit_generator.state,
+            "state_capacity": self._state_capacity(),
         }
+
+    def _state_capacity(self) -> int | None:
+        """States kept over all streams (``for_states``), or None."""
+        if self._state_positions is None:
+            return None
+        return int(self._state_positions.size)
+
+    def _arrays(self) -> tuple[str, ...]:
+        """The names of the arrays a checkpoint holds."""
+        names = ("frames", "actions", "rewards", "discounts", "step_types", "valid")
+        return names + (_STATE_ARRAYS if self._state_positions is not None else ())
 
     def save(self, directory: str) -> None:
         """Writes the replay to `directory` atomically (arrays as .npy, metadata as JSON)."""
@@ -465,8 +479,11 @@ class FrameStackReplay:
         shutil.rmtree(temporary, ignore_errors=True)
         os.makedirs(temporary)
         filled = int(min(self._write_positions.max(), self._stream_capacity))
-        for name in ("frames", "actions", "rewards", "discounts", "step_types", "valid"):
-            np.save(os.path.join(temporary, f"{name}.npy"), getattr(self, f"_{name}")[:, :filled])
+        for name in self._arrays():
+            values = getattr(self, f"_{name}")
+            if name not in _STATE_ARRAYS:  # a frame ring: the part written
+                values = values[:, :filled]
+            np.save(os.path.join(temporary, f"{name}.npy"), values)
         with open(os.path.join(temporary, "replay.json"), "w") as f:
             json.dump(self.state(), f)
         replace_directory(temporary, directory)
@@ -480,10 +497,16 @@ class FrameStackReplay:
         with open(os.path.join(directory, "replay.json")) as f:
             state = json.load(f)
         mine = self.state()
-        for key in ("capacity", "num_streams", "observation_shape", "observation_dtype"):
-            if state[key] != mine[key]:
+        for key in (
+            "capacity",
+            "num_streams",
+            "observation_shape",
+            "observation_dtype",
+            "state_capacity",
+        ):
+            if state.get(key) != mine[key]:
                 raise ValueError(
-                    f"replay checkpoint {directory} has {key}={state[key]!r} but this replay "
+                    f"replay checkpoint {directory} has {key}={state.get(key)!r} but this replay "
                     f"has {key}={mine[key]!r}."
                 )
         if state["stack_size"] != self._stack_size:
@@ -491,9 +514,33 @@ class FrameStackReplay:
                 f"replay checkpoint {directory} has stack_size={state['stack_size']} but "
                 f"this replay has {self._stack_size}."
             )
-        for name in ("frames", "actions", "rewards", "discounts", "step_types", "valid"):
-            values = np.load(os.path.join(directory, f"{name}.npy"))
-            getattr(self, f"_{name}")[:, : values.shape[1]] = values
+        # Every file is read before anything changes: a damaged checkpoint leaves the
+        # replay as it was.
+        loaded = {name: np.load(os.path.join(directory, f"{name}.npy")) for name in self._arrays()}
+        for name, values in loaded.items():
+            target = getattr(self, f"_{name}")
+            whole = name in _STATE_ARRAYS
+            fits = (
+                values.shape == target.shape
+                if whole
+                else (
+                    values.ndim == target.ndim
+                    and values.shape[0] == target.shape[0]
+                    and values.shape[1] <= target.shape[1]
+                    and values.shape[2:] == target.shape[2:]
+                )
+            )
+            if not fits:
+                raise ValueError(
+                    f"replay checkpoint {directory}: {name}.npy has shape {values.shape}, "
+                    f"which does not fit this replay's {target.shape}."
+                )
+        for name, values in loaded.items():
+            target = getattr(self, f"_{name}")
+            if name in _STATE_ARRAYS:
+                target[...] = values
+            else:  # a frame ring: the part written
+                target[:, : values.shape[1]] = values
         self._write_positions[:] = state["write_positions"]
         self._num_valid = int(state["num_valid"])
         self._rng.bit_generator.state = state["rng"]

@@ -109,6 +109,15 @@ def test_grid_of_three_arms_resumes_skips_and_reports(experts_dir, tmp_path):
         ]
         train = run_directory.read_csv(str(run / "train_epochs.csv"))
         assert len(train) == 2 * len(GAMES)
+        # The replays came back with the checkpoint: the resumed epoch 2 takes every update
+        # of an uninterrupted one (one update per train_every agent steps; MinAtar: one
+        # frame per step), where a refilled replay would wait for learning_starts states.
+        full_epoch = config["epoch_frames"] // config["train_every"]
+        assert {int(r["updates"]) for r in train if r["epoch"] == "2"} == {full_epoch}
+        assert max(int(r["updates"]) for r in train if r["epoch"] == "1") < full_epoch
+        assert sorted(os.listdir(run / "checkpoints" / "replay")) == [
+            g.replace("/", "_") for g in GAMES
+        ]
         for row in train:
             assert row["epoch_nonfinite_steps"] == "0" and row["nonfinite_steps"] == "0"
             for column in (

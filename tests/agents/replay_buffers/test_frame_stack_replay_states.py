@@ -79,3 +79,29 @@ def test_vector_observations_and_bad_input():
         FrameStackReplay.for_states((4,), np.float32, capacity=5).sample_states(1)
     with pytest.raises(ValueError, match="stack_size=4"):
         FrameStackReplay.for_states((84, 84, 3), np.uint8, capacity=5, stack_size=4)
+
+
+def test_a_state_replay_saved_and_restored_samples_what_it_would_have_sampled(tmp_path):
+    rng = np.random.default_rng(4)
+    replay = FrameStackReplay.for_states((2, 2, 4), np.uint8, 60, 3, 4, seed=5)
+    streams = [list(_stacked_stream(150, 4, rng)) for _ in range(3)]
+    for t in range(150):
+        replay.add_states(
+            np.stack([s[t][0] for s in streams]), np.array([s[t][1] for s in streams])
+        )
+    replay.save(str(tmp_path / "replay"))
+    restored = FrameStackReplay.for_states((2, 2, 4), np.uint8, 60, 3, 4, seed=0)
+    restored.restore(str(tmp_path / "replay"))
+    assert (restored.num_states, restored.num_added) == (replay.num_states, replay.num_added)
+    # The sampling generator comes back too: the same draws as the replay that went on.
+    np.testing.assert_array_equal(restored.sample_states(500), replay.sample_states(500))
+
+    wider = FrameStackReplay.for_states((2, 2, 4), np.uint8, 90, 3, 4, seed=0)
+    with pytest.raises(ValueError, match="capacity"):
+        wider.restore(str(tmp_path / "replay"))
+    # A damaged array file is named and leaves the replay empty, as it was.
+    (tmp_path / "replay" / "states_written.npy").write_bytes(b"not an array")
+    fresh = FrameStackReplay.for_states((2, 2, 4), np.uint8, 60, 3, 4, seed=0)
+    with pytest.raises(ValueError):
+        fresh.restore(str(tmp_path / "replay"))
+    assert (fresh.num_states, fresh.num_added) == (0, 0)
