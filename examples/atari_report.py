@@ -11,7 +11,8 @@ per game or one multi-task run, per seed), and writes to --output_dir:
                   the students' numerical health: share of guidance vectors where the
                   closed-form CC normalizer (eq. 4) would fail, share of student rows
                   where the published CC-AMN falls back to cross-entropy, the guidance
-                  vectors' distance from the centroid, non-finite loss/gradient steps
+                  vectors' distance from the centroid, non-finite loss/gradient steps;
+                  then Table 3 seed by seed (each model's run of that seed)
     figure2.png   per game, score per epoch (mean over seeds): raw faded, moving
                   average solid
     report.json   the numbers of both tables

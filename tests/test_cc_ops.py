@@ -160,7 +160,8 @@ def _value_and_gradient(logits):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    num_classes=st.integers(2, 1000),
+    # A few fixed numbers of classes, so that each shape compiles once for all examples.
+    num_classes=st.sampled_from([2, 3, 10, 100, 1000]),
     log_scale=st.floats(np.log10(1e-8), 3.0),
     seed=st.integers(0, 2**16),
 )

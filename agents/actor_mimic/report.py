@@ -148,6 +148,22 @@ def _format_score(mean: float, std: float) -> str:
     return f"{mean:.{digits}f} (± {std:.{digits}f})"
 
 
+def _games(curves: dict[str, dict[str, list[Curve]]], games: Sequence[str] | None) -> list[str]:
+    """``games``, or every game of ``curves`` in the paper's order."""
+    return list(games or order_games({g for by_game in curves.values() for g in by_game}))
+
+
+def _table_start(caption: str, labels: Sequence[str], columns: Sequence[str]) -> list[str]:
+    """A caption and a table's header: ``labels`` left-aligned, ``columns`` (numbers)
+    right-aligned."""
+    return [
+        caption,
+        "",
+        "| " + " | ".join([*labels, *columns]) + " |",
+        "|" + "---|" * len(labels) + "---:|" * len(columns),
+    ]
+
+
 def seeds_summary(runs: Sequence[Curve], last_epochs: int) -> dict:
     """A Table 3 cell: for one run, the mean and standard deviation of its last
     ``last_epochs`` scores (the paper's form); for several runs (seeds), the mean over seeds
@@ -178,15 +194,14 @@ def table3_markdown(
     says how many; a cell with fewer than ``last_epochs`` epochs says how many it
     averages; a missing run reads "–".
     """
-    games = list(games or order_games({g for by_game in curves.values() for g in by_game}))
-    lines = [
+    games = _games(curves, games)
+    lines = _table_start(
         f"Mean evaluation score over the last {last_epochs} evaluation epochs (higher is "
         f"better), ± the standard deviation of those epochs' scores for one run, or, for "
         f"[n seeds], the mean over seeds ± the sample standard deviation over seeds.",
-        "",
-        "| Model | " + " | ".join(games) + " |",
-        "|---|" + "---:|" * len(games),
-    ]
+        ["Model"],
+        games,
+    )
     numbers: dict[str, dict[str, dict]] = {}
     short = False
     for model in MODELS:
@@ -210,6 +225,53 @@ def table3_markdown(
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     if short:
         lines += ["", f"[n ep.]: the run has only n < {last_epochs} evaluation epochs."]
+    return "\n".join(lines) + "\n", numbers
+
+
+def by_seed_markdown(
+    curves: dict[str, dict[str, list[Curve]]],
+    last_epochs: int = 20,
+    games: Sequence[str] | None = None,
+) -> tuple[str, dict]:
+    """Table 3 seed by seed, as markdown, and its numbers.
+
+    A row per game and seed: each model's mean (± std) over its last ``last_epochs``
+    evaluation epochs, for the run of that seed. Students distilled from different experts
+    (one expert per seed) are compared within a row. Runs without a seed are left out.
+    """
+    games = _games(curves, games)
+    models = [model for model in MODELS if model in curves]
+    runs = {
+        (model, game, run.seed): run
+        for model in models
+        for game in games
+        for run in curves[model].get(game, [])
+        if run.seed is not None
+    }
+    lines = _table_start(
+        f"Mean evaluation score over the last {last_epochs} evaluation epochs of each "
+        f"seed's run (± the standard deviation of those epochs' scores); \"–\": no finished "
+        f"run of that seed.",
+        ["Game", "Seed"],
+        models,
+    )
+    numbers: dict[str, dict[str, dict]] = {}
+    for game in games:
+        for seed in sorted({seed for (_, g, seed) in runs if g == game}):
+            cells = []
+            for model in models:
+                run = runs.get((model, game, seed))
+                if run is None:
+                    cells.append("–")
+                    continue
+                mean, std, count = last_epochs_summary(run, last_epochs)
+                numbers.setdefault(game, {}).setdefault(str(seed), {})[model] = {
+                    "mean": mean,
+                    "std": std,
+                    "epochs": count,
+                }
+                cells.append(_format_score(mean, std))
+            lines.append(f"| {game} | {seed} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n", numbers
 
 
@@ -363,7 +425,8 @@ def build_report(
     games: Sequence[str] | None = None,
     published_dirs: Sequence[str] = (),
 ) -> str:
-    """Writes table3.md (Table 3 and the students' health), figure2.png and report.json.
+    """Writes table3.md (Table 3, the students' health, Table 3 seed by seed), figure2.png
+    and report.json.
 
     Returns the markdown. ``experts_dir`` may be empty (no DQN row); ``published_dirs``
     holds the runs of CC-AMN with the published normalizer (``--loss cc_published``).
@@ -387,17 +450,22 @@ def build_report(
         if unknown:
             raise ValueError(f"--games {unknown} have no scores (found: {sorted(found)}).")
     table, table_numbers = table3_markdown(curves, last_epochs, games or None)
+    by_seed, by_seed_numbers = by_seed_markdown(curves, last_epochs, games or None)
     health, health_numbers = health_markdown(
         {model: paths for model, paths in sources.items() if model != "DQN" and paths}
     )
     os.makedirs(output_dir, exist_ok=True)
-    markdown = f"## Table 3\n\n{table}\n## Numerical health of the students\n\n{health}"
+    markdown = (
+        f"## Table 3\n\n{table}\n## Numerical health of the students\n\n{health}"
+        f"\n## Seed by seed\n\n{by_seed}"
+    )
     run_directory.write_text(os.path.join(output_dir, "table3.md"), markdown)
     plot_figure2(curves, os.path.join(output_dir, "figure2.png"), window, games or None)
     record = {
         "last_epochs": last_epochs,
         "table3": table_numbers,
         "health": health_numbers,
+        "by_seed": by_seed_numbers,
         "runs": {
             model: {game: [run.run_dir for run in runs] for game, runs in by_game.items()}
             for model, by_game in curves.items()

@@ -170,6 +170,9 @@ def test_seeds_are_averaged_in_table3_figure2_and_health(tmp_path):
     assert math.isclose(cell["mean"], 10.0 / 3.0)
     assert math.isclose(cell["std"], float(np.std([4.0, 5.0, 1.0], ddof=1)))
     assert "| CC-AMN | 3.3 (± 2.1) [3 seeds] |" in markdown
+    # Seed by seed: each run's own last 2 epochs.
+    assert "| Breakout | 1 | 5.0 (± 1.0) |" in markdown
+    assert numbers["by_seed"]["Breakout"]["2"]["CC-AMN"] == {"mean": 1.0, "std": 1.0, "epochs": 2}
     health = numbers["health"]["CC-AMN"]["Breakout"]
     assert health["seeds"] == 3 and health["epochs"] == 8 and health["nonfinite_steps"] == 3
     assert math.isclose(health["guidance_closed_form_failure_share"], 1.6 / 8)

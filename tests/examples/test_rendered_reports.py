@@ -1,0 +1,85 @@
+"""The committed report files are what the report commands render from the committed
+records: Table 1 of both label-smoothing studies, the MinAtar students' Table 3 and the
+guidance table. The README and docs/ copy their tables from these files
+(tests/keras_cc_runs/test_rendered.py), so every results table there traces to records."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow  # the report commands, in fresh interpreters
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "examples" / "results"
+# Each study's directory and the flags of its report command (docs/experiments.md).
+LABEL_SMOOTHING = {
+    "digits-standard": [],
+    "digits-paper": ["--protocol=paper", "--rows=all", "--seeds=0-4"],
+}
+# The MinAtar students' report command (docs/atari.md).
+STUDENTS = RESULTS / "minatar_students"
+ATARI_REPORT = [
+    f"--experts_dir={RESULTS / 'minatar_experts'}",
+    f"--amn_dirs={STUDENTS / 'single' / 'ce'}",
+    f"--cc_amn_dirs={STUDENTS / 'single' / 'cc'}",
+    f"--published_dirs={STUDENTS / 'single' / 'cc_published'}",
+    "--games=MinAtar/Breakout,MinAtar/SpaceInvaders",
+    "--last_epochs=5",
+]
+
+
+def _run(script, *flags):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *flags],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("study", sorted(LABEL_SMOOTHING))
+def test_table1_is_the_report_of_the_committed_cells(study, tmp_path):
+    committed = RESULTS / "label_smoothing_study" / study
+    shutil.copytree(committed / "cells", tmp_path / "cells")
+    _run(
+        "label_smoothing_ablation.py",
+        *LABEL_SMOOTHING[study],
+        f"--output_dir={tmp_path}",
+        "--report_only",
+    )
+    assert (tmp_path / "table1.md").read_text() == (committed / "table1.md").read_text()
+
+
+def test_table3_is_the_report_of_the_committed_student_runs(tmp_path):
+    _run("atari_report.py", *ATARI_REPORT, f"--output_dir={tmp_path}")
+    committed = STUDENTS / "report" / "table3.md"
+    assert (tmp_path / "table3.md").read_text() == committed.read_text()
+
+
+def test_the_guidance_table_is_rendered_from_its_records():
+    probe = """
+import csv, sys
+from keras_cc_agents.actor_mimic import guidance
+types = {"seed": int, "states": int, "game": str}
+with open(sys.argv[1]) as file:
+    rows = [
+        guidance.GuidanceHealth(**{k: types.get(k, float)(v) for k, v in row.items()})
+        for row in csv.DictReader(file)
+    ]
+sys.stdout.write(guidance.health_markdown(rows))
+"""
+    directory = RESULTS / "minatar_guidance"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(directory / "guidance.csv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == (directory / "guidance.md").read_text()
