@@ -4,6 +4,7 @@ import math
 import re
 
 import keras
+import loss_harness
 import numpy as np
 import pytest
 import scipy.integrate
@@ -248,32 +249,6 @@ def test_half_precision_is_computed_in_float32(rng, dtype):
         assert np.all(np.isfinite(loss(one_hot, half).numpy().astype("float32")))
 
 
-def test_losses_compile_with_xla(rng):
-    logits, one_hot, labels = _data(rng)
-    soft = _probs(rng.normal(size=logits.shape).astype("float32"))
-
-    @tf.function(jit_compile=True)
-    def all_losses(z):
-        f = tf.nn.softmax(z)
-        return [
-            keras_cc.CCLabelSmoothing()(one_hot, f),
-            keras_cc.SparseCCLabelSmoothing(from_logits=True)(labels, z),
-            keras_cc.ContinuousCategoricalLoss(temperature=2.0)(soft, f),
-            keras_cc.TriangularDivergence(from_logits=True)(soft, z),
-            keras_cc.JensenShannonDivergence()(soft, f),
-        ]
-
-    compiled = [v.numpy() for v in all_losses(tf.constant(logits))]
-    eager = [
-        keras_cc.CCLabelSmoothing(from_logits=True)(one_hot, logits),
-        keras_cc.SparseCCLabelSmoothing(from_logits=True)(labels, logits),
-        keras_cc.ContinuousCategoricalLoss(temperature=2.0, from_logits=True)(soft, logits),
-        keras_cc.TriangularDivergence(from_logits=True)(soft, logits),
-        keras_cc.JensenShannonDivergence(from_logits=True)(soft, logits),
-    ]
-    np.testing.assert_allclose(compiled, [v.numpy() for v in eager], rtol=1e-4, atol=1e-6)
-
-
 # ---------------------------------------------------------------------- bad input
 
 
@@ -503,24 +478,69 @@ def test_validate_inside_fit(rng):
 # --------------------------------------------------------------- serialization
 
 
-def _instances():
+def _harness_cases():
+    """Every loss class, configured away from its defaults, with the function and
+    arguments it stands for and the targets and predictions it takes."""
     return [
-        keras_cc.CCLabelSmoothing(0.2, from_logits=True, axis=1, reduction="sum", name="a"),
-        keras_cc.SparseCCLabelSmoothing(0.05, dtype="float64"),
-        keras_cc.ContinuousCategoricalLoss(True, temperature=2.5, validate=True, reduction=None),
-        keras_cc.TriangularDivergence(from_logits=True, name="tri", validate=True),
-        keras_cc.JensenShannonDivergence(reduction="mean"),
+        (
+            keras_cc.CCLabelSmoothing(0.2, from_logits=True, reduction="sum", name="a"),
+            losses.cc_label_smoothing,
+            {"from_logits": True, "label_smoothing": 0.2},
+            "one_hot",
+            "logits",
+        ),
+        (
+            keras_cc.SparseCCLabelSmoothing(0.05, from_logits=True),
+            losses.sparse_cc_label_smoothing,
+            {"from_logits": True, "label_smoothing": 0.05},
+            "labels",
+            "logits",
+        ),
+        (
+            keras_cc.ContinuousCategoricalLoss(True, temperature=2.5, validate=True),
+            losses.continuous_categorical_nll,
+            {"from_logits": True, "temperature": 2.5},
+            "soft",
+            "logits",
+        ),
+        (
+            keras_cc.TriangularDivergence(from_logits=True, name="tri", validate=True),
+            losses.triangular_divergence,
+            {"from_logits": True},
+            "soft",
+            "logits",
+        ),
+        (
+            keras_cc.JensenShannonDivergence(reduction="mean"),
+            losses.jensen_shannon_divergence,
+            {},
+            "soft",
+            "probabilities",
+        ),
     ]
 
 
-@pytest.mark.parametrize("loss", _instances(), ids=lambda x: type(x).__name__)
-def test_serialization_round_trip(loss):
-    config = keras.saving.serialize_keras_object(loss)
-    assert config["registered_name"] == f"keras_cc>{type(loss).__name__}"
-    restored = keras.saving.deserialize_keras_object(config)
-    assert type(restored) is type(loss)
-    assert restored.get_config() == loss.get_config()
-    assert type(loss).from_config(loss.get_config()).get_config() == loss.get_config()
+def test_the_harness_covers_every_loss_class():
+    assert [type(case[0]) for case in _harness_cases()] == LOSS_CLASSES
+
+
+@pytest.mark.parametrize("case", _harness_cases(), ids=lambda case: type(case[0]).__name__)
+def test_every_loss_passes_the_shared_harness(rng, case):
+    """Serialization, every reduction with and without sample weights, XLA
+    (``tests/loss_harness.py``)."""
+    loss, function, kwargs, target, prediction = case
+    logits, one_hot, labels = _data(rng)
+    data = {
+        "logits": logits,
+        "probabilities": _probs(logits),
+        "one_hot": one_hot,
+        "labels": labels,
+        "soft": _probs(rng.normal(size=logits.shape).astype("float32")),
+    }
+    weights = rng.random(len(logits)).astype("float32")
+    loss_harness.run_loss_test(
+        loss, function, kwargs, data[target], data[prediction], sample_weight=weights
+    )
 
 
 @pytest.mark.parametrize(
