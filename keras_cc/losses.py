@@ -1,6 +1,7 @@
 """Keras 3 losses: CC label smoothing, the continuous-categorical likelihood, TRI and JSD.
 
-Thin Keras 3 classes over per-example functions; they follow
+Thin Keras 3 classes over per-example functions, which take their inputs through
+:mod:`keras_cc._inputs` (checks, conversions, targets); the classes follow
 ``keras.losses.CategoricalCrossentropy``'s conventions (``from_logits=False``, ``axis``,
 ``reduction``, ``name``, ``dtype``) and run on Keras 3's TensorFlow, JAX and PyTorch
 backends (through ``keras.ops``; on TensorFlow the normalizer is :mod:`keras_cc.ops`').
@@ -30,21 +31,16 @@ Conventions shared by every loss and function here:
   density can exceed 1, so they can be negative (CC paper eq. 2).
 """
 
-import functools
-import math
-import warnings
-
 import keras
-import numpy as np
 
+from keras_cc import _inputs as inputs
+from keras_cc._inputs import SIMPLEX_ATOL
 from keras_cc.core import divergences as core_divergences
-from keras_cc.core import hyperparameters, simplex
 from keras_cc.core import log_normalizer as core_log_normalizer
 from keras_cc.core.namespace import TENSORFLOW, keras_namespace
-from keras_cc.ops import _xla, divergences
+from keras_cc.ops import _xla
 from keras_cc.ops._xla import plain_python as _plain_python
 from keras_cc.ops.continuous_categorical import value_and_mean_without_gradient
-from keras_cc.ops.divergences import _simplex_assertions
 
 __all__ = [
     "CCLabelSmoothing",
@@ -61,232 +57,6 @@ __all__ = [
 ]
 
 _PACKAGE = "keras_cc"
-_COMPUTE_DTYPES = ("float32", "float64")
-# Tolerance on |Σ y - 1| when targets are validated (float32 one-hots from a softmax
-# teacher are typically within 1e-6; 1e-3 also admits rounded, stored targets).
-SIMPLEX_ATOL = divergences.SIMPLEX_ATOL
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-# One validator per hyperparameter (keras_cc.core.hyperparameters), used everywhere.
-_check_label_smoothing = hyperparameters.label_smoothing
-_check_temperature = hyperparameters.temperature
-
-
-def _check_axis(axis):
-    return hyperparameters.integer(axis, "axis")
-
-
-def _check_ignore_class(ignore_class):
-    """``ignore_class`` as a Python int or None; ``ValueError`` for anything else."""
-    return None if ignore_class is None else hyperparameters.integer(ignore_class, "ignore_class")
-
-
-# ----------------------------------------------------------------------- conversions
-
-
-def _on_tensorflow():
-    return keras.backend.backend() == "tensorflow"
-
-
-def _tensor(x):
-    """``x`` as a tensor of the active Keras backend, its dtype kept."""
-    return keras.ops.convert_to_tensor(x)
-
-
-def _dtype(x):
-    return keras.backend.standardize_dtype(x.dtype)
-
-
-def _compute_dtype(x):
-    """float32 for half-precision and integer inputs; float32 or float64 otherwise."""
-    dtype = _dtype(x)
-    return dtype if dtype in _COMPUTE_DTYPES else "float32"
-
-
-def _as_float(x):
-    """``x`` as a tensor, cast to float32 unless it is floating already."""
-    x = _tensor(x)
-    return x if "float" in _dtype(x) else keras.ops.cast(x, "float32")
-
-
-def _rank(x):
-    """The rank of ``x``, or None (a TensorFlow graph tensor of unknown rank)."""
-    return x.shape.rank if hasattr(x.shape, "rank") else len(x.shape)
-
-
-def _class_axis(x, axis, fn_name, name):
-    """``axis`` as an index in ``[0, rank)`` of ``x``; ``ValueError`` if ``x`` has no such axis."""
-    rank = _rank(x)
-    if rank is None:
-        raise ValueError(f"`{fn_name}`: `{name}` needs a known rank; received shape {x.shape}.")
-    if rank == 0:
-        raise ValueError(
-            f"`{fn_name}`: `{name}` needs a class axis (rank >= 1, one entry per class); "
-            "received a scalar. A single example is a vector of one entry per class."
-        )
-    if not -rank <= axis < rank:
-        raise ValueError(
-            f"`{fn_name}`: axis={axis} is out of range for `{name}` of rank {rank} "
-            f"(shape {tuple(x.shape)})."
-        )
-    return axis % rank
-
-
-def _move_axis_last(x, axis, fn_name, name):
-    axis = _class_axis(x, axis, fn_name, name)
-    if axis == _rank(x) - 1:
-        return x
-    return keras.ops.moveaxis(x, axis, -1)
-
-
-def _softmax_logits(y_pred):
-    """The logits behind a softmax output, or None (mirrors Keras' cross-entropy)."""
-    logits = getattr(y_pred, "_keras_logits", None)
-    if logits is not None or not _on_tensorflow():
-        return logits
-    import tensorflow as tf
-
-    if (
-        hasattr(y_pred, "op")
-        and not isinstance(y_pred, tf.__internal__.EagerTensor | tf.Variable)
-        and y_pred.op.type == "Softmax"
-        and len(y_pred.op.inputs) == 1
-    ):
-        return y_pred.op.inputs[0]
-    return None
-
-
-def _predictions(y_pred, from_logits, axis, fn_name):
-    """``(values, from_logits)``: ``y_pred`` as float32 (half-precision and integer inputs)
-    or float64, class axis last, with the logits behind a softmax output taken instead of
-    its probabilities where they can be recovered (as Keras' cross-entropy does)."""
-    hidden_logits = _softmax_logits(y_pred)
-    y_pred = _tensor(y_pred)
-    axis = _class_axis(y_pred, axis, fn_name, "y_pred")
-    dtype = _compute_dtype(y_pred)
-    if hidden_logits is not None:
-        if from_logits:
-            warnings.warn(
-                f"`{fn_name}` received `from_logits=True`, but `y_pred` was produced "
-                "by a softmax and thus does not hold logits. Was this intended?",
-                stacklevel=4,
-            )
-        # Softmax over the last axis is Keras' default; anything else keeps probabilities.
-        if axis == _rank(y_pred) - 1:
-            y_pred, from_logits = _tensor(hidden_logits), True
-    return _move_axis_last(keras.ops.cast(y_pred, dtype), axis, fn_name, "y_pred"), from_logits
-
-
-def _clipped(probabilities):
-    """Probabilities renormalized and clipped to ``[epsilon, 1 - epsilon]``, as in Keras'
-    cross-entropy."""
-    probabilities = probabilities / keras.ops.sum(probabilities, axis=-1, keepdims=True)
-    epsilon = keras.config.epsilon()
-    return keras.ops.clip(probabilities, epsilon, 1.0 - epsilon)
-
-
-def _natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0):
-    """The natural parameters ``η = log f / t`` of ``y_pred`` as ``(w, shift)``, class axis
-    last: ``η = w + shift[..., None]`` with ``w >= 0`` zero at each row's minimum.
-
-    Logits ``z`` give ``w = (z - min z) / t`` (the same rounding on every backend) and
-    ``shift = (min z - logsumexp z) / t``; probabilities are :func:`_clipped` before their
-    logarithm is taken.
-    """
-    y_pred, from_logits = _predictions(y_pred, from_logits, axis, fn_name)
-    if from_logits:
-        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True, initial=math.inf)
-        shift = minimum[..., 0] - keras.ops.logsumexp(y_pred, axis=-1)
-    else:
-        y_pred = keras.ops.log(_clipped(y_pred))
-        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True, initial=math.inf)
-        shift = minimum[..., 0]
-    w = y_pred - minimum
-    if temperature != 1.0:
-        # A product, not a quotient: XLA may turn x / t into x * (1 / t) on some backends
-        # and not on others, and the loss must not depend on the backend.
-        inverse = 1.0 / temperature
-        w, shift = w * inverse, shift * inverse
-    return w, shift
-
-
-def _probabilities(y_pred, from_logits, axis, fn_name):
-    """The predicted probabilities ``f``, class axis last: ``softmax(z)`` of logits,
-    :func:`_clipped` probabilities otherwise."""
-    y_pred, from_logits = _predictions(y_pred, from_logits, axis, fn_name)
-    return keras.ops.softmax(y_pred, axis=-1) if from_logits else _clipped(y_pred)
-
-
-def _targets(y_true, dtype, axis, fn_name):
-    return _move_axis_last(keras.ops.cast(_tensor(y_true), dtype), axis, fn_name, "y_true")
-
-
-def _compatible(shape, other):
-    """Whether two shapes (tuples, None for an unknown size) can be the same shape."""
-    return len(shape) == len(other) and all(
-        a is None or b is None or a == b for a, b in zip(shape, other)
-    )
-
-
-def _looks_like_labels(y_true_shape, y_pred_shape):
-    """Whether ``y_true`` has the shape of one class label per example of ``y_pred``."""
-    if len(y_true_shape) == len(y_pred_shape) - 1:
-        return True
-    return len(y_true_shape) == len(y_pred_shape) >= 1 and y_true_shape[-1] == 1
-
-
-_ONE_HOT_HINT = (
-    " `y_true` looks like integer class labels: one-hot encode them first "
-    "(keras.ops.one_hot(labels, num_classes))."
-)
-
-
-def _check_same_shape(y_true, y_pred, fn_name, labels_hint=_ONE_HOT_HINT):
-    """``ValueError`` unless the shapes agree; targets shaped like class labels get
-    ``labels_hint`` (where their sparse form is, or how to one-hot encode them)."""
-    y_true_shape = tuple(_tensor(y_true).shape)
-    y_pred_shape = tuple(_tensor(y_pred).shape)
-    if not _compatible(y_true_shape, y_pred_shape):
-        hint = labels_hint if _looks_like_labels(y_true_shape, y_pred_shape) else ""
-        raise ValueError(
-            f"`{fn_name}`: `y_true` and `y_pred` must have the same shape; received "
-            f"y_true.shape={y_true_shape}, y_pred.shape={y_pred_shape}.{hint}"
-        )
-
-
-def _smooth(one_hot, label_smoothing):
-    """``y_LS = (1 - ε) y + ε / K`` (CC paper eq. 5)."""
-    if not label_smoothing:
-        return one_hot
-    return one_hot * (1.0 - label_smoothing) + _share(label_smoothing, one_hot, -1)
-
-
-def _share(label_smoothing, y, axis):
-    """``ε / K`` for the ``K`` classes along ``axis`` of ``y``: a Python number when ``K``
-    is static (rounded once, the same on every backend), else a tensor of ``y``'s dtype."""
-    size = y.shape[axis]
-    if size is not None:
-        return label_smoothing / size
-    return label_smoothing / keras.ops.cast(keras.ops.shape(y)[axis], _dtype(y))
-
-
-def _smooth_along(y_true, label_smoothing, axis, fn_name):
-    """:func:`_smooth` along any ``axis`` of targets that are not yet converted."""
-    y = _as_float(y_true)
-    share = _share(label_smoothing, y, _class_axis(y, axis, fn_name, "y_true"))
-    return y * (1.0 - label_smoothing) + share
-
-
-def _is_traced(x):
-    """True while ``x`` is an abstract value of a JAX trace (no values to check)."""
-    if keras.backend.backend() != "jax":
-        return False
-    import jax
-
-    return isinstance(x, jax.core.Tracer)
 
 
 @_plain_python
@@ -315,61 +85,12 @@ def validate_simplex(y_true, axis=-1, atol=SIMPLEX_ATOL, name="y_true"):
         `validate_simplex`: `y_true` must lie on the simplex: its rows must sum to 1 (atol=0.001);
         first offending rows: [[0.5 0.6]]
     """
-    return _validated(y_true, axis, atol, name, "validate_simplex")
-
-
-def _cannot_validate(name, fn_name):
-    return ValueError(
-        f"`{fn_name}`: validating that `{name}` lies on the simplex cannot run inside an "
-        "XLA-compiled TensorFlow function (XLA drops assertions). Compile the model with "
-        "jit_compile=False, or call keras_cc.losses.validate_simplex(targets) on the data "
-        "before training and keep validate=False."
-    )
-
-
-def _simplex_violation_raised(rows, fn_name, name, atol):
-    """Raises ``ValueError`` with the message of the first simplex violation of ``rows``."""
-    rows = np.asarray(rows)
-    message = simplex.violation(rows.reshape(-1, rows.shape[-1]), f"`{fn_name}`", name, atol)
-    if message is not None:
-        raise ValueError(message)
-
-
-def _validated(y_true, axis, atol, name, fn_name):
-    if _xla.in_xla_context():
-        raise _cannot_validate(name, fn_name)
-    y_true = _move_axis_last(_as_float(y_true), axis, fn_name, name)
-    if _is_traced(y_true):
-        # Inside a JAX trace (a compiled Keras step) the values arrive at run time: a host
-        # callback checks them there, and its ValueError stops the step.
-        import jax
-
-        check = functools.partial(_simplex_violation_raised, fn_name=fn_name, name=name, atol=atol)
-        jax.debug.callback(check, y_true)
-        return y_true
-    if _on_tensorflow():
-        import tensorflow as tf
-
-        with tf.control_dependencies(_simplex_assertions(y_true, f"`{fn_name}`", name, atol)):
-            return tf.identity(y_true)
-    # JAX arrays and PyTorch tensors hold values: the same conditions, a ValueError as Keras
-    # raises for bad input on these backends.
-    _simplex_violation_raised(keras.ops.convert_to_numpy(y_true), fn_name, name, atol)
-    return y_true
-
-
-def _targets_in_order(y_true, dtype, axis, validate, fn_name):
-    """Targets as ``dtype`` with the class axis last, validated on the simplex if asked."""
-    if validate:
-        return _targets(
-            _validated(y_true, axis, SIMPLEX_ATOL, "y_true", fn_name), dtype, -1, fn_name
-        )
-    return _targets(y_true, dtype, axis, fn_name)
+    return inputs.validated(y_true, axis, atol, name, "validate_simplex")
 
 
 def _namespace():
     """The array namespace of the active backend (TensorFlow's own on TensorFlow)."""
-    if _on_tensorflow():
+    if inputs.on_tensorflow():
         return TENSORFLOW
     return keras_namespace(keras.backend.backend())
 
@@ -378,7 +99,7 @@ def _forward(logits):
     """(log C^{-1} in float64, E[y]) of [B, K] logits, without a gradient: on TensorFlow
     with the divided-difference table (:mod:`keras_cc.ops`), elsewhere through
     ``keras.ops``."""
-    if _on_tensorflow():
+    if inputs.on_tensorflow():
         return value_and_mean_without_gradient(logits)
     return _compiled_forward(keras.backend.backend())(logits)
 
@@ -400,7 +121,7 @@ def _compiled_forward(backend):
 
 def _cc_negative_log_density(y, w, shift):
     """``log C⁻¹(η) - y . η`` (CC paper eq. 2) per example, for ``η = w + shift`` of
-    :func:`_natural_parameters` (in float64, rounded once: ``core.log_normalizer``)."""
+    :func:`inputs.natural_parameters` (in float64, rounded once: ``core.log_normalizer``)."""
     batch_shape = keras.ops.shape(y)[:-1]
     num_classes = keras.ops.shape(y)[-1]
     rows = [keras.ops.reshape(x, (-1, num_classes)) for x in (y, w)]
@@ -453,11 +174,11 @@ def continuous_categorical_nll(
         [-1.409  -0.8309]
     """
     fn_name = "continuous_categorical_nll"
-    axis = _check_axis(axis)
-    temperature = _check_temperature(temperature)
-    _check_same_shape(y_true, y_pred, fn_name)
-    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name, temperature)
-    y = _targets_in_order(y_true, _dtype(w), axis, validate, fn_name)
+    axis = inputs.check_axis(axis)
+    temperature = inputs.check_temperature(temperature)
+    inputs.check_same_shape(y_true, y_pred, fn_name)
+    w, shift = inputs.natural_parameters(y_pred, from_logits, axis, fn_name, temperature)
+    y = inputs.targets_in_order(y_true, inputs.dtype_of(w), axis, validate, fn_name)
     return _cc_negative_log_density(y, w, shift)
 
 
@@ -486,11 +207,11 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
         [-1.859  -1.2642]
     """
     fn_name = "cc_label_smoothing"
-    axis = _check_axis(axis)
-    label_smoothing = _check_label_smoothing(label_smoothing)
-    _check_same_shape(y_true, y_pred, fn_name, _SPARSE_HINT)
-    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
-    y = _smooth(_targets(y_true, _dtype(w), axis, fn_name), label_smoothing)
+    axis = inputs.check_axis(axis)
+    label_smoothing = inputs.check_label_smoothing(label_smoothing)
+    inputs.check_same_shape(y_true, y_pred, fn_name, _SPARSE_HINT)
+    w, shift = inputs.natural_parameters(y_pred, from_logits, axis, fn_name)
+    y = inputs.smooth(inputs.targets(y_true, inputs.dtype_of(w), axis, fn_name), label_smoothing)
     return _cc_negative_log_density(y, w, shift)
 
 
@@ -511,24 +232,24 @@ def sparse_cc_label_smoothing(
     the other rows only (e.g. unlabelled pixels of segmentation maps).
     """
     fn_name = "sparse_cc_label_smoothing"
-    axis = _check_axis(axis)
-    label_smoothing = _check_label_smoothing(label_smoothing)
-    ignore_class = _check_ignore_class(ignore_class)
-    y_pred = _tensor(y_pred)
-    y_true = _tensor(y_true)
-    axis = _class_axis(y_pred, axis, fn_name, "y_pred")
-    rank = _rank(y_pred)
-    if _rank(y_true) == rank and y_true.shape[axis] == 1:
+    axis = inputs.check_axis(axis)
+    label_smoothing = inputs.check_label_smoothing(label_smoothing)
+    ignore_class = inputs.check_ignore_class(ignore_class)
+    y_pred = inputs.tensor(y_pred)
+    y_true = inputs.tensor(y_true)
+    axis = inputs.class_axis(y_pred, axis, fn_name, "y_pred")
+    rank = inputs.rank_of(y_pred)
+    if inputs.rank_of(y_true) == rank and y_true.shape[axis] == 1:
         y_true = keras.ops.squeeze(y_true, axis=axis)
     expected = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
     received = tuple(y_true.shape)
-    if not _compatible(received, expected):
+    if not inputs.compatible(received, expected):
         raise ValueError(
             f"`{fn_name}`: `y_true` must hold one integer label per "
             f"example, shape {expected}; received y_true.shape={received}, "
             f"y_pred.shape={tuple(y_pred.shape)}."
         )
-    w, shift = _natural_parameters(y_pred, from_logits, axis, fn_name)
+    w, shift = inputs.natural_parameters(y_pred, from_logits, axis, fn_name)
     num_classes = w.shape[-1]
     labels = keras.ops.cast(y_true, "int32")
     if ignore_class is not None:
@@ -536,7 +257,9 @@ def sparse_cc_label_smoothing(
         labels = keras.ops.where(kept, labels, 0)
     valid = keras.ops.logical_and(labels >= 0, labels < keras.ops.shape(w)[-1])
     labels = _checked_labels(labels, valid, num_classes, fn_name)
-    y = _smooth(keras.ops.one_hot(labels, num_classes, dtype=_dtype(w)), label_smoothing)
+    y = inputs.smooth(
+        keras.ops.one_hot(labels, num_classes, dtype=inputs.dtype_of(w)), label_smoothing
+    )
     loss = keras.ops.where(valid, _cc_negative_log_density(y, w, shift), float("nan"))
     if ignore_class is None:
         return loss
@@ -553,9 +276,9 @@ def _checked_labels(labels, valid, num_classes, fn_name):
     """``labels`` after an assertion that all are ``valid``, where values can be checked
     (not under XLA, not inside a JAX trace: there invalid rows give NaN)."""
     message = f"`{fn_name}`: `y_true` labels must lie in [0, num_classes)"
-    if _xla.in_xla_context() or _is_traced(labels):
+    if _xla.in_xla_context() or inputs.is_traced(labels):
         return labels
-    if _on_tensorflow():
+    if inputs.on_tensorflow():
         import tensorflow as tf
 
         if not tf.executing_eagerly():
@@ -565,7 +288,7 @@ def _checked_labels(labels, valid, num_classes, fn_name):
     if not keras.ops.convert_to_numpy(keras.ops.all(valid)):
         bad = keras.ops.convert_to_numpy(labels)[~keras.ops.convert_to_numpy(valid)]
         message = f"{message}; received {bad[:8].tolist()} with num_classes={num_classes}."
-        if _on_tensorflow():
+        if inputs.on_tensorflow():
             raise tf.errors.InvalidArgumentError(None, None, message)
         raise ValueError(message)
     return labels
@@ -583,10 +306,10 @@ def triangular_divergence(y_true, y_pred, from_logits=False, axis=-1, validate=F
     (:func:`validate_simplex`; not inside TensorFlow's XLA, ``jit_compile=True``).
     """
     fn_name = "triangular_divergence"
-    axis = _check_axis(axis)
-    _check_same_shape(y_true, y_pred, fn_name)
-    f = _probabilities(y_pred, from_logits, axis, fn_name)
-    y = _targets_in_order(y_true, _dtype(f), axis, validate, fn_name)
+    axis = inputs.check_axis(axis)
+    inputs.check_same_shape(y_true, y_pred, fn_name)
+    f = inputs.probabilities(y_pred, from_logits, axis, fn_name)
+    y = inputs.targets_in_order(y_true, inputs.dtype_of(f), axis, validate, fn_name)
     return core_divergences.triangular_divergence(_namespace(), y, f)
 
 
@@ -602,10 +325,10 @@ def jensen_shannon_divergence(y_true, y_pred, from_logits=False, axis=-1, valida
     TensorFlow's XLA).
     """
     fn_name = "jensen_shannon_divergence"
-    axis = _check_axis(axis)
-    _check_same_shape(y_true, y_pred, fn_name)
-    f = _probabilities(y_pred, from_logits, axis, fn_name)
-    y = _targets_in_order(y_true, _dtype(f), axis, validate, fn_name)
+    axis = inputs.check_axis(axis)
+    inputs.check_same_shape(y_true, y_pred, fn_name)
+    f = inputs.probabilities(y_pred, from_logits, axis, fn_name)
+    y = inputs.targets_in_order(y_true, inputs.dtype_of(f), axis, validate, fn_name)
     return core_divergences.jensen_shannon_divergence(_namespace(), y, f)
 
 
@@ -626,7 +349,7 @@ class _KerasCCLoss(keras.losses.Loss):
     _default_name = None
 
     def __init__(self, fn, fn_kwargs, reduction, name, dtype, **kwargs):
-        fn_kwargs = {**fn_kwargs, "axis": _check_axis(fn_kwargs["axis"])}
+        fn_kwargs = {**fn_kwargs, "axis": inputs.check_axis(fn_kwargs["axis"])}
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}."
@@ -674,7 +397,7 @@ class _LabelSmoothingLoss(_KerasCCLoss):
         super().__init__(
             type(self)._per_example_fn,
             {
-                "label_smoothing": _check_label_smoothing(label_smoothing),
+                "label_smoothing": inputs.check_label_smoothing(label_smoothing),
                 "from_logits": from_logits,
                 "axis": axis,
                 **(more_fn_kwargs or {}),
@@ -788,7 +511,7 @@ class SparseCCLabelSmoothing(_LabelSmoothingLoss):
             reduction,
             name,
             dtype,
-            more_fn_kwargs={"ignore_class": _check_ignore_class(ignore_class)},
+            more_fn_kwargs={"ignore_class": inputs.check_ignore_class(ignore_class)},
             **kwargs,
         )
 
@@ -838,7 +561,7 @@ class ContinuousCategoricalLoss(_KerasCCLoss):
             continuous_categorical_nll,
             {
                 "from_logits": from_logits,
-                "temperature": _check_temperature(temperature),
+                "temperature": inputs.check_temperature(temperature),
                 "validate": bool(validate),
                 "axis": axis,
             },

@@ -26,6 +26,7 @@ Examples:
 
 import keras
 
+from keras_cc import _inputs as inputs
 from keras_cc import losses as _losses
 
 __all__ = [
@@ -174,8 +175,8 @@ class CCNegativeLogLikelihood(_KerasCCMetric):
             _cc_nll_with_smoothing,
             {
                 "from_logits": from_logits,
-                "label_smoothing": _losses._check_label_smoothing(label_smoothing),
-                "temperature": _losses._check_temperature(temperature),
+                "label_smoothing": inputs.check_label_smoothing(label_smoothing),
+                "temperature": inputs.check_temperature(temperature),
                 "axis": axis,
                 "validate": bool(validate),
             },
@@ -190,7 +191,7 @@ def _cc_nll_with_smoothing(
 ):
     """CC negative log-likelihood of (optionally label-smoothed) targets, per example."""
     if label_smoothing:
-        y_true = _losses._smooth_along(y_true, label_smoothing, axis, "CCNegativeLogLikelihood")
+        y_true = inputs.smooth_along(y_true, label_smoothing, axis, "CCNegativeLogLikelihood")
     return _losses.continuous_categorical_nll(
         y_true,
         y_pred,

@@ -171,7 +171,7 @@ def test_fresh_interpreter_fits_a_keras_3_model_with_the_losses(keras_cc_first):
 
 def test_import_keras_cc_imports_the_library_only(keras_cc_first):
     imported = {name.split(".")[1] for name in keras_cc_first["modules"] if "." in name}
-    library = {"_environment", "core", "distributions", "losses", "metrics", "ops"}
+    library = {"_environment", "_inputs", "core", "distributions", "losses", "metrics", "ops"}
     assert imported == library | {"distillation"}  # distillation: Keras >= 3.12
     assert {"CCLabelSmoothing", "ops"} <= set(keras_cc_first["dir"])
     assert not {"analysis", "experiments"} & set(keras_cc_first["dir"])
