@@ -20,11 +20,10 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from interpreters import python
 
 # The slow lane (fresh interpreters per environment): `pytest -m "not slow"` leaves it out.
 pytestmark = pytest.mark.slow
@@ -75,13 +74,7 @@ def _run(body, environment):
         "PYTHONPATH": _KERAS_CC_ROOT,
         **environment,
     }
-    return subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return python("-c", PRELUDE + textwrap.dedent(body), expect=None, env=env, timeout=300)
 
 
 def run_probe(body, **environment):

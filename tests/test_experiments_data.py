@@ -2,12 +2,11 @@
 
 import os
 import pickle
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
+from interpreters import python
 
 from keras_cc_experiments import data as data_lib
 
@@ -200,19 +199,14 @@ def test_ablation_script_without_cifar_stops_at_once_with_instructions(tmp_path)
         TFDS_DATA_DIR=str(tmp_path / "tfds_home"),
         TF_CPP_MIN_LOG_LEVEL="3",
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "examples", "label_smoothing_ablation.py"),
-            "--dataset=cifar10",
-            f"--output_dir={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
+    result = python(
+        os.path.join(REPO, "examples", "label_smoothing_ablation.py"),
+        "--dataset=cifar10",
+        f"--output_dir={tmp_path / 'out'}",
+        expect=2,
         env=env,
         timeout=120,
     )
-    assert result.returncode == 2, result.stderr[-2000:]
     assert "CIFAR-10 was not found" in result.stderr
     assert str(tmp_path / "keras_home") in result.stderr and "--download" in result.stderr
     assert not (tmp_path / "out" / "cells").exists()

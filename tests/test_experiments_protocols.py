@@ -2,7 +2,6 @@
 
 import math
 import os
-import subprocess
 import sys
 
 import keras
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
+from interpreters import python
 
 from keras_cc_experiments import cli, grid, training
 from keras_cc_experiments import model as model_lib
@@ -263,26 +263,12 @@ def test_ablation_script_states_the_protocol_and_refuses_to_mix(tmp_path):
         f"--output_dir={output_dir}",
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run(
-        [sys.executable, ABLATION, *common, "--protocol=paper"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = python(ABLATION, *common, "--protocol=paper", env=env, timeout=300)
     assert "Grid (--protocol=paper)" in done.stdout
     assert "Table 1: maximum test accuracy over epochs (the CC paper's number)" in done.stdout
     assert "Table 1: test accuracy at the epoch of best validation accuracy" in done.stdout
     assert "(± population std)" in done.stdout
-    refused = subprocess.run(
-        [sys.executable, ABLATION, *common],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert refused.returncode == 2
+    refused = python(ABLATION, *common, expect=2, env=env, timeout=300)
     lines = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert lines == [
         f"error: --protocol=standard, but {output_dir} holds results of --protocol=paper "

@@ -3,11 +3,10 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from interpreters import python
 
 from keras_cc_experiments import grid, tables, training
 from keras_cc_experiments import representations as rep
@@ -206,25 +205,19 @@ def test_analyze_models_from_an_ablation_run(tmp_path):
 
 def test_representation_script_trains_tiny_models_and_writes_figure_and_table(tmp_path):
     output_dir = tmp_path / "representations"
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "examples", "label_smoothing_representations.py"),
-            "--epochs=2",
-            "--train_examples=150",
-            "--test_examples=90",
-            "--batch_size=30",
-            "--width=0.25",
-            "--seeds=0,1",
-            "--samples_per_class=10",
-            f"--output_dir={output_dir}",
-        ],
-        capture_output=True,
-        text=True,
+    result = python(
+        os.path.join(REPO, "examples", "label_smoothing_representations.py"),
+        "--epochs=2",
+        "--train_examples=150",
+        "--test_examples=90",
+        "--batch_size=30",
+        "--width=0.25",
+        "--seeds=0,1",
+        "--samples_per_class=10",
+        f"--output_dir={output_dir}",
         timeout=400,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     with open(output_dir / "figure1.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     markdown = (output_dir / "table2.md").read_text()

@@ -4,13 +4,12 @@ import importlib.util
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
+from interpreters import python
 
 from keras_cc.ops import divergences as dv
 
@@ -49,15 +48,7 @@ def _check_outputs(output_dir, temperatures):
 def test_script_runs_end_to_end_on_its_default(tmp_path):
     out = tmp_path / "default"
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), f"--output_dir={out}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = python(SCRIPT, f"--output_dir={out}", env=env, cwd=tmp_path)
     table, results = _check_outputs(out, ["1", "10", "100"])
     assert "Temperature reaching mean measure of roughness 1e-06" in table
     assert results["temperature_for_target_roughness"] > 1

@@ -6,10 +6,9 @@ guidance table. The README and docs/ copy their tables from these files
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import pytest
+from interpreters import python
 
 pytestmark = pytest.mark.slow  # the report commands, in fresh interpreters
 
@@ -33,13 +32,7 @@ ATARI_REPORT = [
 
 
 def _run(script, *flags):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), *flags],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    python(ROOT / "examples" / script, *flags)
 
 
 @pytest.mark.parametrize("study", sorted(LABEL_SMOOTHING))
@@ -74,12 +67,11 @@ with open(sys.argv[1]) as file:
 sys.stdout.write(guidance.health_markdown(rows))
 """
     directory = RESULTS / "minatar_guidance"
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(directory / "guidance.csv")],
-        capture_output=True,
-        text=True,
+    done = python(
+        "-c",
+        probe,
+        directory / "guidance.csv",
         timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == (directory / "guidance.md").read_text()

@@ -2,10 +2,9 @@
 the flag."""
 
 import os
-import subprocess
-import sys
 
 import pytest
+from interpreters import python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPTS = (
@@ -48,24 +47,13 @@ def _path(script):
 
 
 def _run(script, *args, cwd):
-    return subprocess.run(
-        [sys.executable, _path(script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The script's completed process, whatever its exit status (the tests check it)."""
+    return python(_path(script), *args, expect=None, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize("script", SCRIPTS + tuple(f"benchmarks/{b}" for b in BENCHMARKS))
 def test_help_imports_no_tensorflow(script, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", HELP_PROBE, _path(script)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = python("-c", HELP_PROBE, _path(script), expect=None, cwd=tmp_path, timeout=120)
     assert "--" in done.stdout and "error" not in done.stderr, done.stderr[-2000:]
     assert done.stdout.count("\n") > 3, done.stdout  # the usage, not one line
     assert done.stdout.rstrip().endswith("STATUS 0 TENSORFLOW False"), done.stdout[-500:]

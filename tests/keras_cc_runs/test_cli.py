@@ -2,12 +2,11 @@
 
 import dataclasses
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 from absl import flags
+from interpreters import python
 
 from keras_cc_runs import cli
 
@@ -110,14 +109,7 @@ def _run(tmp_path, *argv):
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run(
-        [sys.executable, str(script), *argv],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-    )
+    return python(script, *argv, expect=None, cwd=tmp_path, env=environment, timeout=120)
 
 
 def test_script_errors_are_one_line_and_logs_quiet(tmp_path):

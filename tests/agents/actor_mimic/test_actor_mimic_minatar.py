@@ -9,12 +9,11 @@ health columns and the report's four rows.
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from interpreters import python
 
 from keras_cc_agents.actor_mimic import trainer as amt
 from keras_cc_agents.actor_mimic.config import LOSS_NAMES
@@ -45,24 +44,18 @@ def experts_dir(tmp_path_factory):
 
 
 def _grid(experts_dir, out, epochs, *extra):
-    completed = subprocess.run(
-        [
-            sys.executable,
-            GRID,
-            f"--games={','.join(GAMES)}",
-            f"--experts_dir={experts_dir}",
-            f"--output_dir={out}",
-            "--seeds=0",
-            "--modes=multitask",
-            f"--epochs={epochs}",
-            *BUDGET,
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
+    completed = python(
+        GRID,
+        f"--games={','.join(GAMES)}",
+        f"--experts_dir={experts_dir}",
+        f"--output_dir={out}",
+        "--seeds=0",
+        "--modes=multitask",
+        f"--epochs={epochs}",
+        *BUDGET,
+        *extra,
         timeout=900,
     )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return completed.stdout
 
 
@@ -137,22 +130,16 @@ def test_grid_of_three_arms_resumes_skips_and_reports(experts_dir, tmp_path):
     assert _grid(experts_dir, out, 2).count("finished; skipped.") == len(runs)
 
     report_dir = tmp_path / "report"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "examples", "atari_report.py"),
-            "--experts_dir=",  # untrained experts have no evaluation epochs
-            f"--amn_dirs={out / 'multitask' / 'ce'}",
-            f"--cc_amn_dirs={out / 'multitask' / 'cc'}",
-            f"--published_dirs={out / 'multitask' / 'cc_published'}",
-            f"--output_dir={report_dir}",
-            "--last_epochs=2",
-        ],
-        capture_output=True,
-        text=True,
+    python(
+        os.path.join(REPO, "examples", "atari_report.py"),
+        "--experts_dir=",  # untrained experts have no evaluation epochs
+        f"--amn_dirs={out / 'multitask' / 'ce'}",
+        f"--cc_amn_dirs={out / 'multitask' / 'cc'}",
+        f"--published_dirs={out / 'multitask' / 'cc_published'}",
+        f"--output_dir={report_dir}",
+        "--last_epochs=2",
         timeout=300,
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
     table = (report_dir / "table3.md").read_text()
     for model in ("AMN", "CC-AMN", "CC-AMN (published)"):
         assert f"| {model} | MinAtar/Breakout | 1 | 2 |" in table, table
