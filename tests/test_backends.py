@@ -5,7 +5,8 @@ across spreads and class counts; compile/fit (jit_compile where the backend has 
 precision and a ``.keras`` round trip without ``custom_objects`` must work. JAX comes with
 the test extra; PyTorch cannot share that environment (its typing-extensions >= 4.10
 against tf-agents' pin), so the PyTorch case builds a virtual environment of its own from
-the project's files: ``pip install -e ".[torch,test-core]"`` with
+the project's files: ``pip install -e ".[torch,test-core]" -e ./research`` (the research
+code, for ``examples/cc_distillation.py``) with
 ``tests/backend_constraints.txt``.
 """
 
@@ -58,7 +59,7 @@ def _torch_python(directory):
     subprocess.run(
         [
             str(python), "-m", "pip", "install", "--quiet", "-e",
-            f"{ROOT}[torch,test-core]", "-c", str(CONSTRAINTS),
+            f"{ROOT}[torch,test-core]", "-e", str(ROOT / "research"), "-c", str(CONSTRAINTS),
         ],
         check=True,
     )  # fmt: skip
