@@ -75,7 +75,10 @@ def pythons(tmp_path_factory):
         if backend not in built:
             if backend == "jax":
                 if importlib.util.find_spec("jax") is None:
-                    pytest.fail('JAX is missing: install the test extra (pip install ".[test]").')
+                    pytest.fail(
+                        "JAX is missing: install the test extra "
+                        '(pip install -e . -e "./research[test]").'
+                    )
                 built[backend] = pathlib.Path(sys.executable)
             else:
                 built[backend] = _torch_python(tmp_path_factory.mktemp("torch-venv"))
