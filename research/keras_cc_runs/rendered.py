@@ -64,12 +64,13 @@ def markdown_tables(text: str) -> list[str]:
     return tables
 
 
+def _block(match: re.Match) -> Block:
+    return Block(match["source"], int(match["table"] or 1), match["body"])
+
+
 def blocks(text: str) -> list[Block]:
     """The rendered blocks of a document's ``text``."""
-    return [
-        Block(match["source"], int(match["table"] or 1), match["body"])
-        for match in _BLOCK.finditer(text)
-    ]
+    return [_block(match) for match in _BLOCK.finditer(text)]
 
 
 def _body(root: str, block: Block) -> str:
@@ -91,7 +92,7 @@ def render(text: str, root: str) -> str:
     """``text`` with every rendered block's body replaced by the table it names."""
 
     def body(match: re.Match) -> str:
-        block = Block(match["source"], int(match["table"] or 1), match["body"])
+        block = _block(match)
         header = match.group(0)[: match.start("body") - match.start()]
         return f"{header}{_body(root, block)}<!-- end rendered -->"
 
