@@ -47,24 +47,29 @@ def series_rows(xp, nodes64, lifted, rows, dtype):
     return series.lifted_series(xp, nodes, lifted, tolerance_dtype=dtype)
 
 
-def closed_form_rows(xp, nodes64, tried, dtype, method=closed_form):
-    """A certified closed form (``method``: :mod:`~keras_cc.core.closed_form` on all nodes,
-    or :mod:`~keras_cc.core.top_nodes`) on the rows flagged ``tried`` of float64 nodes
-    (logits minus any per-row shift), to the tolerances of ``dtype`` (a name): (value
-    relative to the shift, mean, rows it certified)."""
+def certified_rows(xp, nodes64, tried, dtype):
+    """The certified closed forms on the rows flagged ``tried`` of float64 nodes (logits
+    minus any per-row shift), to the tolerances of ``dtype`` (a name): first on all nodes
+    (:mod:`~keras_cc.core.closed_form`, K <= ``closed_form.MAX_CLASSES``), then on the top
+    nodes (:mod:`~keras_cc.core.top_nodes`) of the rows it does not certify.
+
+    Returns ``(value, mean, by_closed_form, by_top_nodes)``: the value relative to the
+    shift ([B] float64), E[y] ([B, K] float64) and the rows each form certified ([B] bool).
+    """
     tolerances = closed_form.TOLERANCES[dtype]
-    value, mean, certified = method.log_normalizer_and_mean(xp, nodes64, tolerances)
-    return value, mean, xp.logical_and(tried, certified)
+    value, mean = xp.zeros_like(nodes64[:, 0]), xp.zeros_like(nodes64)
+    by_closed_form = xp.zeros_like(tried)
+    if nodes64.shape[-1] <= closed_form.MAX_CLASSES:
+        value, mean, certified = closed_form.log_normalizer_and_mean(xp, nodes64, tolerances)
+        by_closed_form = xp.logical_and(tried, certified)
+    top_value, top_mean, certified = top_nodes.log_normalizer_and_mean(xp, nodes64, tolerances)
+    by_top_nodes = xp.logical_and(xp.logical_and(tried, xp.logical_not(by_closed_form)), certified)
+    value = xp.where(by_top_nodes, top_value, value)
+    mean = xp.where(by_top_nodes[:, None], top_mean, mean)
+    return value, mean, by_closed_form, by_top_nodes
 
 
-def top_nodes_rows(xp, nodes64, tried, dtype):
-    """:func:`closed_form_rows` with the closed form on the top nodes."""
-    return closed_form_rows(xp, nodes64, tried, dtype, method=top_nodes)
-
-
-def log_normalizer_and_mean(
-    xp, logits, series_fn=None, closed_form_fn=None, table_fn=None, top_nodes_fn=None
-):
+def log_normalizer_and_mean(xp, logits, series_fn=None, certified_fn=None, table_fn=None):
     """log C^{-1}(eta) ([B]), E[y] ([B, K]), sequential steps and each row's method.
 
     Each row takes the cheapest exact method:
@@ -95,10 +100,10 @@ def log_normalizer_and_mean(
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
       logits: [B, K] float32 or float64 natural parameters, K static (K = 1: the point
         mass at y = (1), log C^{-1} = eta).
-      series_fn, closed_form_fn, top_nodes_fn: replacements of :func:`series_rows`
-        (``(nodes64, lifted, rows) -> ...``), :func:`closed_form_rows` and
-        :func:`top_nodes_rows` (``(nodes64, tried) -> ...``) with the same results, e.g.
-        compiled ones; by default those functions on ``xp``.
+      series_fn, certified_fn: replacements of :func:`series_rows`
+        (``(nodes64, lifted, rows) -> ...``) and :func:`certified_rows`
+        (``(nodes64, tried) -> ...``) with the same results, e.g. compiled ones; by
+        default those functions on ``xp``.
       table_fn: ``(nodes64, wide) -> (value, mean, rows, steps)`` on the rows flagged
         ``wide``, or None (no table: those rows take the series).
 
@@ -114,8 +119,7 @@ def log_normalizer_and_mean(
         method = xp.zeros_like(value, dtype="int32")
         return value, xp.ones_like(logits), xp.convert_to_tensor(0, dtype="int32"), method
     series_fn = series_fn or functools.partial(series_rows, xp, dtype=dtype)
-    closed_form_fn = closed_form_fn or functools.partial(closed_form_rows, xp, dtype=dtype)
-    top_nodes_fn = top_nodes_fn or functools.partial(top_nodes_rows, xp, dtype=dtype)
+    certified_fn = certified_fn or functools.partial(certified_rows, xp, dtype=dtype)
     finite = xp.all(xp.isfinite(logits), axis=-1)
     # The nodes of every method: the logits' differences, exact in float64.
     logits64 = xp.cast(xp.where(finite[:, None], logits, 0.0), "float64")
@@ -129,35 +133,23 @@ def log_normalizer_and_mean(
     no_rows = xp.zeros_like(finite)
     no_steps = xp.convert_to_tensor(0, dtype="int32")
 
-    below_maximum = logits64 - maximum[:, None]
-
-    def certified_rows(method_fn, tried):
-        """``method_fn`` on the rows flagged ``tried`` only, a block of rows at a time
-        (:func:`keras_cc.core.blocks.on_rows`): log C^{-1} relative to the row maximum (no
-        large numbers cancel when the logits are log-probabilities: maximum near 0,
-        minimum far below)."""
-        return blocks.on_rows(
-            xp, method_fn, tried, [below_maximum, tried], [zeros[:, 0], zeros, no_rows]
-        )
-
-    value, mean, lifted, by_closed_form, by_top_nodes = (
-        zeros[:, 0],
-        zeros,
-        no_rows,
-        no_rows,
-        no_rows,
-    )
+    value, mean = zeros[:, 0], zeros
+    lifted, by_closed_form, by_top_nodes = no_rows, no_rows, no_rows
     if static:
         lifted = xp.logical_and(finite, series.second_largest(xp, w64) <= series.LIFTED_SPREAD)
         tried = xp.logical_and(
             spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class, xp.logical_not(lifted)
         )
-        if num_classes <= closed_form.MAX_CLASSES:
-            value, mean, by_closed_form = certified_rows(closed_form_fn, tried)
-            tried = xp.logical_and(tried, xp.logical_not(by_closed_form))
-        top_value, top_mean, by_top_nodes = certified_rows(top_nodes_fn, tried)
-        value = xp.where(by_top_nodes, top_value, value)
-        mean = xp.where(by_top_nodes[:, None], top_mean, mean)
+        # On the tried rows only, a block at a time (:func:`keras_cc.core.blocks.on_rows`),
+        # relative to the row maximum: no large numbers cancel when the logits are
+        # log-probabilities (maximum near 0, minimum far below).
+        value, mean, by_closed_form, by_top_nodes = blocks.on_rows(
+            xp,
+            certified_fn,
+            tried,
+            [logits64 - maximum[:, None], tried],
+            [zeros[:, 0], zeros, no_rows, no_rows],
+        )
     done = xp.logical_or(by_top_nodes, by_closed_form)
     by_table, table_steps = no_rows, no_steps
     if static and table_fn is not None:

@@ -39,9 +39,6 @@ __all__ = [
     "series_limits",
 ]
 
-# Series terms per loop step: unrolled, so XLA fuses them into one kernel. Within a step
-# the terms grow by at most spread^u / u! from a start below 1, far inside each range.
-SERIES_UNROLL = 8
 # Floor of the Euler sum n h_n / h_{n-1} (>= the row's spread, since G_n >= h_n) before it
 # divides: rows below it have a spread under 2^-100, whose terms after the first are
 # negligible, and n / floor stays finite for any number of terms.
@@ -75,21 +72,20 @@ def series_limits(xp, w):
 # wide row does not make the whole batch sum its terms (batches of at most twice this many
 # rows run as one block).
 BLOCK_ROWS = 8
-# Terms per loop step in the block: fewer than ``SERIES_UNROLL``, so that its compiled body
-# (a second copy of the loop) stays small; its rows are few, so its steps are cheap.
-BLOCK_UNROLL = 2
 
 
 def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficients=None):
     """Sums the positive series (S1) and its moments (M1, M2) for rows ``w >= 0``.
 
     The terms are accumulated on a linear scale, relative to a per-row scale factor kept as
-    a logarithm; every ``SERIES_UNROLL`` terms (one loop step, unrolled so that XLA fuses
-    them) the accumulators are divided by their running sum, so nothing overflows for any
-    spread and no logarithm is taken per term. Once at most ``BLOCK_ROWS`` rows still need
-    terms, their loop state is gathered into a block of ``BLOCK_ROWS`` rows that goes on
-    alone, and scattered back when it has converged: the rows that need few terms do not
-    pay for the batch's widest. Call inside ``xp.float64_scope()``.
+    a logarithm; after each term (one loop step) the accumulators are divided by their
+    running sum, so nothing overflows for any spread. One term per step keeps the compiled
+    loop body small: XLA compiles each fused kernel of a program on its own, and its compile
+    time follows their number (unrolling 8 terms per step doubled the kernels of the loop
+    and its compile time, and saved no time per call on 2 CPU cores). Once at most
+    ``BLOCK_ROWS`` rows still need terms, their loop state is gathered into a block of
+    ``BLOCK_ROWS`` rows that goes on alone, and scattered back when it has converged: the
+    rows that need few terms do not pay for the batch's widest. Call inside ``xp.float64_scope()``.
 
     Args:
       xp: an array namespace (:mod:`keras_cc.core.namespace`).
@@ -140,7 +136,6 @@ def _finish_in_block(xp, series, state):
             series.second_moment,
             series.tolerance_dtype,
             tuple(rows[:count]) or None,
-            BLOCK_UNROLL,
         )
         final = block.sum([state[0], *rows[count:]], left=0)
         return [final[0] - state[0], *final[1:]]  # the terms it added, summed onto n
@@ -153,8 +148,8 @@ class _Series:
     """The loop of :func:`positive_series` on rows ``w`` (its state: the term count n,
     G_n / h_n, the last term, the log scale, the running sums and the last ratio)."""
 
-    def __init__(self, xp, w, second_moment, tolerance_dtype, coefficients, unroll=SERIES_UNROLL):
-        self.xp, self.w, self.second_moment, self.unroll = xp, w, second_moment, unroll
+    def __init__(self, xp, w, second_moment, tolerance_dtype, coefficients):
+        self.xp, self.w, self.second_moment = xp, w, second_moment
         self.tolerance_dtype, self.coefficients = tolerance_dtype, coefficients
         self.dtype = xp.dtype(w)
         self.tolerance = relative_tolerance(tolerance_dtype or self.dtype)
@@ -234,18 +229,16 @@ class _Series:
 
     def step(self, n, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second):
         xp = self.xp
-        second = list(second)
-        for i in range(self.unroll):
-            ratio_g, term, sum_terms, ratio, sum_first, second = self.next_term(
-                n + i, ratio_g, term, sum_terms, sum_first, second
-            )
+        ratio_g, term, sum_terms, ratio, sum_first, second = self.next_term(
+            n, ratio_g, term, sum_terms, sum_first, list(second)
+        )
         # Back to O(1): divide the accumulators by their sum, remembered in log_scale.
         inverse_sum = xp.cast(1.0 / sum_terms, self.dtype)
         if second:
             shape = inverse_sum[:, None] if self.diagonal else inverse_sum[:, None, None]
             second = [second[0], second[1] * shape]
         return [
-            n + self.unroll,
+            n + 1,
             ratio_g,
             term / sum_terms,
             log_scale + xp.log(sum_terms),
@@ -306,8 +299,8 @@ def _lifted_terms(spread, tolerance=1e-18):
     return terms
 
 
-# Coefficients tabulated: every lifted row converges on them, a loop step past the last.
-_LIFTED_COEFFICIENTS = _lifted_terms(LIFTED_SPREAD) + SERIES_UNROLL + 2
+# Coefficients tabulated: every lifted row converges on them, with a term to spare.
+_LIFTED_COEFFICIENTS = _lifted_terms(LIFTED_SPREAD) + 3
 # Tail terms of the exponential series summed beyond the tabulated coefficients (where
 # the top node is below about m + 1 + sqrt(m), so their ratios fall like a Gaussian).
 _TAIL = {"scale": 12.0, "offset": 64}

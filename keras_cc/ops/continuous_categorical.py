@@ -118,8 +118,7 @@ def _compiled(function, num_classes, dtype):
     arguments = {
         _table_rows: [dtype, tf.bool],
         log_normalizer.series_rows: [tf.float64, tf.bool, tf.bool],
-        log_normalizer.closed_form_rows: [tf.float64, tf.bool],
-        log_normalizer.top_nodes_rows: [tf.float64, tf.bool],
+        log_normalizer.certified_rows: [tf.float64, tf.bool],
     }[function]
     signature = [
         tf.TensorSpec([None, num_classes] if d != tf.bool else [None], d) for d in arguments
@@ -133,7 +132,7 @@ def _log_normalizer_and_mean(logits, compiled=False):
     """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` on TensorFlow, with the
     divided-difference table for wide rows: ``(value, mean, steps, method)``.
 
-    With ``compiled`` (outside XLA) the table, the series and the closed forms each run as
+    With ``compiled`` (outside XLA) the table, the series and the certified closed forms each run as
     their own XLA cluster, each compiled only once a batch needs it. Inlined into a function
     that XLA compiles as a whole (``compiled=False``), every method is compiled with it
     whether a batch needs it or not, so the table, whose loops take most of that compile
@@ -146,8 +145,7 @@ def _log_normalizer_and_mean(logits, compiled=False):
     if compiled and num_classes is not None:
         methods = {
             "series_fn": _compiled(log_normalizer.series_rows, num_classes, logits.dtype),
-            "closed_form_fn": _compiled(log_normalizer.closed_form_rows, num_classes, logits.dtype),
-            "top_nodes_fn": _compiled(log_normalizer.top_nodes_rows, num_classes, logits.dtype),
+            "certified_fn": _compiled(log_normalizer.certified_rows, num_classes, logits.dtype),
             "table_fn": _compiled(_table_rows, num_classes, tf.float64),
         }
     return log_normalizer.log_normalizer_and_mean(TENSORFLOW, logits, **methods)
