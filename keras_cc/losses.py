@@ -110,11 +110,16 @@ _COMPILED_FORWARD = {}
 
 def _compiled_forward(backend):
     """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` through ``keras.ops``
-    on ``backend``, compiled once where the backend compiles (JAX)."""
+    on ``backend``, compiled once where the backend compiles (JAX; there without the
+    top-node form, as inside TensorFlow's XLA clusters: every method is compiled into every
+    caller, and that form's kernels were a third of the whole)."""
     if backend not in _COMPILED_FORWARD:
         xp = keras_namespace(backend)
+        top_nodes_form = backend != "jax"
         _COMPILED_FORWARD[backend] = xp.jit(
-            lambda logits: core_log_normalizer.log_normalizer_and_mean(xp, logits)[:2]
+            lambda logits: core_log_normalizer.log_normalizer_and_mean(
+                xp, logits, top_nodes_form=top_nodes_form
+            )[:2]
         )
     return _COMPILED_FORWARD[backend]
 

@@ -47,7 +47,7 @@ def series_rows(xp, nodes64, lifted, rows, dtype):
     return series.lifted_series(xp, nodes, lifted, tolerance_dtype=dtype)
 
 
-def certified_rows(xp, nodes64, tried, dtype):
+def certified_rows(xp, nodes64, tried, dtype, top_nodes_form=True):
     """The certified closed forms on the rows flagged ``tried`` of float64 nodes (logits
     minus any per-row shift), to the tolerances of ``dtype`` (a name): first on all nodes
     (:mod:`~keras_cc.core.closed_form`, K <= ``closed_form.MAX_CLASSES``), then on the top
@@ -62,14 +62,20 @@ def certified_rows(xp, nodes64, tried, dtype):
     if nodes64.shape[-1] <= closed_form.MAX_CLASSES:
         value, mean, certified = closed_form.log_normalizer_and_mean(xp, nodes64, tolerances)
         by_closed_form = xp.logical_and(tried, certified)
-    top_value, top_mean, certified = top_nodes.log_normalizer_and_mean(xp, nodes64, tolerances)
-    by_top_nodes = xp.logical_and(xp.logical_and(tried, xp.logical_not(by_closed_form)), certified)
-    value = xp.where(by_top_nodes, top_value, value)
-    mean = xp.where(by_top_nodes[:, None], top_mean, mean)
+    by_top_nodes = xp.zeros_like(tried)
+    if top_nodes_form:
+        top_value, top_mean, certified = top_nodes.log_normalizer_and_mean(xp, nodes64, tolerances)
+        by_top_nodes = xp.logical_and(
+            xp.logical_and(tried, xp.logical_not(by_closed_form)), certified
+        )
+        value = xp.where(by_top_nodes, top_value, value)
+        mean = xp.where(by_top_nodes[:, None], top_mean, mean)
     return value, mean, by_closed_form, by_top_nodes
 
 
-def log_normalizer_and_mean(xp, logits, series_fn=None, certified_fn=None, table_fn=None):
+def log_normalizer_and_mean(
+    xp, logits, series_fn=None, certified_fn=None, table_fn=None, top_nodes_form=True
+):
     """log C^{-1}(eta) ([B]), E[y] ([B, K]), sequential steps and each row's method.
 
     Each row takes the cheapest exact method:
@@ -106,6 +112,10 @@ def log_normalizer_and_mean(xp, logits, series_fn=None, certified_fn=None, table
         default those functions on ``xp``.
       table_fn: ``(nodes64, wide) -> (value, mean, rows, steps)`` on the rows flagged
         ``wide``, or None (no table: those rows take the series).
+      top_nodes_form: False leaves the closed form on the top nodes out (its rows take the
+        series): for programs compiled as a whole (XLA), where every method is compiled
+        whether a batch needs it or not, and that form's kernels (its Chernoff bound's
+        loop included) were a third of the compile time of loss + gradient.
 
     Returns:
       ``(value, mean, steps, method)``: [B] float64 and [B, K] in the dtype of ``logits``; the
@@ -119,7 +129,12 @@ def log_normalizer_and_mean(xp, logits, series_fn=None, certified_fn=None, table
         method = xp.zeros_like(value, dtype="int32")
         return value, xp.ones_like(logits), xp.convert_to_tensor(0, dtype="int32"), method
     series_fn = series_fn or functools.partial(series_rows, xp, dtype=dtype)
-    certified_fn = certified_fn or functools.partial(certified_rows, xp, dtype=dtype)
+    certified_fn = certified_fn or functools.partial(
+        certified_rows, xp, dtype=dtype, top_nodes_form=top_nodes_form
+    )
+    # Without the top-node form, rows of more than closed_form.MAX_CLASSES classes have no
+    # certified closed form.
+    certified = top_nodes_form or (num_classes or math.inf) <= closed_form.MAX_CLASSES
     finite = xp.all(xp.isfinite(logits), axis=-1)
     # The nodes of every method: the logits' differences, exact in float64.
     logits64 = xp.cast(xp.where(finite[:, None], logits, 0.0), "float64")
@@ -137,6 +152,7 @@ def log_normalizer_and_mean(xp, logits, series_fn=None, certified_fn=None, table
     lifted, by_closed_form, by_top_nodes = no_rows, no_rows, no_rows
     if static:
         lifted = xp.logical_and(finite, series.second_largest(xp, w64) <= series.LIFTED_SPREAD)
+    if static and certified:
         tried = xp.logical_and(
             spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class, xp.logical_not(lifted)
         )

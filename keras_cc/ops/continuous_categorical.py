@@ -132,12 +132,13 @@ def _log_normalizer_and_mean(logits, compiled=False):
     """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` on TensorFlow, with the
     divided-difference table for wide rows: ``(value, mean, steps, method)``.
 
-    With ``compiled`` (outside XLA) the table, the series and the certified closed forms each run as
-    their own XLA cluster, each compiled only once a batch needs it. Inlined into a function
-    that XLA compiles as a whole (``compiled=False``), every method is compiled with it
-    whether a batch needs it or not, so the table, whose loops take most of that compile
-    time (about 9 of 14 s at K = 10 on 2 CPU cores), is left out: its rows take the
-    series. The table's steps count 3 x (cluster-series terms + K - 1 levels): forward,
+    With ``compiled`` (outside XLA) the table, the series and the certified closed forms
+    each run as their own XLA cluster, each compiled only once a batch needs it. Inlined
+    into a function that XLA compiles as a whole (``compiled=False``), every method is
+    compiled with it whether a batch needs it or not, so the table, whose loops take most
+    of that compile time (about 9 of 14 s at K = 10 on 2 CPU cores), and the top-node
+    closed form (a third of the kernels of loss + gradient) are left out: their rows take
+    the series. The table's steps count 3 x (cluster-series terms + K - 1 levels): forward,
     replay, adjoint.
     """
     num_classes = logits.shape[-1]
@@ -148,7 +149,9 @@ def _log_normalizer_and_mean(logits, compiled=False):
             "certified_fn": _compiled(log_normalizer.certified_rows, num_classes, logits.dtype),
             "table_fn": _compiled(_table_rows, num_classes, tf.float64),
         }
-    return log_normalizer.log_normalizer_and_mean(TENSORFLOW, logits, **methods)
+    return log_normalizer.log_normalizer_and_mean(
+        TENSORFLOW, logits, top_nodes_form=compiled, **methods
+    )
 
 
 def _steps_and_methods(logits):
