@@ -70,7 +70,7 @@ from keras_cc_agents.dqn import expert as dqn_expert
 from keras_cc_agents.environments import games as game_registry
 from keras_cc_agents.metrics import EpisodeRecords
 from keras_cc_agents.networks import q_networks
-from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay, StaleReplayError
 from keras_cc_agents.training import (  # the evaluation tables: part of this module's API
     EVAL_TABLES,
     EpochRun,
@@ -500,25 +500,22 @@ class ActorMimicTrainer:
         return os.path.join(self.run_files.checkpoint_dir, "replay", path_name)
 
     def _save_replays(self, epoch: int) -> None:
-        """Saves every game's state replay, marked with ``epoch``."""
+        """Saves every game's state replay, stamped with ``epoch``."""
         for game in self.games:
-            directory = self._replay_dir(game)
-            game.replay.save(directory)
-            meta = read_json(os.path.join(directory, "replay.json"))
-            write_json(os.path.join(directory, "replay.json"), {**meta, "epoch": epoch})
+            game.replay.save(self._replay_dir(game), epoch=epoch)
 
     def _restore_replays(self) -> None:
         """Restores the replays saved with the restored epoch; a stale, damaged or missing
         one refills, saying so."""
         for game in self.games:
             directory = self._replay_dir(game)
-            meta = os.path.join(directory, "replay.json")
             try:
-                saved = read_json(meta, default={}).get("epoch")
-                if saved == self.epoch:
-                    game.replay.restore(directory)
-                    continue
-                reason = "missing" if saved is None else f"from epoch {saved}, stale"
+                game.replay.restore(directory, epoch=self.epoch)
+                continue
+            except FileNotFoundError:
+                reason = "missing"
+            except StaleReplayError as error:
+                reason = f"stale ({error})"
             except (DamagedFileError, OSError, ValueError) as error:  # ValueError: bad .npy
                 reason = f"damaged ({error})"  # restore changed nothing: the replay is empty
             self.log(f"{self.out}: the {game.game} replay checkpoint is {reason}; it refills.")

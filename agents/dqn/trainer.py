@@ -38,7 +38,7 @@ from keras_cc_agents.dqn.export import export_expert
 from keras_cc_agents.environments import adapters as environments
 from keras_cc_agents.environments import games
 from keras_cc_agents.metrics import EpisodeRecords
-from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay, StaleReplayError
 from keras_cc_agents.training import EVAL_EPISODE_COLUMNS, EVAL_EPOCH_COLUMNS, EVAL_TABLES, EpochRun
 from keras_cc_runs.run_directory import (
     DamagedFileError,
@@ -220,7 +220,7 @@ class DqnExpertTrainer:
         replay_dir = os.path.join(self.checkpoint_dir, "replay")
         replay_meta = os.path.join(replay_dir, "replay.json")
         if self.config.checkpoint_replay and os.path.exists(replay_meta):
-            self._restore_replay(replay_dir, replay_meta)
+            self._restore_replay(replay_dir)
         self.progress(
             f"[{self.config.game}] resumed from {manager_state}: frames {self.frames:,}, "
             f"gradient steps {self.gradient_steps:,}, epoch {self.epoch}, "
@@ -239,29 +239,22 @@ class DqnExpertTrainer:
             seed=config.seed,
         )
 
-    def _restore_replay(self, replay_dir: str, replay_meta: str) -> None:
+    def _restore_replay(self, replay_dir: str) -> None:
         """Restores the replay saved with the checkpoint; a stale or damaged one refills."""
         try:
-            fresh = read_json(replay_meta).get("frames") == self.frames
-            if fresh:
-                self.replay.restore(replay_dir)
+            self.replay.restore(replay_dir, frames=self.frames)
+        except StaleReplayError:
+            self.progress(f"[{self.config.game}] replay checkpoint is stale; refilling.")
         except (DamagedFileError, OSError, ValueError) as error:  # ValueError: a bad .npy
             self.replay = self._new_replay()
             self.progress(f"[{self.config.game}] {error}; the replay refills.")
-            return
-        if not fresh:
-            self.progress(f"[{self.config.game}] replay checkpoint is stale; refilling.")
 
     def save_checkpoint(self) -> None:
         """Replay (optional), results tables, then agent and counters (which commit the state)."""
         for name, variable in self.counters.items():
             variable.assign(self.count[name])
         if self.config.checkpoint_replay:
-            replay_dir = os.path.join(self.checkpoint_dir, "replay")
-            self.replay.save(replay_dir)
-            meta = read_json(os.path.join(replay_dir, "replay.json"))
-            meta["frames"] = self.frames
-            write_json(os.path.join(replay_dir, "replay.json"), meta)
+            self.replay.save(os.path.join(self.checkpoint_dir, "replay"), frames=self.frames)
         self.run.end_epoch(checkpoint_number=self.frames)
 
     # ------------------------------------------------------------------ evaluation

@@ -34,7 +34,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_cc_runs.run_directory import replace_directory
+from keras_cc_runs.run_directory import read_json, replace_directory
+
+
+class StaleReplayError(ValueError):
+    """A replay checkpoint saved at another point of its run than the one restored."""
+
 
 FIRST, MID, LAST = 0, 1, 2
 PADDING = 3  # an older frame of an episode's first stack: not a step of its own
@@ -472,8 +477,12 @@ class FrameStackReplay:
         names = ("frames", "actions", "rewards", "discounts", "step_types", "valid")
         return names + (_STATE_ARRAYS if self._state_positions is not None else ())
 
-    def save(self, directory: str) -> None:
-        """Writes the replay to `directory` atomically (arrays as .npy, metadata as JSON)."""
+    def save(self, directory: str, **stamp) -> None:
+        """Writes the replay to `directory` atomically (arrays as .npy, metadata as JSON).
+
+        `stamp` (JSON values, e.g. `frames=` or `epoch=`: where its run stands) is stored
+        with the metadata, for `restore` to check.
+        """
         directory = os.path.abspath(directory)
         temporary = directory + ".tmp"
         shutil.rmtree(temporary, ignore_errors=True)
@@ -485,17 +494,27 @@ class FrameStackReplay:
                 values = values[:, :filled]
             np.save(os.path.join(temporary, f"{name}.npy"), values)
         with open(os.path.join(temporary, "replay.json"), "w") as f:
-            json.dump(self.state(), f)
+            json.dump({**self.state(), **stamp}, f)
         replace_directory(temporary, directory)
 
-    def restore(self, directory: str) -> None:
+    def restore(self, directory: str, **stamp) -> None:
         """Loads a replay written by `save` into this (identically configured) replay.
 
         Every stream then starts a new episode at its next step: the environments restart
         after a resume, so the interrupted episodes get no further transitions.
+
+        Raises:
+          StaleReplayError: the checkpoint's stamp differs from `stamp` (saved at another
+            point of its run); nothing is loaded.
+          keras_cc_runs.run_directory.DamagedFileError, OSError, ValueError: a missing or
+            damaged checkpoint, or one of another configuration; nothing is loaded.
         """
-        with open(os.path.join(directory, "replay.json")) as f:
-            state = json.load(f)
+        state = read_json(os.path.join(directory, "replay.json"))
+        saved = {key: state.get(key) for key in stamp}
+        if saved != stamp:
+            raise StaleReplayError(
+                f"replay checkpoint {directory} was saved at {saved}, not at {stamp}"
+            )
         mine = self.state()
         for key in (
             "capacity",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay
+from keras_cc_agents.replay_buffers.frame_stack_replay import FrameStackReplay, StaleReplayError
 
 
 def _stacked_stream(num_states, stack, rng, first_fill="repeat", lengths=(10, 40)):
@@ -89,9 +89,14 @@ def test_a_state_replay_saved_and_restored_samples_what_it_would_have_sampled(tm
         replay.add_states(
             np.stack([s[t][0] for s in streams]), np.array([s[t][1] for s in streams])
         )
-    replay.save(str(tmp_path / "replay"))
+    replay.save(str(tmp_path / "replay"), epoch=3)
+    # A checkpoint stamped at another point of the run is refused, and nothing is loaded.
+    stale = FrameStackReplay.for_states((2, 2, 4), np.uint8, 60, 3, 4, seed=0)
+    with pytest.raises(StaleReplayError, match="saved at {'epoch': 3}, not at {'epoch': 4}"):
+        stale.restore(str(tmp_path / "replay"), epoch=4)
+    assert (stale.num_states, stale.num_added) == (0, 0)
     restored = FrameStackReplay.for_states((2, 2, 4), np.uint8, 60, 3, 4, seed=0)
-    restored.restore(str(tmp_path / "replay"))
+    restored.restore(str(tmp_path / "replay"), epoch=3)
     assert (restored.num_states, restored.num_added) == (replay.num_states, replay.num_added)
     # The sampling generator comes back too: the same draws as the replay that went on.
     np.testing.assert_array_equal(restored.sample_states(500), replay.sample_states(500))
