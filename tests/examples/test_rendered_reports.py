@@ -19,16 +19,23 @@ LABEL_SMOOTHING = {
     "digits-standard": [],
     "digits-paper": ["--protocol=paper", "--rows=all", "--seeds=0-4"],
 }
-# The MinAtar students' report command (docs/atari.md).
+# The MinAtar students' report commands (docs/atari.md): single-game and multi-task.
 STUDENTS = RESULTS / "minatar_students"
-ATARI_REPORT = [
-    f"--experts_dir={RESULTS / 'minatar_experts'}",
-    f"--amn_dirs={STUDENTS / 'single' / 'ce'}",
-    f"--cc_amn_dirs={STUDENTS / 'single' / 'cc'}",
-    f"--published_dirs={STUDENTS / 'single' / 'cc_published'}",
-    "--games=MinAtar/Breakout,MinAtar/SpaceInvaders",
-    "--last_epochs=5",
-]
+ATARI_REPORTS = {
+    "report": ("single", "MinAtar/Breakout,MinAtar/SpaceInvaders"),
+    "multitask_report": ("multitask", "MinAtar/Breakout,MinAtar/SpaceInvaders,MinAtar/Freeway"),
+}
+
+
+def _atari_report_flags(setting, games):
+    return [
+        f"--experts_dir={RESULTS / 'minatar_experts'}",
+        f"--amn_dirs={STUDENTS / setting / 'ce'}",
+        f"--cc_amn_dirs={STUDENTS / setting / 'cc'}",
+        f"--published_dirs={STUDENTS / setting / 'cc_published'}",
+        f"--games={games}",
+        "--last_epochs=5",
+    ]
 
 
 def _run(script, *flags):
@@ -48,9 +55,12 @@ def test_table1_is_the_report_of_the_committed_cells(study, tmp_path):
     assert (tmp_path / "table1.md").read_text() == (committed / "table1.md").read_text()
 
 
-def test_table3_is_the_report_of_the_committed_student_runs(tmp_path):
-    _run("atari_report.py", *ATARI_REPORT, f"--output_dir={tmp_path}")
-    committed = STUDENTS / "report" / "table3.md"
+@pytest.mark.parametrize("report", sorted(ATARI_REPORTS))
+def test_table3_is_the_report_of_the_committed_student_runs(report, tmp_path):
+    _run(
+        "atari_report.py", *_atari_report_flags(*ATARI_REPORTS[report]), f"--output_dir={tmp_path}"
+    )
+    committed = STUDENTS / report / "table3.md"
     assert (tmp_path / "table3.md").read_text() == committed.read_text()
 
 
