@@ -36,11 +36,11 @@ import keras
 from keras_cc import _inputs as inputs
 from keras_cc._inputs import SIMPLEX_ATOL
 from keras_cc.core import divergences as core_divergences
-from keras_cc.core import log_normalizer as core_log_normalizer
+from keras_cc.core.log_normalizer import LogNormalizer
 from keras_cc.core.namespace import TENSORFLOW, keras_namespace
 from keras_cc.ops import _xla
 from keras_cc.ops._xla import plain_python as _plain_python
-from keras_cc.ops.continuous_categorical import value_and_mean_without_gradient
+from keras_cc.ops.continuous_categorical import NORMALIZER as TENSORFLOW_NORMALIZER
 
 __all__ = [
     "CCLabelSmoothing",
@@ -95,33 +95,26 @@ def _namespace():
     return keras_namespace(keras.backend.backend())
 
 
-def _forward(logits):
-    """(log C^{-1} in float64, E[y]) of [B, K] logits, without a gradient: on TensorFlow
-    with the divided-difference table (:mod:`keras_cc.ops`), elsewhere through
-    ``keras.ops``."""
+# One log-normalizer per Keras backend other than TensorFlow, built on first use (a
+# dictionary: TorchDynamo warns on functools.cache).
+_NORMALIZERS = {}
+
+
+def _normalizer():
+    """The log-normalizer of the active backend: TensorFlow's own, with the
+    divided-difference table (:class:`keras_cc.ops.continuous_categorical.TensorFlowLogNormalizer`);
+    elsewhere the core's through ``keras.ops``, its forward pass compiled once where the
+    backend compiles (JAX; there without the top-node form, as inside TensorFlow's XLA
+    clusters: every method is compiled into every caller, and that form's kernels were a
+    third of the whole)."""
     if inputs.on_tensorflow():
-        return value_and_mean_without_gradient(logits)
-    return _compiled_forward(keras.backend.backend())(logits)
-
-
-# Built once per backend (a dictionary: TorchDynamo warns on functools.cache).
-_COMPILED_FORWARD = {}
-
-
-def _compiled_forward(backend):
-    """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` through ``keras.ops``
-    on ``backend``, compiled once where the backend compiles (JAX; there without the
-    top-node form, as inside TensorFlow's XLA clusters: every method is compiled into every
-    caller, and that form's kernels were a third of the whole)."""
-    if backend not in _COMPILED_FORWARD:
-        xp = keras_namespace(backend)
-        top_nodes_form = backend != "jax"
-        _COMPILED_FORWARD[backend] = xp.jit(
-            lambda logits: core_log_normalizer.log_normalizer_and_mean(
-                xp, logits, top_nodes_form=top_nodes_form
-            )[:2]
+        return TENSORFLOW_NORMALIZER
+    backend = keras.backend.backend()
+    if backend not in _NORMALIZERS:
+        _NORMALIZERS[backend] = LogNormalizer(
+            keras_namespace(backend), top_nodes_form=backend != "jax", jit=True
         )
-    return _COMPILED_FORWARD[backend]
+    return _NORMALIZERS[backend]
 
 
 def _cc_negative_log_density(y, w, shift):
@@ -130,9 +123,7 @@ def _cc_negative_log_density(y, w, shift):
     batch_shape = keras.ops.shape(y)[:-1]
     num_classes = keras.ops.shape(y)[-1]
     rows = [keras.ops.reshape(x, (-1, num_classes)) for x in (y, w)]
-    value = core_log_normalizer.negative_log_density(
-        _namespace(), rows[0], rows[1], keras.ops.reshape(shift, (-1,)), _forward
-    )
+    value = _normalizer().negative_log_density(rows[0], rows[1], keras.ops.reshape(shift, (-1,)))
     return keras.ops.reshape(value, batch_shape)
 
 

@@ -126,7 +126,7 @@ def test_wide_rows_of_every_method_in_a_compiled_batch_equal_each_row_alone(num_
     logits = tf.constant(logits)
 
     def forward(logits):
-        return log_normalizer.log_normalizer_and_mean(xp, logits)[:2]
+        return log_normalizer.LogNormalizer(xp).value_and_mean(logits)[:2]
 
     spec = [tf.TensorSpec([None, num_classes], tf.float64)]
     value, mean = tf.function(forward, input_signature=spec, jit_compile=True)(logits)

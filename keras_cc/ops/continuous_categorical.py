@@ -110,47 +110,87 @@ def _table_on_rows(w, wide):
     return value, gradient, wide & ok, 3 * (terms + num_classes - 1)
 
 
+# The arguments of each method run as an XLA cluster: [B, K] tensors of the given dtype,
+# [B] for bool.
+_CLUSTER_ARGUMENTS = {
+    "series": (log_normalizer.series_rows, [tf.float64, tf.bool, tf.bool]),
+    "certified": (log_normalizer.certified_rows, [tf.float64, tf.bool]),
+    "table": (_table_rows, [tf.float64, tf.bool]),
+}
+
+
 @functools.cache
-def _compiled(function, num_classes, dtype):
-    """``function`` of [B, num_classes] ``dtype`` tensors as its own XLA cluster: one kernel
-    launch per call in eager mode and in graphs that are not compiled. The number of classes
-    stays static (the table needs it); the batch size does not. Compiled on first use."""
-    arguments = {
-        _table_rows: [dtype, tf.bool],
-        log_normalizer.series_rows: [tf.float64, tf.bool, tf.bool],
-        log_normalizer.certified_rows: [tf.float64, tf.bool],
-    }[function]
+def _cluster(method, num_classes, dtype):
+    """The method named ``method`` (``_CLUSTER_ARGUMENTS``) on [B, num_classes] tensors, to
+    the tolerances of ``dtype``, as its own XLA cluster: one kernel launch per call in
+    eager mode and in graphs that are not compiled. The number of classes stays static
+    (the table needs it); the batch size does not. Compiled on first use."""
+    function, arguments = _CLUSTER_ARGUMENTS[method]
     signature = [
         tf.TensorSpec([None, num_classes] if d != tf.bool else [None], d) for d in arguments
     ]
-    if function is not _table_rows:
+    if method != "table":
         function = functools.partial(function, TENSORFLOW, dtype=dtype.name)
     return tf.function(function, jit_compile=True, autograph=False, input_signature=signature)
 
 
-def _log_normalizer_and_mean(logits, compiled=False):
-    """:func:`keras_cc.core.log_normalizer.log_normalizer_and_mean` on TensorFlow, with the
-    divided-difference table for wide rows: ``(value, mean, steps, method)``.
+class TensorFlowLogNormalizer(log_normalizer.LogNormalizer):
+    """:class:`keras_cc.core.log_normalizer.LogNormalizer` on TensorFlow.
 
-    With ``compiled`` (outside XLA) the table, the series and the certified closed forms
-    each run as their own XLA cluster, each compiled only once a batch needs it. Inlined
-    into a function that XLA compiles as a whole (``compiled=False``), every method is
-    compiled with it whether a batch needs it or not, so the table, whose loops take most
-    of that compile time (about 9 of 14 s at K = 10 on 2 CPU cores), and the top-node
-    closed form (a third of the kernels of loss + gradient) are left out: their rows take
-    the series. The table's steps count 3 x (cluster-series terms + K - 1 levels): forward,
-    replay, adjoint.
+    Outside XLA (eager mode, graphs that are not compiled), :meth:`forward` is one call of
+    a graph function traced once per process for each K and dtype (:func:`_dispatcher`):
+    eager calls run it as a single op, and every model that traces a loss adds one call to
+    it instead of tracing the methods again. In it every method runs as an XLA cluster of
+    its own (:func:`_cluster`), each compiled only once a batch needs it, and wide rows
+    have the divided-difference table (:mod:`keras_cc.ops._divided_difference_table`,
+    whose steps count 3 x (cluster-series terms + K - 1 levels): forward, replay, adjoint).
+
+    Inside a function that XLA compiles as a whole, and in graphs of unknown K, the core's
+    methods are inlined into it (:attr:`inlined`): every method there is compiled with it
+    whether a batch needs it or not, so the table, whose loops take most of that compile
+    time (about 9 of 14 s at K = 10 on 2 CPU cores), and the top-node closed form (a third
+    of the kernels of loss + gradient) are left out; their rows take the series.
     """
-    num_classes = logits.shape[-1]
-    methods = {}
-    if compiled and num_classes is not None:
-        methods = {
-            "series_fn": _compiled(log_normalizer.series_rows, num_classes, logits.dtype),
-            "certified_fn": _compiled(log_normalizer.certified_rows, num_classes, logits.dtype),
-            "table_fn": _compiled(_table_rows, num_classes, tf.float64),
-        }
-    return log_normalizer.log_normalizer_and_mean(
-        TENSORFLOW, logits, top_nodes_form=compiled, **methods
+
+    has_table = True
+
+    def __init__(self):
+        super().__init__(TENSORFLOW)
+        self.inlined = log_normalizer.LogNormalizer(TENSORFLOW, top_nodes_form=False)
+
+    def series_rows(self, nodes64, lifted, rows, dtype):
+        return _cluster("series", nodes64.shape[-1], tf.as_dtype(dtype))(nodes64, lifted, rows)
+
+    def certified_rows(self, nodes64, tried, dtype):
+        return _cluster("certified", nodes64.shape[-1], tf.as_dtype(dtype))(nodes64, tried)
+
+    def table_rows(self, w64, wide):
+        return _cluster("table", w64.shape[-1], tf.float64)(w64, wide)
+
+    def value_and_mean(self, logits):
+        if logits.shape[-1] is None:
+            return self.inlined.value_and_mean(logits)
+        return super().value_and_mean(logits)
+
+    @_xla.plain_python
+    def forward(self, logits):
+        logits = tf.stop_gradient(logits)
+        if _xla.in_xla_context() or logits.shape[-1] is None:
+            return self.inlined.value_and_mean(logits)[:2]
+        return _dispatcher(logits.shape[-1], logits.dtype)(logits)
+
+
+NORMALIZER = TensorFlowLogNormalizer()
+
+
+@functools.cache
+def _dispatcher(num_classes, dtype):
+    """:meth:`TensorFlowLogNormalizer.value_and_mean` on [B, num_classes] ``dtype`` logits
+    as one graph function, traced once per process (:class:`TensorFlowLogNormalizer`)."""
+    return tf.function(
+        lambda logits: NORMALIZER.value_and_mean(logits)[:2],
+        input_signature=[tf.TensorSpec([None, num_classes], dtype)],
+        autograph=False,
     )
 
 
@@ -158,7 +198,7 @@ def _steps_and_methods(logits):
     """(sequential steps, each row's method index, batch shape) of one call on ``logits``."""
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    _, _, steps, method = _log_normalizer_and_mean(flat, compiled=True)
+    _, _, steps, method = NORMALIZER.value_and_mean(flat)
     return steps, method, batch_shape
 
 
@@ -175,54 +215,6 @@ def sequential_steps(logits):
     return _steps_and_methods(logits)[0]
 
 
-@functools.cache
-def _dispatcher(num_classes, dtype):
-    """:func:`_log_normalizer_and_mean` on [B, num_classes] ``dtype`` logits as one graph
-    function, traced once per process: eager calls run it as a single op, and every model
-    that traces a loss adds one call to it instead of tracing the methods again. Its
-    methods run as XLA clusters of their own."""
-    return tf.function(
-        lambda logits: _log_normalizer_and_mean(logits, compiled=True)[:2],
-        input_signature=[tf.TensorSpec([None, num_classes], dtype)],
-        autograph=False,
-    )
-
-
-@_xla.plain_python
-def value_and_mean_without_gradient(logits):
-    """(log C^{-1} in float64 [B], E[y] [B, K]) of [B, K] float32 or float64 logits, with
-    no gradient: callers attach the exact one (:mod:`keras_cc.core.log_normalizer`), so no
-    tape records the loops.
-
-    Inside an XLA-compiled function the computation is inlined into it; anywhere else it is
-    one call of a function traced once (eager mode costs what graph mode costs).
-    """
-    logits = tf.stop_gradient(logits)
-    if _xla.in_xla_context() or logits.shape[-1] is None:
-        return _log_normalizer_and_mean(logits, compiled=False)[:2]
-    return _dispatcher(logits.shape[-1], logits.dtype)(logits)
-
-
-def _covariance_vector_product(logits, vector):
-    """Cov[y] v (:func:`keras_cc.core.log_normalizer.covariance_vector_product`)."""
-    return log_normalizer.covariance_vector_product(
-        TENSORFLOW, logits, vector, value_and_mean_without_gradient
-    )
-
-
-def _log_normalizer_with_gradient(logits):
-    """log C^{-1} of [B, K] logits with the exact gradient E[y] and Cov[y] beyond it."""
-    return log_normalizer.log_normalizer(TENSORFLOW, logits, value_and_mean_without_gradient)
-
-
-def _mean_with_gradient(logits):
-    """E[y] of [B, K] logits with its exact derivative Cov[y]."""
-    _, mean = value_and_mean_without_gradient(logits)
-    return log_normalizer.mean_with_covariance(
-        TENSORFLOW, logits, mean, value_and_mean_without_gradient
-    )
-
-
 def _as_compute_tensor(logits, name="logits"):
     logits = tf.convert_to_tensor(logits, name=name)
     if not logits.dtype.is_floating:
@@ -237,7 +229,7 @@ def cc_log_normalizer(logits):
     Exact for any number of classes K and any spread, including near-uniform and sparse
     parameters: each row takes the cheapest exact method (the certified closed form on all
     nodes or on the top nodes, the divided-difference table, or the cancellation-free
-    series (S1); :func:`keras_cc.core.log_normalizer.log_normalizer_and_mean`). The
+    series (S1); :meth:`keras_cc.core.log_normalizer.LogNormalizer.value_and_mean`). The
     gradient is the mean E[y] (computed in the same pass, so no loop tape is stored).
     Shift-invariant up to the shift: f(eta + c) = f(eta) + c.
 
@@ -255,7 +247,7 @@ def cc_log_normalizer(logits):
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    value = _log_normalizer_with_gradient(flat)
+    value = NORMALIZER.log_normalizer(flat)
     return tf.cast(_unflatten_batch(value, batch_shape), logits.dtype)
 
 
@@ -284,7 +276,7 @@ def cc_mean(logits):
     """
     logits, compute_dtype = _as_compute_tensor(logits)
     flat, batch_shape = _flatten_batch(tf.cast(logits, compute_dtype))
-    mean = _mean_with_gradient(flat)
+    mean = NORMALIZER.mean(flat)
     return tf.cast(tf.reshape(mean, tf.shape(logits)), logits.dtype)
 
 
@@ -297,14 +289,14 @@ def _wide_rows(w):
 
 def _along_each_class(flat, wide, moments, keep):
     """``moments`` ([B, K] or [B, K, K]) with Cov[y] e_k, the derivative of the exact mean
-    along class k (:func:`_covariance_vector_product`), put in by ``keep(k, moments,
-    product)`` on the ``wide`` rows, for each class k in turn (K calls); run only when a row
-    is wide."""
+    along class k (:meth:`NORMALIZER.covariance_vector_product`), put in by
+    ``keep(k, moments, product)`` on the ``wide`` rows, for each class k in turn (K calls);
+    run only when a row is wide."""
     num_classes = tf.shape(flat)[-1]
 
     def component(k, moments):
         direction = tf.one_hot(tf.fill(tf.shape(flat)[:1], k), num_classes, dtype=flat.dtype)
-        return k + 1, keep(k, moments, _covariance_vector_product(flat, direction))
+        return k + 1, keep(k, moments, NORMALIZER.covariance_vector_product(flat, direction))
 
     def loop():
         return tf.while_loop(lambda k, _: k < num_classes, component, [0, moments])[1]
@@ -317,7 +309,8 @@ def cc_covariance(logits):
     """Cov[y] of CC(eta) = Hessian of log C^{-1}, from E[y y^T] (series M2) minus E[y]E[y]^T.
 
     Rows wider than the table's threshold take the derivative of the exact mean along each
-    class in turn (:func:`_covariance_vector_product`, K calls), as in :func:`cc_variance`.
+    class in turn (:meth:`NORMALIZER.covariance_vector_product`, K calls), as in
+    :func:`cc_variance`.
 
     Args:
       logits: [..., K] natural parameters.
@@ -351,7 +344,8 @@ def cc_variance(logits):
 
     E[y_k^2] = 2 exp[eta, eta_k, eta_k] / exp[eta] by the series (S1) with node k tripled
     (the diagonal of M2). Rows wider than the table's threshold take the derivative of the
-    exact mean along each class in turn (:func:`_covariance_vector_product`, K calls).
+    exact mean along each class in turn (:meth:`NORMALIZER.covariance_vector_product`, K
+    calls).
 
     Args:
       logits: [..., K] natural parameters.

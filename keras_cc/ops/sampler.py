@@ -84,7 +84,7 @@ def log_acceptance(logits):
     ``lambda = max eta - eta`` (module docstring). Rows with a non-finite logit give NaN.
     """
     below_top = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
-    log_normalizer, _ = cc.value_and_mean_without_gradient(below_top)
+    log_normalizer, _ = cc.NORMALIZER.forward(below_top)
     rates = -tf.cast(below_top, tf.float64)
     return log_normalizer - tf.reduce_sum(_log_truncated_masses(rates), axis=-1)
 
