@@ -306,33 +306,35 @@ _LIFTED_COEFFICIENTS = _lifted_terms(LIFTED_SPREAD) + 3
 _TAIL = {"scale": 12.0, "offset": 64}
 
 
-# Columns per block of :func:`_cumulative_sum`.
+# Columns per block of :func:`_running_sums`.
 _SUM_BLOCK = 8
 
 
-def _cumulative_sum(xp, x, reverse=False):
-    """Running sums along the last axis of [B, L] ``x`` (static L), from the end if
-    ``reverse``, in blocks of ``_SUM_BLOCK`` columns: the running sums within each block
-    as a product with a triangular matrix of ones, then each block's total carried to the
-    later blocks by a product with a triangular matrix over the blocks. Two products of
-    O(L (8 + L / 8)) work, where XLA compiles a cumulative sum as a reduce-window and
-    recursive doubling as ceil(log2 L) kernels (compile time follows the number of
-    kernels), and one triangular product over all L columns is O(L^2) (half the time of
-    :func:`lifted_coefficients` at L = 123). For the positive terms summed here the rounding
-    is at most L u relative."""
+def _running_sums(xp, x):
+    """Running sums along the last axis of [B, L] ``x`` (static L), from the start and from
+    the end (both [B, L]), in blocks of ``_SUM_BLOCK`` columns: the running sums within
+    each block as a product with triangular matrices of ones, then each block's total
+    carried to the later (earlier) blocks by a product with triangular matrices over the
+    blocks. Two products of O(L (8 + L / 8)) work for both directions, where XLA compiles a
+    cumulative sum as a reduce-window and recursive doubling as ceil(log2 L) kernels
+    (compile time follows the number of kernels), and a triangular product over all L
+    columns is O(L^2) (half the time of :func:`lifted_coefficients` at L = 123). For the
+    positive terms summed here the rounding is at most L u relative."""
     length = x.shape[-1]
     blocks = -(-length // _SUM_BLOCK)
     padding = blocks * _SUM_BLOCK - length
     x = xp.concatenate([x] + [xp.zeros_like(x[:, :1])] * padding, axis=-1)
     grid = xp.reshape(x, (-1, blocks, _SUM_BLOCK))
     within = np.tril(np.ones((_SUM_BLOCK, _SUM_BLOCK)))  # row i sums columns 0 .. i
+    sums = xp.matvec(xp.convert_to_tensor(np.concatenate([within, within.T])), grid)
+    totals = sums[:, :, _SUM_BLOCK]  # a block's first reverse running sum: its total
     before = np.tril(np.ones((blocks, blocks)), -1)  # row j sums blocks 0 .. j - 1
-    if reverse:
-        within, before = within.T, before.T
-    sums = xp.matvec(xp.convert_to_tensor(within), grid)
-    totals = sums[:, :, 0] if reverse else sums[:, :, -1]
-    carried = xp.matvec(xp.convert_to_tensor(before), totals)
-    return xp.reshape(sums + carried[:, :, None], (-1, blocks * _SUM_BLOCK))[:, :length]
+    carried = xp.matvec(xp.convert_to_tensor(np.concatenate([before, before.T])), totals)
+    forward = sums[:, :, :_SUM_BLOCK] + carried[:, :blocks, None]
+    reverse = sums[:, :, _SUM_BLOCK:] + carried[:, blocks:, None]
+    return tuple(
+        xp.reshape(part, (-1, blocks * _SUM_BLOCK))[:, :length] for part in (forward, reverse)
+    )
 
 
 # Terms of the series of R_m = (m + 1)! a_m where q <= (m + 2) / 8: ratios at most 1/8.
@@ -392,13 +394,12 @@ def lifted_coefficients(xp, top, num_classes, count):
     zero = xp.zeros_like(peak)
     # Each T_m as exp(scale_m) * value_m, in the regime that gives it without cancellation.
     head = xp.exp(xp.logsumexp(terms[:, : first + 1], axis=-1)[:, None] - q)  # S_first e^-q
+    running, running_reverse = _running_sums(xp, scaled)
     share = head + xp.exp(peak - q) * xp.concatenate(
-        [zero, _cumulative_sum(xp, scaled)], axis=-1
+        [zero, running], axis=-1
     )  # S_m e^-q, m = first .. last
     rest = xp.exp(xp.logsumexp(terms[:, last + 1 :], axis=-1)[:, None] - peak)
-    window_tail = rest + xp.concatenate(
-        [_cumulative_sum(xp, scaled, reverse=True), zero], axis=-1
-    )  # T_m e^-peak
+    window_tail = rest + xp.concatenate([running_reverse, zero], axis=-1)  # T_m e^-peak
     orders = np.arange(first + 1.0, last + 2.0)  # m + 1
     small = q <= xp.convert_to_tensor((orders + 1.0) / 8.0)[None, :]
     series_sum = xp.ones_like(share)  # R_m = (m + 1)! a_m = T_m (m + 1)! / q^(m+1)
