@@ -286,12 +286,15 @@ def _run_seed(run_dir: str) -> int | None:
     return run_directory.read_json(path).get("seed") if os.path.isfile(path) else None
 
 
-def health_markdown(student_dirs: dict[str, Sequence[str]]) -> tuple[str, dict]:
+def health_markdown(
+    student_dirs: dict[str, Sequence[str]], games: Sequence[str] | None = None
+) -> tuple[str, dict]:
     """Per student model and game, over all its runs (seeds): closed-form failure shares,
     the published fallback share, the guidance vectors' distance from the centroid, and
     non-finite steps.
 
-    ``student_dirs`` is ``{model: [run or parent directories]}``.
+    ``student_dirs`` is ``{model: [run or parent directories]}``; ``games``, the games to
+    report, in the paper's order (default: every game found).
     """
     lines = [
         "Numerical health of the students, over training epochs and seeds: share of "
@@ -318,7 +321,7 @@ def health_markdown(student_dirs: dict[str, Sequence[str]]) -> tuple[str, dict]:
                 for game in dict.fromkeys(r["game"] for r in rows):
                     runs = rows_by_game.setdefault(game, [])
                     runs.append([r for r in rows if r["game"] == game])
-        for game in order_games(rows_by_game):
+        for game in order_games(g for g in rows_by_game if not games or g in games):
             runs = rows_by_game[game]
             game_rows = [row for run in runs for row in run]
             states = np.array([int(r["states"]) for r in game_rows], float)
@@ -452,7 +455,7 @@ def build_report(
     table, table_numbers = table3_markdown(curves, last_epochs, games or None)
     by_seed, by_seed_numbers = by_seed_markdown(curves, last_epochs, games or None)
     health, health_numbers = health_markdown(
-        {model: paths for model, paths in sources.items() if model != "DQN" and paths}
+        {model: paths for model, paths in sources.items() if model != "DQN" and paths}, games
     )
     os.makedirs(output_dir, exist_ok=True)
     markdown = (

@@ -118,6 +118,17 @@ def test_table3_numbers_and_markdown(results):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_games_choose_every_table_s_games(results):
+    """``games`` limits the health table too, not only Table 3 and the seed table."""
+    tmp_path, experts, amn, cc = results
+    markdown = report.build_report(
+        experts, [amn], [cc], str(tmp_path / "out"), last_epochs=20, games=["Breakout"]
+    )
+    numbers = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert set(numbers["health"]["AMN"]) == {"Breakout"}
+    assert "Pong" not in markdown
+
+
 def test_last_epochs_window_and_moving_average(results):
     _, experts, _, _ = results
     curves = report.load_curves("DQN", [experts])
