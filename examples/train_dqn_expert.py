@@ -1,4 +1,4 @@
-r"""Trains one DQN expert (TF-Agents DqnAgent, Nature-DQN recipe) on an Atari game or CartPole.
+r"""Trains one DQN expert (TF-Agents DqnAgent, Nature-DQN recipe) on Atari, MinAtar or CartPole.
 
 The run directory receives config.json, eval_episodes.csv, eval_epochs.csv, TensorBoard
 scalars, checkpoints and, at the end, export/ (greedy policy SavedModel, Q-values SavedModel,
