@@ -22,7 +22,7 @@ LABEL_SMOOTHING = {
 # The MinAtar students' report commands (docs/atari.md): single-game and multi-task.
 STUDENTS = RESULTS / "minatar_students"
 ATARI_REPORTS = {
-    "report": ("single", "MinAtar/Breakout,MinAtar/SpaceInvaders"),
+    "report": ("single", "MinAtar/Breakout,MinAtar/SpaceInvaders,MinAtar/Freeway"),
     "multitask_report": ("multitask", "MinAtar/Breakout,MinAtar/SpaceInvaders,MinAtar/Freeway"),
 }
 
