@@ -406,8 +406,9 @@ def lifted_coefficients(xp, top, num_classes, count):
     for i in range(_SMALL_TOP_TERMS, 0, -1):
         series_sum = 1.0 + q * xp.convert_to_tensor(1.0 / (orders + i))[None, :] * series_sum
     from_partial = share <= 0.75
-    # b_m = (m + 1)! a_m: R_m where small; else (m + 1)! T_m / q^(m+1) with T_m = exp(scale)
-    # value, so (m + 1) / b_m = exp(log(m + 1) + log q^(m+1) / (m+1)! - scale) / value.
+    # R_m = (m + 1)! a_m: the Horner sum where small; else (m + 1)! T_m / q^(m+1) with
+    # T_m = exp(scale) value, so
+    # (m + 1) / R_m = exp(log(m + 1) + log q^(m+1) / (m+1)! - scale) / value.
     value = xp.where(from_partial, 1.0 - xp.minimum(share, 0.75), window_tail)
     scale = xp.where(from_partial, q, peak)  # log T_m - log value
     next_terms = terms[:, first + 1 : last + 2]  # log q^(m+1) / (m+1)!
@@ -416,16 +417,16 @@ def lifted_coefficients(xp, top, num_classes, count):
         small,
         xp.convert_to_tensor(orders)[None, :] / series_sum,
         xp.exp(log_orders + next_terms - scale) / value,
-    )  # (m + 1) / b_m, at most m + 1 (b_m >= 1)
-    # a_{m-1} = 1 / m! + q a_m, so a_m / a_{m-1} = 1 / (q + (m + 1) / b_m): a sum of two
-    # positive terms, column by column; log a_first - q = log b_first - log (first+1)! - q.
+    )  # (m + 1) / R_m, at most m + 1 (R_m >= 1)
+    # a_{m-1} = 1 / m! + q a_m, so a_m / a_{m-1} = 1 / (q + (m + 1) / R_m): a sum of two
+    # positive terms, column by column; log a_first - q = log R_first - log (first+1)! - q.
     ratios = 1.0 / (q + inverse[:, 1:])
-    log_b_first = xp.where(
+    log_r_first = xp.where(
         small[:, 0],
         xp.log(series_sum[:, 0]),
         scale[:, 0] + xp.log(value[:, 0]) - next_terms[:, 0],
     )
-    log_first = log_b_first - math.lgamma(first + 2.0) - q[:, 0]
+    log_first = log_r_first - math.lgamma(first + 2.0) - q[:, 0]
     return log_first, xp.concatenate([xp.ones_like(ratios[:, :1]), ratios], axis=-1)
 
 
