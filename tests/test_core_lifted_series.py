@@ -224,15 +224,26 @@ def test_border_of_the_lifted_series(offset):
     np.testing.assert_allclose(gradient.numpy()[0].sum(), 1.0, atol=1e-12)
 
 
-def test_coefficients_match_the_incomplete_gamma_function():
+_K1000_TOPS = (1.0, 500.0, 661.0, 900.0, 943.0, 944.0, 945.0, 980.0, 998.0, 1030.0, 1e4)
+
+
+@pytest.mark.parametrize(
+    "num_classes, tops",
+    [
+        (100, (0.0, 1e-40, 1e-3, 1.0, 7.0, 97.0, 99.0, 101.0, 130.0, 1e3, 1e6)),
+        # Around the head's window (series._head_window(998) = (944, 662)).
+        (1000, _K1000_TOPS),
+    ],
+)
+def test_coefficients_match_the_incomplete_gamma_function(num_classes, tops):
     """log a_m for tops across the regimes of :func:`series.lifted_coefficients`."""
-    tops = np.array([0.0, 1e-40, 1e-3, 1.0, 7.0, 97.0, 99.0, 101.0, 130.0, 1e3, 1e6])
-    log_first, ratios = series.lifted_coefficients(TENSORFLOW, tf.constant(tops), 100, 12)
+    tops = np.array(tops)
+    log_first, ratios = series.lifted_coefficients(TENSORFLOW, tf.constant(tops), num_classes, 12)
     log_a = log_first.numpy()[:, None] + np.cumsum(np.log(ratios.numpy()), axis=-1)
     with mpmath.workdps(50):
         for q, row in zip(tops, log_a):
             for n, value in enumerate(row):
-                m = 98 + n
+                m = num_classes - 2 + n
                 if q == 0:
                     reference = -mpmath.log(mpmath.factorial(m + 1))
                 else:

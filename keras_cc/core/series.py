@@ -337,6 +337,24 @@ def _running_sums(xp, x):
     )
 
 
+def _head_window(first):
+    """``(below, start)``: the head S_first e^-q = P(X <= first), X ~ Poisson(q), of
+    :func:`lifted_coefficients` sums the Poisson weights of l = start .. first only, on
+    rows with q >= below; rows below take 1 in its place.
+
+    Its only use is the choice of regime (S_m e^-q <= 3/4) and, where that holds, the value
+    1 - S_m e^-q >= 1/4. With s = first + 1 - q, Bennett's inequality bounds
+    P(X > first) <= exp(-s^2 / (2 (first + 1))) < e^-1.5 < 1/4 for q < below, so those rows
+    take the direct sum whether the head is exact or 1. On the other rows the weights left
+    out sum to at most P(X < start) <= exp(-(q - start)^2 / (2 q)) <= e^-42 (the Poisson
+    lower tail), below float64's resolution of values of at least 1/4. At K = 1000 this
+    sums 337 weights instead of 999.
+    """
+    below = first + 1 - math.ceil(math.sqrt(3.0 * (first + 1)))
+    start = math.floor(below - math.sqrt(84.0 * below)) if below > 0 else 0
+    return below, max(start, 0)
+
+
 # Terms of the series of R_m = (m + 1)! a_m where q <= (m + 2) / 8: ratios at most 1/8.
 _SMALL_TOP_TERMS = 19
 
@@ -379,7 +397,9 @@ def lifted_coefficients(xp, top, num_classes, count):
     first = num_classes - 2
     last = first + count - 1
     tail = int(_TAIL["scale"] * math.sqrt(last + 1)) + _TAIL["offset"]
-    degrees = np.arange(last + 2 + tail, dtype=np.float64)  # l = 0 .. last + 1 + tail
+    below, start = _head_window(first)
+    # log q^l / l! for l = start .. last + 1 + tail, in column l - start.
+    degrees = np.arange(start, last + 2 + tail, dtype=np.float64)
     log_factorials = np.array([math.lgamma(d + 1.0) for d in degrees])
     # Below 1e-30 the coefficients are those of q = 0 (1 / (m + 1)!) to float64 precision.
     q = xp.maximum(top, 1e-30)[:, None]
@@ -387,18 +407,24 @@ def lifted_coefficients(xp, top, num_classes, count):
     terms = (
         xp.convert_to_tensor(degrees)[None, :] * log_q
         - xp.convert_to_tensor(log_factorials)[None, :]
-    )  # log q^l / l!, [B, L]
-    window = terms[:, first + 1 : last + 1]  # l = first + 1 .. last
+    )  # [B, L]
+    head_terms = terms[:, : first + 1 - start]  # l = start .. first
+    terms = terms[
+        :, first + 1 - start :
+    ]  # l = first + 1 .. last + 1 + tail, in column l - first - 1
+    window = terms[:, : count - 1]  # l = first + 1 .. last
     peak = xp.max(window, axis=-1, keepdims=True)  # <= q: a Poisson probability
     scaled = xp.exp(window - peak)
     zero = xp.zeros_like(peak)
     # Each T_m as exp(scale_m) * value_m, in the regime that gives it without cancellation.
-    head = xp.exp(xp.logsumexp(terms[:, : first + 1], axis=-1)[:, None] - q)  # S_first e^-q
+    head = xp.exp(xp.logsumexp(head_terms, axis=-1)[:, None] - q)  # S_first e^-q
+    if start > 0:  # rows with q below the head's window: S_first e^-q > 0.77 (_head_window)
+        head = xp.where(q < below, 1.0, head)
     running, running_reverse = _running_sums(xp, scaled)
     share = head + xp.exp(peak - q) * xp.concatenate(
         [zero, running], axis=-1
     )  # S_m e^-q, m = first .. last
-    rest = xp.exp(xp.logsumexp(terms[:, last + 1 :], axis=-1)[:, None] - peak)
+    rest = xp.exp(xp.logsumexp(terms[:, count - 1 :], axis=-1)[:, None] - peak)
     window_tail = rest + xp.concatenate([running_reverse, zero], axis=-1)  # T_m e^-peak
     orders = np.arange(first + 1.0, last + 2.0)  # m + 1
     small = q <= xp.convert_to_tensor((orders + 1.0) / 8.0)[None, :]
@@ -411,7 +437,7 @@ def lifted_coefficients(xp, top, num_classes, count):
     # (m + 1) / R_m = exp(log(m + 1) + log q^(m+1) / (m+1)! - scale) / value.
     value = xp.where(from_partial, 1.0 - xp.minimum(share, 0.75), window_tail)
     scale = xp.where(from_partial, q, peak)  # log T_m - log value
-    next_terms = terms[:, first + 1 : last + 2]  # log q^(m+1) / (m+1)!
+    next_terms = terms[:, :count]  # log q^(m+1) / (m+1)!
     log_orders = xp.convert_to_tensor(np.log(orders))[None, :]
     inverse = xp.where(
         small,
