@@ -32,7 +32,12 @@ RESUMABLE_FIELDS = (
 
 
 def check_temperature(temperature: float) -> float:
-    """Returns ``temperature`` as a float; a clear error unless it is finite and > 0."""
+    """Returns ``temperature`` as a float; a clear error unless it is finite and > 0.
+
+    The agents' one temperature check (the settings, the guidance, the agent). It repeats
+    ``keras_cc.core.hyperparameters.temperature``'s rule because importing any ``keras_cc``
+    module imports TensorFlow and Keras (``keras_cc/__init__.py``), and the settings answer
+    ``--help`` without them."""
     try:
         value = float(temperature)
     except (TypeError, ValueError):

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from keras_cc_agents.actor_mimic import losses
+from keras_cc_agents.actor_mimic import config, losses
 from keras_cc_agents.actor_mimic.experts import make_game_environment
 from keras_cc_agents.dqn import expert as dqn_expert
 from keras_cc_runs import run_directory
@@ -91,8 +91,7 @@ def guidance_health(
     """Where the guidance vectors ``softmax(Q_E / temperature)`` of ``expert`` sit, on the
     states of :func:`played_q_values` (``expert_seed``: the expert's training seed, recorded
     in the result)."""
-    if not temperature > 0.0:
-        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    temperature = config.check_temperature(temperature)
     q_values = tf.constant(played_q_values(expert, steps, epsilon, seed))
     log_guidance = losses.guidance_log_probs(q_values, temperature)
     failures = losses.closed_form_failures(log_guidance).numpy()

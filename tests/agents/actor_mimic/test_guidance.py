@@ -67,7 +67,7 @@ def test_table_gives_the_mean_over_seeds_with_their_range():
     [
         (dict(steps=0), "steps must be >= 1"),
         (dict(steps=5, epsilon=1.5), "epsilon must be in"),
-        (dict(steps=5, temperature=0.0), "temperature must be > 0"),
+        (dict(steps=5, temperature=0.0), "temperature must be finite and > 0"),
     ],
 )
 def test_bad_settings_are_refused(expert, kwargs, message):
