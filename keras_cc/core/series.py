@@ -146,7 +146,9 @@ def _finish_in_block(xp, series, state):
 
 class _Series:
     """The loop of :func:`positive_series` on rows ``w`` (its state: the term count n,
-    G_n / h_n, the last term, the log scale, the running sums and the last ratio)."""
+    G_n / h_n, the last term, the log scale, the last ratio and the running sums of the
+    moments). The running sum of the terms is 1 between steps (each step divides by it), so
+    it is not carried."""
 
     def __init__(self, xp, w, second_moment, tolerance_dtype, coefficients):
         self.xp, self.w, self.second_moment = xp, w, second_moment
@@ -155,10 +157,12 @@ class _Series:
         self.tolerance = relative_tolerance(tolerance_dtype or self.dtype)
         self.diagonal = second_moment == "diagonal"
 
-    def coefficient_ratio(self, n64):
-        """c_n / c_{n-1} per row ([B] or a scalar)."""
+    def coefficient_ratio(self, n64, plain=None):
+        """c_n / c_{n-1} per row ([B] or a scalar); ``plain``: (S1)'s, 1 / (n + K - 1), if
+        already computed."""
         xp = self.xp
-        plain = 1.0 / (n64 + xp.cast(xp.size(self.w, -1), "float64") - 1.0)
+        if plain is None:
+            plain = 1.0 / (n64 + xp.cast(xp.size(self.w, -1), "float64") - 1.0)
         if self.coefficients is None:
             return plain
         _, ratios, tabulated = self.coefficients
@@ -176,7 +180,7 @@ class _Series:
         if self.coefficients is not None:
             log_first, _, tabulated = self.coefficients
             log_scale = xp.where(tabulated, log_first, log_scale)
-        sum_terms = xp.ones_like(row, dtype="float64")  # sum_i t_i / exp(log_scale)
+        # sum_i t_i / exp(log_scale) = 1 between steps;
         # sum_i t_i (c_{i+1} / c_i) G_i / h_i / exp(log_scale)
         first_ratio = self.coefficient_ratio(xp.cast(1, "float64"))
         sum_first = ratio_g * xp.cast(term * first_ratio, dtype)[:, None]
@@ -187,18 +191,18 @@ class _Series:
             second = [ratio_g2, ratio_g2 / (classes * (classes + 1.0))]
         ratio = xp.ones_like(row, dtype="float64")  # t_n / t_{n-1}
         start = xp.convert_to_tensor(1, dtype="int32")
-        return [start, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second]
+        return [start, ratio_g, term, log_scale, ratio, sum_first, *second]
 
     def unconverged(self, state):
         """[B] bool: the rows whose tail bound (module docstring) is not yet below the
         tolerance."""
         xp = self.xp
-        _, _, term, _, sum_terms, ratio = state[:6]
-        tail = term * ratio / xp.maximum(1.0 - ratio, 1e-300)
-        converged = xp.logical_and(ratio < 1.0, tail < self.tolerance * sum_terms)
+        _, _, term, _, ratio = state[:5]
+        tail = term * ratio / xp.maximum(1.0 - ratio, 1e-300)  # relative to the sum, 1
+        converged = xp.logical_and(ratio < 1.0, tail < self.tolerance)
         return xp.logical_not(converged)
 
-    def next_term(self, n, ratio_g, term, sum_terms, sum_first, second):
+    def next_term(self, n, ratio_g, term, sum_first, second):
         xp, w, dtype = self.xp, self.w, self.dtype
         weighted = w * ratio_g
         euler = xp.sum(weighted, axis=-1)  # n h_n / h_{n-1}   (R1)
@@ -206,10 +210,14 @@ class _Series:
         inverse_h = (xp.cast(n, dtype) / xp.maximum(euler, EULER_FLOOR[dtype]))[:, None]
         ratio_g_next = weighted * inverse_h + 1.0  # (R2) divided by h_n
         n64 = xp.cast(n, "float64")
-        ratio = xp.cast(euler, "float64") / n64 * self.coefficient_ratio(n64)
+        # (S1)'s ratios at n and n + 1 in one array: XLA computes each scalar expression
+        # used by several kernels in a kernel of its own.
+        offsets = xp.convert_to_tensor(np.array([-1.0, 0.0]))
+        plain = 1.0 / (n64 + xp.cast(xp.size(w, -1), "float64") + offsets)
+        ratio = xp.cast(euler, "float64") / n64 * self.coefficient_ratio(n64, plain[0])
         term = term * ratio  # t_n / t_{n-1} = ratio
         # Per-row coefficients first: one multiply-add per class and term.
-        first = xp.cast(term * self.coefficient_ratio(n64 + 1.0), dtype)[:, None]
+        first = xp.cast(term * self.coefficient_ratio(n64 + 1.0, plain[1]), dtype)[:, None]
         sum_first = sum_first + first * ratio_g_next
         if second:
             classes64 = xp.cast(xp.size(w, -1), "float64")
@@ -225,26 +233,27 @@ class _Series:
                 )
                 sum_second = sum_second + second_weight[:, :, None] * ratio_g2
             second = [ratio_g2, sum_second]
-        return ratio_g_next, term, sum_terms + term, ratio, sum_first, second
+        return ratio_g_next, term, 1.0 + term, ratio, sum_first, second
 
-    def step(self, n, ratio_g, term, log_scale, sum_terms, ratio, sum_first, *second):
+    def step(self, n, ratio_g, term, log_scale, ratio, sum_first, *second):
         xp = self.xp
         ratio_g, term, sum_terms, ratio, sum_first, second = self.next_term(
-            n, ratio_g, term, sum_terms, sum_first, list(second)
+            n, ratio_g, term, sum_first, list(second)
         )
         # Back to O(1): divide the accumulators by their sum, remembered in log_scale.
-        inverse_sum = xp.cast(1.0 / sum_terms, self.dtype)
+        # (Divisions, not products with one reciprocal: XLA then fuses each into the
+        # kernel of its accumulator instead of computing the reciprocal in one of its own.)
+        sum_cast = xp.cast(sum_terms, self.dtype)
         if second:
-            shape = inverse_sum[:, None] if self.diagonal else inverse_sum[:, None, None]
-            second = [second[0], second[1] * shape]
+            shape = sum_cast[:, None] if self.diagonal else sum_cast[:, None, None]
+            second = [second[0], second[1] / shape]
         return [
             n + 1,
             ratio_g,
             term / sum_terms,
             log_scale + xp.log(sum_terms),
-            xp.ones_like(sum_terms),
             ratio,
-            sum_first * inverse_sum[:, None],
+            sum_first / sum_cast[:, None],
             *second,
         ]
 
@@ -264,15 +273,13 @@ class _Series:
         """(log_sum, mean, second, num_terms) of :func:`positive_series` from the final
         state; NaN on the rows not ``finite``."""
         xp, dtype = self.xp, self.dtype
-        log_sum = final[3] + xp.log(final[4])
-        inverse_sum = xp.cast(1.0 / final[4], dtype)
-        mean = final[6] * inverse_sum[:, None]
+        # The running sums are relative to the sum of the terms, exp(log_scale).
+        log_sum, mean = final[3], final[5]
         second = None
         if self.diagonal:
-            second = 2.0 * final[8] * inverse_sum[:, None]
+            second = 2.0 * final[7]
         elif self.second_moment:
-            diagonal_factor = 1.0 + xp.eye(xp.size(self.w, -1), dtype)
-            second = diagonal_factor * final[8] * inverse_sum[:, None, None]
+            second = (1.0 + xp.eye(xp.size(self.w, -1), dtype)) * final[7]
         log_sum = xp.where(finite, log_sum, math.nan)
         mean = xp.where(finite[:, None], mean, math.nan)
         if second is not None:
