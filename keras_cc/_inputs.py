@@ -150,7 +150,7 @@ def clipped(probabilities):
     return keras.ops.clip(probabilities, epsilon, 1.0 - epsilon)
 
 
-def natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0, shift=True):
+def natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0, with_shift=True):
     """The natural parameters ``η = log f / t`` of ``y_pred`` as ``(w, shift)``, class axis
     last: ``η = w + shift[..., None]`` with ``w >= 0`` zero at each row's minimum.
 
@@ -158,22 +158,21 @@ def natural_parameters(y_pred, from_logits, axis, fn_name, temperature=1.0, shif
     ``shift = (min z - logsumexp z) / t``; probabilities are :func:`clipped` before their
     logarithm is taken.
 
-    ``shift=False`` returns ``w`` and 0 in place of the shift, without the log-sum-exp of
+    ``with_shift=False`` returns ``w`` and 0 in place of the shift, without the log-sum-exp of
     logits: for targets on the simplex by construction (label smoothing), whose
     ``-log p(y; w + shift) = log C⁻¹(w) - y . w + shift (1 - Σ y)`` (CC paper eq. 2) does
     not depend on it.
     """
     y_pred, from_logits = predictions(y_pred, from_logits, axis, fn_name)
-    if from_logits:
-        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True, initial=math.inf)
-        if shift:
-            shift = minimum[..., 0] - keras.ops.logsumexp(y_pred, axis=-1)
-        else:
-            shift = keras.ops.zeros_like(minimum[..., 0])
-    else:
+    if not from_logits:
         y_pred = keras.ops.log(clipped(y_pred))
-        minimum = keras.ops.min(y_pred, axis=-1, keepdims=True, initial=math.inf)
-        shift = minimum[..., 0] if shift else keras.ops.zeros_like(minimum[..., 0])
+    minimum = keras.ops.min(y_pred, axis=-1, keepdims=True, initial=math.inf)
+    if not with_shift:
+        shift = keras.ops.zeros_like(minimum[..., 0])
+    elif from_logits:
+        shift = minimum[..., 0] - keras.ops.logsumexp(y_pred, axis=-1)
+    else:
+        shift = minimum[..., 0]
     w = y_pred - minimum
     if temperature != 1.0:
         # A product, not a quotient: XLA may turn x / t into x * (1 / t) on some backends

@@ -207,7 +207,7 @@ def cc_label_smoothing(y_true, y_pred, from_logits=False, label_smoothing=0.1, a
     label_smoothing = inputs.check_label_smoothing(label_smoothing)
     inputs.check_same_shape(y_true, y_pred, fn_name, _SPARSE_HINT)
     # One-hot targets, smoothed: on the simplex, so the shift of the logits cancels.
-    w, shift = inputs.natural_parameters(y_pred, from_logits, axis, fn_name, shift=False)
+    w, shift = inputs.natural_parameters(y_pred, from_logits, axis, fn_name, with_shift=False)
     y = inputs.smooth(inputs.targets(y_true, inputs.dtype_of(w), axis, fn_name), label_smoothing)
     return _cc_negative_log_density(y, w, shift)
 
@@ -246,7 +246,7 @@ def sparse_cc_label_smoothing(
             f"example, shape {expected}; received y_true.shape={received}, "
             f"y_pred.shape={tuple(y_pred.shape)}."
         )
-    w, shift = inputs.natural_parameters(y_pred, from_logits, axis, fn_name, shift=False)
+    w, shift = inputs.natural_parameters(y_pred, from_logits, axis, fn_name, with_shift=False)
     num_classes = w.shape[-1]
     labels = keras.ops.cast(y_true, "int32")
     if ignore_class is not None:

@@ -157,12 +157,16 @@ class _Series:
         self.tolerance = relative_tolerance(tolerance_dtype or self.dtype)
         self.diagonal = second_moment == "diagonal"
 
-    def coefficient_ratio(self, n64, plain=None):
-        """c_n / c_{n-1} per row ([B] or a scalar); ``plain``: (S1)'s, 1 / (n + K - 1), if
-        already computed."""
+    def plain_ratios(self, n64):
+        """(S1)'s c_n / c_{n-1} = 1 / (n + K - 1) at n and n + 1, in one [2] array: XLA
+        computes each scalar expression used by several kernels in a kernel of its own."""
         xp = self.xp
-        if plain is None:
-            plain = 1.0 / (n64 + xp.cast(xp.size(self.w, -1), "float64") - 1.0)
+        offsets = xp.convert_to_tensor(np.array([-1.0, 0.0]))
+        return 1.0 / (n64 + xp.cast(xp.size(self.w, -1), "float64") + offsets)
+
+    def coefficient_ratio(self, n64, plain):
+        """c_n / c_{n-1} per row ([B] or a scalar), given (S1)'s, ``plain``."""
+        xp = self.xp
         if self.coefficients is None:
             return plain
         _, ratios, tabulated = self.coefficients
@@ -182,7 +186,8 @@ class _Series:
             log_scale = xp.where(tabulated, log_first, log_scale)
         # sum_i t_i / exp(log_scale) = 1 between steps;
         # sum_i t_i (c_{i+1} / c_i) G_i / h_i / exp(log_scale)
-        first_ratio = self.coefficient_ratio(xp.cast(1, "float64"))
+        one = xp.cast(1, "float64")
+        first_ratio = self.coefficient_ratio(one, self.plain_ratios(one)[0])
         sum_first = ratio_g * xp.cast(term * first_ratio, dtype)[:, None]
         second = []
         if self.second_moment:
@@ -210,10 +215,7 @@ class _Series:
         inverse_h = (xp.cast(n, dtype) / xp.maximum(euler, EULER_FLOOR[dtype]))[:, None]
         ratio_g_next = weighted * inverse_h + 1.0  # (R2) divided by h_n
         n64 = xp.cast(n, "float64")
-        # (S1)'s ratios at n and n + 1 in one array: XLA computes each scalar expression
-        # used by several kernels in a kernel of its own.
-        offsets = xp.convert_to_tensor(np.array([-1.0, 0.0]))
-        plain = 1.0 / (n64 + xp.cast(xp.size(w, -1), "float64") + offsets)
+        plain = self.plain_ratios(n64)
         ratio = xp.cast(euler, "float64") / n64 * self.coefficient_ratio(n64, plain[0])
         term = term * ratio  # t_n / t_{n-1} = ratio
         # Per-row coefficients first: one multiply-add per class and term.
@@ -416,9 +418,8 @@ def lifted_coefficients(xp, top, num_classes, count):
         - xp.convert_to_tensor(log_factorials)[None, :]
     )  # [B, L]
     head_terms = terms[:, : first + 1 - start]  # l = start .. first
-    terms = terms[
-        :, first + 1 - start :
-    ]  # l = first + 1 .. last + 1 + tail, in column l - first - 1
+    # From here on l = first + 1 .. last + 1 + tail, in column l - first - 1.
+    terms = terms[:, first + 1 - start :]
     window = terms[:, : count - 1]  # l = first + 1 .. last
     peak = xp.max(window, axis=-1, keepdims=True)  # <= q: a Poisson probability
     scaled = xp.exp(window - peak)
