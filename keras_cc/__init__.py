@@ -1,46 +1,71 @@
 """keras-cc: the continuous-categorical distribution for Keras 3 and TensorFlow Probability.
 
-``import keras_cc`` imports the library: :mod:`keras_cc.ops` (pure TensorFlow),
-:mod:`keras_cc.distributions` (TensorFlow Probability), :mod:`keras_cc.losses` and
-:mod:`keras_cc.metrics` (Keras 3, on its TensorFlow, JAX and PyTorch backends) and
-:class:`ContinuousCategoricalDistillation` (``keras.distillation``). It sets no
-environment variable and leaves ``tf.keras`` as it is (see ``keras_cc/_environment.py``
-for TensorFlow Probability 0.23).
+The library: :mod:`keras_cc.ops` (pure TensorFlow), :mod:`keras_cc.distributions`
+(TensorFlow Probability), :mod:`keras_cc.losses` and :mod:`keras_cc.metrics` (Keras 3, on
+its TensorFlow, JAX and PyTorch backends) and :class:`ContinuousCategoricalDistillation`
+(``keras.distillation``). Each submodule is loaded on first use (``keras_cc.losses``,
+``keras_cc.CCLabelSmoothing``, ``import keras_cc.ops``), so ``import keras_cc.ops`` loads no
+Keras object and no TensorFlow Probability; a saved model that holds keras_cc objects loads
+after ``import keras_cc`` alone (``keras_cc/_saving.py``). It sets no environment variable
+and leaves ``tf.keras`` as it is (see ``keras_cc/_environment.py`` for TensorFlow
+Probability 0.23).
 
 The research code of the repository (the label-smoothing experiments, the correlation
 study, the actor-mimic agents) is not part of this package: it installs as
 ``keras-cc-research`` from ``research/`` in a clone.
 """
 
+import importlib
+
 from keras_cc import _environment
 
 _environment.load_tensorflow_probability()
 
-import keras
+import keras  # noqa: E402  (after TensorFlow Probability 0.23's routing of tf.keras)
 
-from keras_cc import distributions, losses, metrics, ops
-from keras_cc.distributions import ContinuousCategorical
-from keras_cc.losses import (
-    CCLabelSmoothing,
-    ContinuousCategoricalLoss,
-    JensenShannonDivergence,
-    SparseCCLabelSmoothing,
-    TriangularDivergence,
-)
-
-if hasattr(keras, "distillation"):  # keras.distillation came with Keras 3.12
-    from keras_cc.distillation import ContinuousCategoricalDistillation
+from keras_cc import _saving  # noqa: E402
 
 __version__ = "0.1.0"
 
+_HAS_DISTILLATION = hasattr(keras, "distillation")  # keras.distillation came with Keras 3.12
+
+_SUBMODULES = ("distributions", "losses", "metrics", "ops")
+# Public name -> the submodule that defines it.
+_ATTRIBUTES = {
+    "ContinuousCategorical": "keras_cc.distributions",
+    "CCLabelSmoothing": "keras_cc.losses",
+    "SparseCCLabelSmoothing": "keras_cc.losses",
+    "ContinuousCategoricalLoss": "keras_cc.losses",
+    "TriangularDivergence": "keras_cc.losses",
+    "JensenShannonDivergence": "keras_cc.losses",
+    "ContinuousCategoricalDistillation": "keras_cc.distillation",
+}
+
+_saving.register_stand_ins(
+    available=lambda module: _HAS_DISTILLATION or module != "keras_cc.distillation"
+)
+
 
 def __getattr__(name: str):
-    if name == "ContinuousCategoricalDistillation":
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_cc.{name}")
+    if name == "ContinuousCategoricalDistillation" and not _HAS_DISTILLATION:
         raise AttributeError(
             "keras_cc.ContinuousCategoricalDistillation needs keras.distillation "
             f"(Keras 3.12 or newer); this is Keras {keras.__version__}."
         )
+    if name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    names = set(globals()) | set(_SUBMODULES) | set(_ATTRIBUTES)
+    if not _HAS_DISTILLATION:
+        names.discard("ContinuousCategoricalDistillation")
+    return sorted(names)
 
 
 __all__ = [

@@ -37,10 +37,11 @@ from keras_cc import _inputs as inputs
 from keras_cc._inputs import SIMPLEX_ATOL
 from keras_cc.core import divergences as core_divergences
 from keras_cc.core.log_normalizer import LogNormalizer
-from keras_cc.core.namespace import TENSORFLOW, keras_namespace
+from keras_cc.core.namespace import keras_namespace
 from keras_cc.ops import _xla
 from keras_cc.ops._xla import plain_python as _plain_python
 from keras_cc.ops.continuous_categorical import NORMALIZER as TENSORFLOW_NORMALIZER
+from keras_cc.ops.namespace import TENSORFLOW
 
 __all__ = [
     "CCLabelSmoothing",

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_cc import ops
 from keras_cc.core import blocks, log_normalizer, series
-from keras_cc.core.namespace import TENSORFLOW as xp
+from keras_cc.ops.namespace import TENSORFLOW as xp
 
 
 def _method(x, flagged):

@@ -6,7 +6,7 @@ import tensorflow as tf
 import wide_spread_cases
 
 from keras_cc.core import closed_form
-from keras_cc.core.namespace import TENSORFLOW
+from keras_cc.ops.namespace import TENSORFLOW
 
 
 def _evaluate(rows, dtype="float64"):

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from keras_cc import ops
 from keras_cc.core import series
-from keras_cc.core.namespace import TENSORFLOW
+from keras_cc.ops.namespace import TENSORFLOW
 
 LIFTED = ops.continuous_categorical.METHODS.index("lifted series")
 EPSILON = 0.1

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from keras_cc import ops
 from keras_cc.core import closed_form, series, top_nodes
-from keras_cc.core.namespace import TENSORFLOW
+from keras_cc.ops.namespace import TENSORFLOW
 
 _evaluate_compiled = tf.function(
     lambda rows, tolerances: top_nodes.log_normalizer_and_mean(TENSORFLOW, rows, tolerances),

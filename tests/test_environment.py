@@ -9,8 +9,11 @@ process, on its first use.
   TensorFlow Probability 0.23 (the version TF-Agents 0.19 pins) cannot itself run with
   Keras 3; the checks that need that are skipped there, and the clear error keras_cc
   raises after such a use is checked instead.
-* ``import keras_cc`` imports the library only; ``keras_cc_analysis`` and
-  ``keras_cc_experiments`` are imported on use and name their pip extra when it is missing.
+* ``import keras_cc`` imports none of its submodules until they are used, and no research
+  package; ``import keras_cc.ops``, the core and the agents' CC loss load no Keras object of
+  keras_cc and no TensorFlow Probability; a saved model with keras_cc objects loads after
+  ``import keras_cc`` alone. ``keras_cc_analysis`` and ``keras_cc_experiments`` are imported
+  on use and name their pip extra when it is missing.
 * ``import keras_cc_agents`` imports no keras_cc module and routes ``tf.keras`` to Keras 2.
 * Scripts log at WARNING unless ``--verbosity`` is given.
 """
@@ -162,12 +165,88 @@ def test_fresh_interpreter_fits_a_keras_3_model_with_the_losses(keras_cc_first):
     assert all(abs(value) < 1e6 for value in keras_cc_first["loss"])  # also False for NaN
 
 
-def test_import_keras_cc_imports_the_library_only(keras_cc_first):
-    imported = {name.split(".")[1] for name in keras_cc_first["modules"] if "." in name}
-    library = {"_environment", "_inputs", "core", "distributions", "losses", "metrics", "ops"}
-    assert imported == library | {"distillation"}  # distillation: Keras >= 3.12
-    assert {"CCLabelSmoothing", "ops"} <= set(keras_cc_first["dir"])
+def test_import_keras_cc_loads_its_submodules_on_use(keras_cc_first):
+    # The model fitted with keras_cc.CCLabelSmoothing after the listing loaded the losses.
+    assert keras_cc_first["modules"] == ["keras_cc", "keras_cc._environment", "keras_cc._saving"]
+    assert {"CCLabelSmoothing", "ContinuousCategorical", "losses", "ops"} <= set(
+        keras_cc_first["dir"]
+    )
     assert not {"analysis", "experiments"} & set(keras_cc_first["dir"])
+
+
+# With TF_USE_LEGACY_KERAS=1 TensorFlow Probability 0.23 needs no routing at import
+# (keras_cc/_environment.py), so what each entry point loads is its own doing.
+ENTRY_POINT = """
+    import importlib
+    importlib.import_module(ENTRY)
+    keras_cc_modules = sorted(m for m in sys.modules if m.split(".")[0] == "keras_cc")
+    report(keras_cc=keras_cc_modules,
+           rooms=sorted({m.split(".")[1] for m in keras_cc_modules if "." in m}),
+           tensorflow="tensorflow" in sys.modules,
+           tensorflow_probability="tensorflow_probability" in sys.modules)
+    """
+
+
+def _entry_point(module, **environment):
+    body = ENTRY_POINT.replace("ENTRY", repr(module))
+    return run_probe(body, TF_USE_LEGACY_KERAS="1", **environment)
+
+
+def test_import_keras_cc_ops_loads_no_keras_object_and_no_tensorflow_probability():
+    report = _entry_point("keras_cc.ops")
+    assert report["rooms"] == ["_environment", "_saving", "core", "ops"]
+    assert not report["tensorflow_probability"]
+
+
+def test_the_core_loads_no_framework():
+    # Keras on JAX imports no TensorFlow; nor does the core written on array namespaces.
+    report = _entry_point("keras_cc.core.log_normalizer", KERAS_BACKEND="jax")
+    assert report["rooms"] == ["_environment", "_saving", "core"]
+    assert not report["tensorflow"]
+
+
+def test_the_agents_cc_loss_loads_keras_cc_ops_and_none_of_its_keras_objects():
+    report = _entry_point("keras_cc_agents.actor_mimic.losses")
+    assert report["rooms"] == ["_environment", "_saving", "core", "ops"]
+    assert not report["tensorflow_probability"]
+
+
+def test_a_saved_model_with_keras_cc_objects_loads_after_import_keras_cc_alone(tmp_path):
+    saved = run_probe(
+        f"""
+        import keras, numpy as np
+        import keras_cc
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        model.compile(loss=keras_cc.CCLabelSmoothing(0.2, from_logits=True),
+                      metrics=[keras_cc.metrics.CCNegativeLogLikelihood(from_logits=True)])
+        model.save({str(tmp_path / "class.keras")!r})
+        model.compile(loss=keras_cc.losses.cc_label_smoothing)
+        model.save({str(tmp_path / "function.keras")!r})
+        x, y = np.ones((2, 4), "float32"), np.eye(3, dtype="float32")[[0, 1]]
+        report(values=np.asarray(model.loss(y, model(x))).tolist())
+        """
+    )
+    loaded = run_probe(
+        f"""
+        import keras, numpy as np
+        import keras_cc
+        before = sorted(m for m in sys.modules if m.split(".")[0] == "keras_cc")
+        by_class = keras.saving.load_model({str(tmp_path / "class.keras")!r})
+        by_function = keras.saving.load_model({str(tmp_path / "function.keras")!r})
+        by_function.save({str(tmp_path / "again.keras")!r})
+        again = keras.saving.load_model({str(tmp_path / "again.keras")!r})
+        x, y = np.ones((2, 4), "float32"), np.eye(3, dtype="float32")[[0, 1]]
+        report(before=before, loss=type(by_class.loss).__name__,
+               config=by_class.loss.get_config(),
+               metrics=sorted(by_class.evaluate(x, y, verbose=0, return_dict=True)),
+               values=np.asarray(again.loss(y, again(x))).tolist())
+        """
+    )
+    assert loaded["before"] == ["keras_cc", "keras_cc._environment", "keras_cc._saving"]
+    assert loaded["loss"] == "CCLabelSmoothing"
+    assert loaded["config"]["label_smoothing"] == 0.2 and loaded["config"]["from_logits"]
+    assert loaded["metrics"] == ["cc_negative_log_likelihood", "loss"]
+    assert loaded["values"] == pytest.approx(saved["values"])
 
 
 USE_TFP_FIRST = """

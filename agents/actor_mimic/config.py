@@ -36,8 +36,8 @@ def check_temperature(temperature: float) -> float:
 
     The agents' one temperature check (the settings, the guidance, the agent). It repeats
     ``keras_cc.core.hyperparameters.temperature``'s rule because importing any ``keras_cc``
-    module imports TensorFlow and Keras (``keras_cc/__init__.py``), and the settings answer
-    ``--help`` without them."""
+    module imports Keras, and with it TensorFlow (``keras_cc/__init__.py``), and the settings
+    answer ``--help`` without them."""
     try:
         value = float(temperature)
     except (TypeError, ValueError):

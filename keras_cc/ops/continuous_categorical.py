@@ -21,8 +21,8 @@ from keras_cc.core.log_normalizer import (
     METHODS,
     TABLE_SPREAD_PER_CLASS,
 )
-from keras_cc.core.namespace import TENSORFLOW
 from keras_cc.ops import _divided_difference_table, _xla
+from keras_cc.ops.namespace import TENSORFLOW
 
 __all__ = [
     "cc_closed_form_failure",

@@ -52,8 +52,8 @@ import tensorflow as tf
 
 from keras_cc.core import divergences as core_divergences
 from keras_cc.core import simplex
-from keras_cc.core.namespace import TENSORFLOW
 from keras_cc.ops import _xla
+from keras_cc.ops.namespace import TENSORFLOW
 
 __all__ = [
     "cross_entropy_divergence",

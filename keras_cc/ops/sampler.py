@@ -41,9 +41,9 @@ import math
 import tensorflow as tf
 
 from keras_cc.core import series
-from keras_cc.core.namespace import TENSORFLOW
 from keras_cc.ops import _xla
 from keras_cc.ops import continuous_categorical as cc
+from keras_cc.ops.namespace import TENSORFLOW
 
 __all__ = ["cc_sample", "log_acceptance", "sampler_methods", "ACCEPTANCE", "MAX_SAMPLER_SPREAD"]
 

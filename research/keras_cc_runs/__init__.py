@@ -13,12 +13,11 @@ One of each mechanism that the trainers, reports and scripts of keras-cc share:
 * :mod:`keras_cc_runs.extras`: the error that names the pip extra a package needs.
 
 Why this is a package of its own: importing any ``keras_cc.<module>`` first runs
-``keras_cc/__init__.py``, which imports TensorFlow,
-TensorFlow Probability and keras_cc's Keras 3 losses and metrics. A script would then
-import TensorFlow (seconds) before it can parse its flags or answer ``--help``, and the
-``keras_cc_agents`` package (Keras 2 through ``tf_keras``) would load Keras 3 objects it must never
-use. These modules need only the standard library (and absl for :mod:`~keras_cc_runs.cli`,
-matplotlib only for the figure passed in, Ray only when a Ray address is given).
+``keras_cc/__init__.py``, which imports Keras (and with it, on the TensorFlow backend,
+TensorFlow). A script would then import TensorFlow (seconds) before it can parse its flags
+or answer ``--help``. These modules need only the standard library (and absl for
+:mod:`~keras_cc_runs.cli`, matplotlib only for the figure passed in, Ray only when a Ray
+address is given).
 
 Dependency direction: ``keras_cc_experiments``, ``keras_cc_analysis``, ``keras_cc_agents`` and the
 scripts in ``examples/`` import ``keras_cc_runs``; ``keras_cc_runs`` imports none of them.
