@@ -27,11 +27,19 @@ def on_rows(xp, method, flagged, inputs, empty, block_rows=BLOCK_ROWS):
     Returns:
       A list of [B, ...] outputs: ``method``'s on the flagged rows (and possibly on some
       others: a block that is not full is completed with unflagged rows, whose outputs are
-      the method's on their own inputs), ``empty``'s elsewhere; the scalar outputs summed.
+      the method's on their own inputs; a static batch of at most ``block_rows`` rows is
+      one block, on which the method runs as it stands when any row is flagged),
+      ``empty``'s elsewhere; the scalar outputs summed.
     """
     rows = xp.size(flagged, 0)
-    if isinstance(rows, int):
-        block_rows = max(min(block_rows, rows), 1)
+    if isinstance(rows, int) and rows <= block_rows:
+        # One block holds the batch: the method on it as it stands, with no gather, scatter
+        # or loop (fewer kernels to compile), and not at all when no row is flagged.
+        def whole_batch():
+            results = method(*inputs)
+            return [x + r if len(x.shape) == 0 else r for x, r in zip(empty, results)]
+
+        return list(xp.cond(xp.any(flagged), whole_batch, lambda: list(empty)))
     order = xp.argsort(xp.where(flagged, 0, 1))  # the flagged rows first
     count = xp.sum(xp.cast(flagged, "int32"))
     steps = (count + block_rows - 1) // block_rows

@@ -29,6 +29,10 @@ TABLE_MAX_SPREAD = 2.0**58
 # Their nodes are mostly far enough apart, and work without a loop is cheaper than the
 # series' O(K spread) in about spread sequential terms.
 CLOSED_FORM_SPREAD_PER_CLASS = 4.0
+# Their blocks (blocks.on_rows) hold at least blocks.BLOCK_ROWS rows and as many more as
+# keep a block's K^2 node pairs within this count: at K = 10, 655 rows, so that a batch of
+# a few hundred rows takes them in one block, compiled without a gather, scatter or loop.
+CLOSED_FORM_BLOCK_PAIRS = 2**16
 
 # The methods of :meth:`LogNormalizer.value_and_mean`, by the index it reports for each row.
 METHODS = ("series", "table", "closed form", "top nodes", "lifted series")
@@ -200,7 +204,9 @@ class LogNormalizer:
         value, mean = zeros[:, 0], zeros
         lifted, by_closed_form, by_top_nodes = no_rows, no_rows, no_rows
         if static:
-            lifted = xp.logical_and(finite, series.second_largest(xp, w64) <= series.LIFTED_SPREAD)
+            # max(w64) is the spread: subtracting the minimum keeps the order of the nodes.
+            second = series.second_largest(xp, w64, spread)
+            lifted = xp.logical_and(finite, second <= series.LIFTED_SPREAD)
         if static and certified:
             tried = xp.logical_and(
                 spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class, xp.logical_not(lifted)
@@ -214,6 +220,7 @@ class LogNormalizer:
                 tried,
                 [logits64 - maximum[:, None], tried],
                 [zeros[:, 0], zeros, no_rows, no_rows],
+                max(blocks.BLOCK_ROWS, CLOSED_FORM_BLOCK_PAIRS // num_classes**2),
             )
         done = xp.logical_or(by_top_nodes, by_closed_form)
         by_table, table_steps = no_rows, no_steps

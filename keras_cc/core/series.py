@@ -48,6 +48,9 @@ EULER_FLOOR = {"float32": 2.0**-100, "float64": 2.0**-1000}
 # would run for days or, past 2^31 terms, never end. Such rows are the table's
 # (:mod:`keras_cc.ops._divided_difference_table`) or a certified closed form's.
 MAX_SPREAD = 2.0**24
+# The loop's cap on the terms: series_limits' at MAX_SPREAD, the widest row it sums. Rows
+# converge long before their own (a static number: no reduction over the batch to set it).
+_MAX_TERMS = math.ceil(MAX_SPREAD + 14.0 * math.sqrt(MAX_SPREAD) + 80.0)
 
 
 def relative_tolerance(dtype):
@@ -99,7 +102,7 @@ def positive_series(xp, w, second_moment=False, tolerance_dtype=None, coefficien
         ([B], float64) and c_n / c_{n-1} in column n of [B, N] float64 ``ratios``
         (column 0 unused) for a log-concave sequence c_n of another function's Taylor
         coefficients (:func:`lifted_series`); the other rows take (S1)'s. Columns past N
-        repeat the last (only terms beyond the cap of (S1) on those rows reach them).
+        repeat the last (the rows flagged converge in fewer terms: :func:`lifted_series`).
 
     Returns:
       ``(log_sum, mean, second, num_terms)``: log of sum_n c_n h_n(w) (float64, [B]), E[y]
@@ -263,11 +266,10 @@ class _Series:
         """Runs the loop from ``state`` until at most ``left`` rows have not converged (or
         the cap on the terms); returns the final state."""
         xp = self.xp
-        _, max_terms = series_limits(xp, self.w)
 
         def not_done(*state):
             remaining = xp.sum(xp.cast(self.unconverged(state), "int32"))
-            return xp.logical_and(state[0] < max_terms, remaining > left)
+            return xp.logical_and(state[0] < _MAX_TERMS, remaining > left)
 
         return list(xp.while_loop(not_done, self.step, state))
 
@@ -417,22 +419,36 @@ def lifted_coefficients(xp, top, num_classes, count):
         xp.convert_to_tensor(degrees)[None, :] * log_q
         - xp.convert_to_tensor(log_factorials)[None, :]
     )  # [B, L]
-    head_terms = terms[:, : first + 1 - start]  # l = start .. first
+
+    def largest(low, high):
+        """max of log q^l / l! over l = low .. high ([B, 1]): l log q - log l! rises while
+        l <= q, so at the mode l = floor(q) clipped to the range (no reduction)."""
+        mode = xp.minimum(xp.maximum(-xp.ceil(-q[:, 0]), float(low)), float(high))
+        log_factorial = xp.take(
+            xp.convert_to_tensor(log_factorials), xp.cast(mode - float(start), "int32")
+        )
+        return (mode * log_q[:, 0] - log_factorial)[:, None]
+
+    def log_sum(low, high):
+        """log sum of q^l / l! over l = low .. high ([B, 1])."""
+        at_most = largest(low, high)
+        part = terms[:, low - start : high + 1 - start]
+        return at_most + xp.log(xp.sum(xp.exp(part - at_most), axis=-1, keepdims=True))
+
     # From here on l = first + 1 .. last + 1 + tail, in column l - first - 1.
-    terms = terms[:, first + 1 - start :]
-    window = terms[:, : count - 1]  # l = first + 1 .. last
-    peak = xp.max(window, axis=-1, keepdims=True)  # <= q: a Poisson probability
+    window = terms[:, first + 1 - start : last + 1 - start]  # l = first + 1 .. last
+    peak = largest(first + 1, last)  # <= q: a Poisson probability
     scaled = xp.exp(window - peak)
     zero = xp.zeros_like(peak)
     # Each T_m as exp(scale_m) * value_m, in the regime that gives it without cancellation.
-    head = xp.exp(xp.logsumexp(head_terms, axis=-1)[:, None] - q)  # S_first e^-q
+    head = xp.exp(log_sum(start, first) - q)  # S_first e^-q
     if start > 0:  # rows with q below the head's window: S_first e^-q > 0.77 (_head_window)
         head = xp.where(q < below, 1.0, head)
     running, running_reverse = _running_sums(xp, scaled)
     share = head + xp.exp(peak - q) * xp.concatenate(
         [zero, running], axis=-1
     )  # S_m e^-q, m = first .. last
-    rest = xp.exp(xp.logsumexp(terms[:, count - 1 :], axis=-1)[:, None] - peak)
+    rest = xp.exp(log_sum(last + 1, int(degrees[-1])) - peak)
     window_tail = rest + xp.concatenate([running_reverse, zero], axis=-1)  # T_m e^-peak
     orders = np.arange(first + 1.0, last + 2.0)  # m + 1
     small = q <= xp.convert_to_tensor((orders + 1.0) / 8.0)[None, :]
@@ -445,7 +461,7 @@ def lifted_coefficients(xp, top, num_classes, count):
     # (m + 1) / R_m = exp(log(m + 1) + log q^(m+1) / (m+1)! - scale) / value.
     value = xp.where(from_partial, 1.0 - xp.minimum(share, 0.75), window_tail)
     scale = xp.where(from_partial, q, peak)  # log T_m - log value
-    next_terms = terms[:, :count]  # log q^(m+1) / (m+1)!
+    next_terms = terms[:, first + 1 - start : first + 1 - start + count]  # log q^(m+1)/(m+1)!
     log_orders = xp.convert_to_tensor(np.log(orders))[None, :]
     inverse = xp.where(
         small,
@@ -464,19 +480,22 @@ def lifted_coefficients(xp, top, num_classes, count):
     return log_first, xp.concatenate([xp.ones_like(ratios[:, :1]), ratios], axis=-1)
 
 
-def _top_slot(xp, w):
+def _top_slot(xp, w, top=None):
     """[B, K] bool: the first largest node of each row (a min over positions, not argmax:
-    JAX's argmax under jit without x64 fails to lower its int64 index)."""
+    JAX's argmax under jit without x64 fails to lower its int64 index); ``top``: the row
+    maxima ([B]) where known."""
     positions = xp.convert_to_tensor(np.arange(w.shape[-1], dtype=np.float64))[None, :]
-    is_top = w == xp.max(w, axis=-1, keepdims=True)
+    top = xp.max(w, axis=-1) if top is None else top
+    is_top = w == top[:, None]
     first = xp.min(xp.where(is_top, positions, float(w.shape[-1])), axis=-1, keepdims=True)
     return positions == first
 
 
-def second_largest(xp, w):
+def second_largest(xp, w, top=None):
     """The largest node of each row of [B, K] ``w`` once its (first) largest is removed:
-    the top of the nodes a lifted series sums over ([B])."""
-    return xp.max(xp.where(_top_slot(xp, w), -math.inf, w), axis=-1)
+    the top of the nodes a lifted series sums over ([B]); ``top``: the row maxima ([B])
+    where known."""
+    return xp.max(xp.where(_top_slot(xp, w, top), -math.inf, w), axis=-1)
 
 
 def lifted_series(xp, w, lifted, tolerance_dtype=None):
@@ -514,7 +533,7 @@ def lifted_series(xp, w, lifted, tolerance_dtype=None):
     if num_classes is None:  # a graph of unknown K: (S1) alone
         value, mean, _, steps = positive_series(xp, w, tolerance_dtype=tolerance_dtype)
         return value - top, mean, steps
-    is_top = xp.logical_and(_top_slot(xp, w), lifted[:, None])
+    is_top = xp.logical_and(_top_slot(xp, w, top), lifted[:, None])
     nodes = xp.where(is_top, 0.0, w)
     log_first, ratios = lifted_coefficients(xp, top, num_classes, _LIFTED_COEFFICIENTS)
     value, mean, _, steps = positive_series(
