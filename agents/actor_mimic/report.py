@@ -297,7 +297,8 @@ def health_markdown(
     report, in the paper's order (default: every game found).
     """
     lines = [
-        "Numerical health of the students, over training epochs and seeds: share of "
+        "Numerical health of the students, over the training epochs of all seeds, each "
+        "epoch weighted by its updates: share of "
         "guidance vectors (and of the students' own distributions) on which the CC paper's "
         "closed-form normalizer (eq. 4) would fail; share of student rows on which the "
         "published CC-AMN falls back to the cross-entropy (its float32 closed-form mean is "
