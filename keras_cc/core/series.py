@@ -310,8 +310,13 @@ def _lifted_terms(spread, tolerance=1e-18):
     return terms
 
 
-# Coefficients tabulated: every lifted row converges on them, with a term to spare.
-_LIFTED_COEFFICIENTS = _lifted_terms(LIFTED_SPREAD) + 3
+def _lifted_coefficient_count(dtype):
+    """Coefficients tabulated for a series summed to the tolerance of ``dtype`` (a name):
+    every lifted row converges on them (its tail bound below a tenth of that tolerance),
+    with a term to spare."""
+    return _lifted_terms(LIFTED_SPREAD, relative_tolerance(dtype) / 10.0) + 3
+
+
 # Tail terms of the exponential series summed beyond the tabulated coefficients (where
 # the top node is below about m + 1 + sqrt(m), so their ratios fall like a Gaussian).
 _TAIL = {"scale": 12.0, "offset": 64}
@@ -535,7 +540,8 @@ def lifted_series(xp, w, lifted, tolerance_dtype=None):
         return value - top, mean, steps
     is_top = xp.logical_and(_top_slot(xp, w, top), lifted[:, None])
     nodes = xp.where(is_top, 0.0, w)
-    log_first, ratios = lifted_coefficients(xp, top, num_classes, _LIFTED_COEFFICIENTS)
+    count = _lifted_coefficient_count(tolerance_dtype or xp.dtype(w))
+    log_first, ratios = lifted_coefficients(xp, top, num_classes, count)
     value, mean, _, steps = positive_series(
         xp, nodes, tolerance_dtype=tolerance_dtype, coefficients=(log_first, ratios, lifted)
     )
