@@ -375,6 +375,33 @@ def _head_window(first):
 _SMALL_TOP_TERMS = 19
 
 
+# Columns per group of :func:`_small_top_sums`: the first by Horner's rule, the others from it.
+_SMALL_TOP_GROUP = 4
+
+
+def _small_top_sums(xp, q, orders):
+    """R_m = (m + 1)! a_m = sum_i prod_{l=1..i} q / (m + 1 + l) ([B, len(orders)]) for
+    ``orders`` m + 1 (consecutive), to float64 precision where q <= (m + 2) / 8 (ratios
+    at most 1/8).
+
+    By Horner's rule in ``_SMALL_TOP_TERMS`` terms at the last column of each group of
+    ``_SMALL_TOP_GROUP``, and down the group by R_m = 1 + q R_{m+1} / (m + 2): a sum of
+    two positive terms per column (no cancellation), where it holds at m it holds at m + 1.
+    """
+    group = _SMALL_TOP_GROUP
+    count = len(orders)
+    groups = -(-count // group)
+    padded = orders[0] + np.arange(groups * group, dtype=np.float64)
+    sums = [xp.ones_like(q * padded[None, group - 1 :: group])]
+    for i in range(_SMALL_TOP_TERMS, 0, -1):
+        sums[0] = 1.0 + q * xp.convert_to_tensor(1.0 / (padded[group - 1 :: group] + i)) * sums[0]
+    for j in range(group - 2, -1, -1):  # down the group: column j from column j + 1
+        step = xp.convert_to_tensor(1.0 / (padded[j::group] + 1.0))[None, :]
+        sums.insert(0, 1.0 + q * step * sums[0])
+    stacked = xp.concatenate([column[:, :, None] for column in sums], axis=-1)
+    return xp.reshape(stacked, (-1, groups * group))[:, :count]
+
+
 def lifted_coefficients(xp, top, num_classes, count):
     """Taylor coefficients at 0 of phi(z) = exp[q, z], the divided difference of exp at the
     top node q and z: log of a_m = exp[q, 0, ..., 0] (0 repeated m + 1 times) for
@@ -457,9 +484,7 @@ def lifted_coefficients(xp, top, num_classes, count):
     window_tail = rest + xp.concatenate([running_reverse, zero], axis=-1)  # T_m e^-peak
     orders = np.arange(first + 1.0, last + 2.0)  # m + 1
     small = q <= xp.convert_to_tensor((orders + 1.0) / 8.0)[None, :]
-    series_sum = xp.ones_like(share)  # R_m = (m + 1)! a_m = T_m (m + 1)! / q^(m+1)
-    for i in range(_SMALL_TOP_TERMS, 0, -1):
-        series_sum = 1.0 + q * xp.convert_to_tensor(1.0 / (orders + i))[None, :] * series_sum
+    series_sum = _small_top_sums(xp, q, orders)  # R_m = (m + 1)! a_m = T_m (m + 1)! / q^(m+1)
     from_partial = share <= 0.75
     # R_m = (m + 1)! a_m: the Horner sum where small; else (m + 1)! T_m / q^(m+1) with
     # T_m = exp(scale) value, so
