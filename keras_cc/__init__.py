@@ -5,10 +5,11 @@ The library: :mod:`keras_cc.ops` (pure TensorFlow), :mod:`keras_cc.distributions
 its TensorFlow, JAX and PyTorch backends) and :class:`ContinuousCategoricalDistillation`
 (``keras.distillation``). Each submodule is loaded on first use (``keras_cc.losses``,
 ``keras_cc.CCLabelSmoothing``, ``import keras_cc.ops``), so ``import keras_cc.ops`` loads no
-Keras object and no TensorFlow Probability; a saved model that holds keras_cc objects loads
-after ``import keras_cc`` alone (``keras_cc/_saving.py``). It sets no environment variable
-and leaves ``tf.keras`` as it is (see ``keras_cc/_environment.py`` for TensorFlow
-Probability 0.23).
+Keras object of keras_cc and no TensorFlow Probability (but for TensorFlow Probability
+0.23 without ``TF_USE_LEGACY_KERAS=1``, which ``import keras_cc`` loads at once to route
+its ``tf.keras``: ``keras_cc/_environment.py``); a saved model that holds keras_cc objects
+loads after ``import keras_cc`` alone (``keras_cc/_saving.py``). It sets no environment
+variable and leaves ``tf.keras`` as it is.
 
 The research code of the repository (the label-smoothing experiments, the correlation
 study, the actor-mimic agents) is not part of this package: it installs as
@@ -62,10 +63,9 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    names = set(globals()) | set(_SUBMODULES) | set(_ATTRIBUTES)
-    if not _HAS_DISTILLATION:
-        names.discard("ContinuousCategoricalDistillation")
-    return sorted(names)
+    return sorted(
+        name for name in __all__ if _HAS_DISTILLATION or name != "ContinuousCategoricalDistillation"
+    )
 
 
 __all__ = [

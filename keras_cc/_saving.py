@@ -58,7 +58,7 @@ def _class_stand_in(module, attribute):
         {
             "__new__": construct,
             "from_config": classmethod(from_config),
-            "__module__": module,
+            "__module__": __name__,  # a stand-in, not the class of `module`
             "__doc__": f"Stands for ``{module}.{attribute}`` until that module is loaded.",
         },
     )
@@ -71,7 +71,7 @@ def _function_stand_in(module, attribute):
         return _load(module, attribute)(*args, **kwargs)
 
     stand_in.__name__ = stand_in.__qualname__ = attribute
-    stand_in.__module__ = module
+    stand_in.__module__ = module  # what Keras saves beside the name, as for the real one
     stand_in.__doc__ = f"Calls ``{module}.{attribute}``, loading that module."
     return stand_in
 
