@@ -375,7 +375,7 @@ def _head_window(first):
 _SMALL_TOP_TERMS = 19
 
 
-# Columns per group of :func:`_small_top_sums`: the first by Horner's rule, the others from it.
+# Columns per group of :func:`_small_top_sums`: the last by Horner's rule, the others from it.
 _SMALL_TOP_GROUP = 4
 
 
@@ -392,9 +392,10 @@ def _small_top_sums(xp, q, orders):
     count = len(orders)
     groups = -(-count // group)
     padded = orders[0] + np.arange(groups * group, dtype=np.float64)
-    sums = [xp.ones_like(q * padded[None, group - 1 :: group])]
+    last = padded[group - 1 :: group]
+    sums = [xp.ones_like(q * xp.convert_to_tensor(last)[None, :])]
     for i in range(_SMALL_TOP_TERMS, 0, -1):
-        sums[0] = 1.0 + q * xp.convert_to_tensor(1.0 / (padded[group - 1 :: group] + i)) * sums[0]
+        sums[0] = 1.0 + q * xp.convert_to_tensor(1.0 / (last + i))[None, :] * sums[0]
     for j in range(group - 2, -1, -1):  # down the group: column j from column j + 1
         step = xp.convert_to_tensor(1.0 / (padded[j::group] + 1.0))[None, :]
         sums.insert(0, 1.0 + q * step * sums[0])
