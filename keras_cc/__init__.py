@@ -42,9 +42,7 @@ _ATTRIBUTES = {
     "ContinuousCategoricalDistillation": "keras_cc.distillation",
 }
 
-_saving.register_stand_ins(
-    available=lambda module: _HAS_DISTILLATION or module != "keras_cc.distillation"
-)
+_saving.register_stand_ins(unavailable=() if _HAS_DISTILLATION else ("keras_cc.distillation",))
 
 
 def __getattr__(name: str):

@@ -76,16 +76,16 @@ def _function_stand_in(module, attribute):
     return stand_in
 
 
-def register_stand_ins(available=lambda module: True):
+def register_stand_ins(unavailable=()):
     """Registers a stand-in under each name of :data:`SERIALIZABLE` not registered yet.
 
     Args:
-      available: whether a module can be loaded in this process (``keras_cc.distillation``
-        needs Keras 3.12 or newer); names of the others are left out.
+      unavailable: modules that cannot be loaded in this process (``keras_cc.distillation``
+        before Keras 3.12); their names are left out.
     """
     registered = keras.saving.get_custom_objects()
     for name, (module, attribute, kind) in SERIALIZABLE.items():
-        if f"{PACKAGE}>{name}" in registered or not available(module):
+        if f"{PACKAGE}>{name}" in registered or module in unavailable:
             continue
         if kind == "class":
             registered[f"{PACKAGE}>{name}"] = _class_stand_in(module, attribute)

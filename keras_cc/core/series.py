@@ -48,9 +48,6 @@ EULER_FLOOR = {"float32": 2.0**-100, "float64": 2.0**-1000}
 # would run for days or, past 2^31 terms, never end. Such rows are the table's
 # (:mod:`keras_cc.ops._divided_difference_table`) or a certified closed form's.
 MAX_SPREAD = 2.0**24
-# The loop's cap on the terms: series_limits' at MAX_SPREAD, the widest row it sums. Rows
-# converge long before their own (a static number: no reduction over the batch to set it).
-_MAX_TERMS = math.ceil(MAX_SPREAD + 14.0 * math.sqrt(MAX_SPREAD) + 80.0)
 
 
 def relative_tolerance(dtype):
@@ -59,15 +56,25 @@ def relative_tolerance(dtype):
     return 0.1 * (2.0**-24 if dtype == "float32" else 2.0**-53)
 
 
-def series_limits(xp, w):
-    """Log truncation tolerance and a hard cap (int32 scalar) on the number of terms.
+def _term_cap(spread, sqrt):
+    """A bound on the terms a row of ``spread`` needs (before its ceiling), with ``sqrt``
+    that of the spread's type: never reached in practice, the Poisson(spread) tail beyond
+    it being < 1e-40."""
+    return spread + 14.0 * sqrt(spread) + 80.0
 
-    The cap is never reached in practice: the Poisson(max w) tail beyond it is < 1e-40.
-    """
+
+def series_limits(xp, w):
+    """Log truncation tolerance and a hard cap (int32 scalar) on the number of terms
+    (:func:`_term_cap` at max w)."""
     spread = xp.cast(xp.max(w), "float64")
     log_tolerance = math.log(relative_tolerance(xp.dtype(w)))
-    max_terms = xp.cast(xp.ceil(spread + 14.0 * xp.sqrt(spread) + 80.0), "int32")
+    max_terms = xp.cast(xp.ceil(_term_cap(spread, xp.sqrt)), "int32")
     return log_tolerance, max_terms
+
+
+# The loop's cap on the terms: the cap at MAX_SPREAD, the widest row it sums. Rows converge
+# long before their own (a static number: no reduction over the batch to set it).
+_MAX_TERMS = math.ceil(_term_cap(MAX_SPREAD, math.sqrt))
 
 
 # Rows that finish alone: once at most this many rows of a batch still need terms, the
@@ -393,8 +400,8 @@ def _small_top_sums(xp, q, orders):
     groups = -(-count // group)
     padded = orders[0] + np.arange(groups * group, dtype=np.float64)
     last = padded[group - 1 :: group]
-    sums = [xp.ones_like(q * xp.convert_to_tensor(last)[None, :])]
-    for i in range(_SMALL_TOP_TERMS, 0, -1):
+    sums = [1.0 + q * xp.convert_to_tensor(1.0 / (last + _SMALL_TOP_TERMS))[None, :]]
+    for i in range(_SMALL_TOP_TERMS - 1, 0, -1):
         sums[0] = 1.0 + q * xp.convert_to_tensor(1.0 / (last + i))[None, :] * sums[0]
     for j in range(group - 2, -1, -1):  # down the group: column j from column j + 1
         step = xp.convert_to_tensor(1.0 / (padded[j::group] + 1.0))[None, :]
