@@ -29,11 +29,12 @@ def _on_rows(x, flagged, block_rows):
 
 
 @pytest.mark.parametrize("compiled", ("eager", "xla, batch unknown", "xla, batch static"))
-@pytest.mark.parametrize("rows, block_rows", ((13, 4), (3, 8), (40, 64), (1, 1)))
+@pytest.mark.parametrize("rows, block_rows", ((13, 4), (3, 8), (40, 64), (1, 1), (13, None)))
 @pytest.mark.parametrize("share", (0.0, 0.3, 1.0))
 def test_method_on_flagged_rows_equals_the_method_on_each_row(rows, block_rows, share, compiled):
     """Blocks in a loop where the batch may exceed a block; a static batch of at most one
-    block takes the method on the whole batch, without a loop."""
+    block, and any batch when ``block_rows`` is None, takes the method on the whole batch,
+    without a loop."""
     rng = np.random.default_rng(rows)
     x = tf.constant(rng.standard_normal((rows, 5)))
     flagged = tf.constant(rng.random(rows) < share)
@@ -56,7 +57,7 @@ def test_method_on_flagged_rows_equals_the_method_on_each_row(rows, block_rows, 
     for got, own in ((value, expected[0]), (doubled, expected[1])):
         rest = got.numpy()[~chosen]
         assert np.all((rest == 0.0) | np.isclose(rest, own.numpy()[~chosen], rtol=1e-14))
-    block = min(block_rows, rows)
+    block = rows if block_rows is None else min(block_rows, rows)
     assert int(steps) == -(-int(chosen.sum()) // block)  # one step per block, none if none
 
 

@@ -23,16 +23,19 @@ def on_rows(xp, method, flagged, inputs, empty, block_rows=BLOCK_ROWS):
       empty: [B, ...] arrays, one per output of ``method``: the outputs of the rows not
         flagged; a scalar (0-d) entry instead starts the sum of that output over the
         blocks (e.g. sequential steps).
+      block_rows: rows per block, or None for one block of the whole batch, whatever its
+        size.
 
     Returns:
       A list of [B, ...] outputs: ``method``'s on the flagged rows (and possibly on some
       others: a block that is not full is completed with unflagged rows, whose outputs are
       the method's on their own inputs; a static batch of at most ``block_rows`` rows is
-      one block, on which the method runs as it stands when any row is flagged),
+      one block, as is any batch when ``block_rows`` is None: the method runs on it as it
+      stands when any row is flagged),
       ``empty``'s elsewhere; the scalar outputs summed.
     """
     rows = xp.size(flagged, 0)
-    if isinstance(rows, int) and rows <= block_rows:
+    if block_rows is None or (isinstance(rows, int) and rows <= block_rows):
         # One block holds the batch: the method on it as it stands, with no gather, scatter
         # or loop (fewer kernels to compile), and not at all when no row is flagged.
         def whole_batch():

@@ -33,6 +33,12 @@ CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 # keep a block's K^2 node pairs within this count: at K = 10, 655 rows, so that a batch of
 # a few hundred rows takes them in one block, compiled without a gather, scatter or loop.
 CLOSED_FORM_BLOCK_PAIRS = 2**16
+# Up to this many classes, the closed form takes the whole batch in one block, whatever its
+# size, when any row is flagged: its O(K^2) work per row is then about that of a few series
+# terms, and a batch size unknown until the graph runs (Keras traces its train and test
+# steps so) compiles no gather, scatter or loop (99 kernels for loss + gradient at K = 10
+# instead of 111, with the same time per call at 128 to 4096 rows).
+CLOSED_FORM_WHOLE_BATCH_CLASSES = 16
 
 # The methods of :meth:`LogNormalizer.value_and_mean`, by the index it reports for each row.
 METHODS = ("series", "table", "closed form", "top nodes", "lifted series")
@@ -220,7 +226,9 @@ class LogNormalizer:
                 tried,
                 [logits64 - maximum[:, None], tried],
                 [zeros[:, 0], zeros, no_rows, no_rows],
-                max(blocks.BLOCK_ROWS, CLOSED_FORM_BLOCK_PAIRS // num_classes**2),
+                None
+                if num_classes <= CLOSED_FORM_WHOLE_BATCH_CLASSES
+                else max(blocks.BLOCK_ROWS, CLOSED_FORM_BLOCK_PAIRS // num_classes**2),
             )
         done = xp.logical_or(by_top_nodes, by_closed_form)
         by_table, table_steps = no_rows, no_steps
