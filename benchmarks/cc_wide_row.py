@@ -115,7 +115,7 @@ def main(argv):
         print(
             f"{batch_size}x{num_classes} spread {spread:g}: CC-LS {row['cc_ls_ms']:.2f} ms, "
             f"with the wide row {row['cc_ls_wide_row_ms']:.2f} ms: "
-            f"{row['cc_ls_wide_row/cc_ls']:.1f}x ({row['cc_ls_wide_row/cc_ls_spread']}); "
+            f"{row['cc_ls_wide_row/cc_ls']:.2f}x ({row['cc_ls_wide_row/cc_ls_spread']}); "
             f"CC-LS/CE+LS {row['cc_ls/ce_ls']:.1f}x; steps {row['sequential_steps']}; "
             f"wide row by {row['wide_row_method']}",
             flush=True,
