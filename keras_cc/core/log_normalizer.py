@@ -30,14 +30,14 @@ TABLE_MAX_SPREAD = 2.0**58
 # series' O(K spread) in about spread sequential terms.
 CLOSED_FORM_SPREAD_PER_CLASS = 4.0
 # Their blocks (blocks.on_rows) hold at least blocks.BLOCK_ROWS rows and as many more as
-# keep a block's K^2 node pairs within this count: at K = 10, 655 rows, so that a batch of
-# a few hundred rows takes them in one block, compiled without a gather, scatter or loop.
+# keep a block's K^2 node pairs within this count: at K = 20, 163 rows, so that a batch of
+# a hundred or so rows takes them in one block, compiled without a gather, scatter or loop.
 CLOSED_FORM_BLOCK_PAIRS = 2**16
 # Up to this many classes, the closed form takes the whole batch in one block, whatever its
 # size, when any row is flagged: its O(K^2) work per row is then about that of a few series
 # terms, and a batch size unknown until the graph runs (Keras traces its train and test
 # steps so) compiles no gather, scatter or loop (99 kernels for loss + gradient at K = 10
-# instead of 111, with the same time per call at 128 to 4096 rows).
+# instead of 111, with the same time per call at 1024 and 4096 rows).
 CLOSED_FORM_WHOLE_BATCH_CLASSES = 16
 
 # The methods of :meth:`LogNormalizer.value_and_mean`, by the index it reports for each row.
@@ -117,8 +117,10 @@ class LogNormalizer:
         uncertified rows wider than ``TABLE_MAX_SPREAD``, or wider than
         ``series.MAX_SPREAD`` where there is no table).
     Each method runs on the rows that take it only: the certified closed forms a block of
-    rows at a time (:func:`keras_cc.core.blocks.on_rows`), the series' last rows in a
-    block of their own (:func:`keras_cc.core.series.positive_series`); rows taken by
+    rows at a time (:func:`keras_cc.core.blocks.on_rows`; up to
+    ``CLOSED_FORM_WHOLE_BATCH_CLASSES`` classes, where their O(K^2) work per row is small,
+    on the whole batch when any row needs them), the series' last rows in a block of their
+    own (:func:`keras_cc.core.series.positive_series`); rows taken by
     another method do not lengthen the series' loop. Rows with a non-finite logit give NaN.
 
     The derivatives. The CC family is exponential with sufficient statistic y, so
@@ -217,9 +219,10 @@ class LogNormalizer:
             tried = xp.logical_and(
                 spread > CLOSED_FORM_SPREAD_PER_CLASS * per_class, xp.logical_not(lifted)
             )
-            # On the tried rows only, a block at a time (blocks.on_rows), relative to the
-            # row maximum: no large numbers cancel when the logits are log-probabilities
-            # (maximum near 0, minimum far below).
+            # On the tried rows only, a block at a time (blocks.on_rows; the whole batch up
+            # to CLOSED_FORM_WHOLE_BATCH_CLASSES classes), relative to the row maximum: no
+            # large numbers cancel when the logits are log-probabilities (maximum near 0,
+            # minimum far below).
             value, mean, by_closed_form, by_top_nodes = blocks.on_rows(
                 xp,
                 lambda nodes64, tried: self.certified_rows(nodes64, tried, dtype),
